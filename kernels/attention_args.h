@@ -1,0 +1,29 @@
+/* attention_args.h - the shape of one attention call over the paged KV cache.
+ * Shared by the CPU kernels and the CUDA kernels' C interface.
+ *
+ * Tokens of one step are flattened (prefill and decode tokens of several
+ * sequences side by side). Token i belongs to block-table row token_seq[i],
+ * sits at position token_pos[i], and attends to cache positions
+ * [0, token_pos[i]] of its sequence (causal), optionally limited to a sliding
+ * window of the last `window` positions plus the first `n_sink` positions.
+ * The KV cache of one layer is [n_blocks][block_size][kv_dim]; position p of a
+ * sequence lives in block block_tables[row][p / block_size], offset
+ * p % block_size. All index arrays live where the backend's memory lives. */
+#ifndef GS_ATTENTION_ARGS_H
+#define GS_ATTENTION_ARGS_H
+
+typedef struct gs_attn_args {
+    int n_tokens;
+    int n_head, n_kv_head, head_dim; /* n_kv_head divides n_head (MHA/GQA/MQA) */
+    int qkv_stride;          /* floats per token row of qkv: q at 0, k at n_head*head_dim, v after k */
+    int block_size;
+    int max_blocks_per_seq;  /* row length of block_tables */
+    int max_pos;             /* largest token_pos + 1 in this call: scratch sizing */
+    const int *token_seq;    /* [n_tokens] */
+    const int *token_pos;    /* [n_tokens] */
+    const int *block_tables; /* [rows][max_blocks_per_seq] */
+    int window;              /* 0: attend to every earlier position */
+    int n_sink;              /* with a window: the first n_sink positions stay visible */
+} gs_attn_args;
+
+#endif

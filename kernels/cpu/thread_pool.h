@@ -1,0 +1,21 @@
+/* thread_pool.h - a fixed pool of worker threads for the CPU kernels.
+ *
+ * parallel_for splits [0, n) into contiguous chunks, one per thread, and
+ * returns when every chunk is done. The calling thread works too, so a pool of
+ * one thread (or a NULL pool) runs everything inline with no locking. */
+#ifndef GS_THREAD_POOL_H
+#define GS_THREAD_POOL_H
+
+typedef struct gs_pool gs_pool;
+typedef void (*gs_pool_fn)(void *ctx, int begin, int end);
+
+/* n_threads <= 0 means one per online CPU. Returns NULL on failure. */
+gs_pool *gs_pool_create(int n_threads);
+void gs_pool_destroy(gs_pool *pool);
+int gs_pool_threads(const gs_pool *pool); /* 1 for NULL */
+
+/* Runs fn over [0, n); chunks smaller than min_chunk items are not split
+ * further, so tiny loops stay on the calling thread. */
+void gs_pool_parallel_for(gs_pool *pool, int n, int min_chunk, gs_pool_fn fn, void *ctx);
+
+#endif

@@ -1,0 +1,71 @@
+/* backend.h - the seam between the engine and the hardware.
+ *
+ * A backend is a table of function pointers (as nvtop's gpu_vendor): memory
+ * (allocate, upload, download), synchronize, and one entry per op of the
+ * forward pass. Pointers passed to ops are the backend's own memory (host
+ * memory on the CPU, device memory on CUDA). Ops enqueue work and may return
+ * before it finishes; synchronize waits. Shapes use llm.c's names: n rows
+ * (tokens), C width, k/m inner/outer sizes. */
+#ifndef GS_BACKEND_H
+#define GS_BACKEND_H
+
+#include <stddef.h>
+
+#include "attention_args.h"
+#include "status.h"
+
+typedef struct gs_backend gs_backend;
+
+typedef struct gs_backend_ops {
+    const char *name; /* "cpu", "cuda" */
+    void (*destroy)(gs_backend *be);
+
+    /* Memory. alloc returns NULL when out of memory (the caller reports the bytes). */
+    void *(*alloc)(gs_backend *be, size_t bytes);
+    void (*free)(gs_backend *be, void *ptr);
+    int (*upload)(gs_backend *be, void *dst, const void *src, size_t bytes);
+    int (*download)(gs_backend *be, void *dst, const void *src, size_t bytes);
+    int (*synchronize)(gs_backend *be);
+    /* Bytes free and total on the device (host RAM for the CPU backend). */
+    int (*mem_info)(gs_backend *be, size_t *free_bytes, size_t *total_bytes);
+
+    /* Ops. */
+    void (*embed)(gs_backend *be, float *out, const int *tokens, const int *pos, const float *wte,
+                  const float *wpe, int n, int C);
+    void (*layernorm)(gs_backend *be, float *out, const float *in, const float *w, const float *b,
+                      int n, int C, float eps);
+    void (*rmsnorm)(gs_backend *be, float *out, const float *in, const float *w, int n, int C,
+                    float eps);
+    /* out[n][m] = in[n][k] . w[m][k]^T (+ bias) */
+    void (*matmul)(gs_backend *be, float *out, const float *in, const float *w, const float *bias,
+                   int n, int k, int m);
+    void (*gelu)(gs_backend *be, float *x, long count);
+    void (*swiglu)(gs_backend *be, float *up, const float *gate, long count);
+    void (*rope)(gs_backend *be, float *qkv, const int *pos, int n, int qkv_stride, int n_head,
+                 int n_kv_head, int head_dim, float theta);
+    void (*kv_store)(gs_backend *be, float *k_cache, float *v_cache, const float *qkv,
+                     const int *slot, int n, int qkv_stride, int q_dim, int kv_dim);
+    void (*attention)(gs_backend *be, float *out, const float *qkv, const float *k_cache,
+                      const float *v_cache, const gs_attn_args *a);
+    void (*residual_add)(gs_backend *be, float *x, const float *y, long count);
+    /* out[i] = in[rows[i]] for i < n: picks the rows that need logits. */
+    void (*gather_rows)(gs_backend *be, float *out, const float *in, const int *rows, int n, int C);
+} gs_backend_ops;
+
+struct gs_backend {
+    const gs_backend_ops *ops;
+    void *impl;               /* the backend's private state */
+    char device_name[128];    /* "AMD EPYC ... (2 threads)", "NVIDIA H100 80GB HBM3" */
+    int threads;              /* CPU worker threads; 0 for device backends */
+};
+
+/* Creates a backend by name: "cpu", "cuda" or "auto" (CUDA when a device is
+ * usable, else CPU). threads: CPU worker threads, 0 = one per core.
+ * Unknown name: GS_ERR_INPUT; "cuda" without a usable device: GS_ERR_RUNTIME. */
+int gs_backend_create(gs_backend **out, const char *name, int threads, gs_error *err);
+void gs_backend_destroy(gs_backend *be);
+
+/* The CPU backend's constructor (registered in backend.c). */
+int gs_backend_cpu_create(gs_backend **out, int threads, gs_error *err);
+
+#endif

@@ -1,0 +1,44 @@
+/* cli.h - command-line parsing shared by the subcommands.
+ *
+ * Every running command takes the common options (-c, --model, --format,
+ * --backend, --seed, --threads); each command adds its own from the same
+ * table, so help text and parsing cannot drift apart. Precedence: defaults <
+ * YAML file (-c) < command-line options. */
+#ifndef GS_CLI_H
+#define GS_CLI_H
+
+#include "config.h"
+#include "sampler.h"
+#include "status.h"
+
+/* Which option groups a command accepts. */
+enum {
+    GS_OPTS_COMMON = 1 << 0,   /* -c --model --format --backend --seed --threads */
+    GS_OPTS_SAMPLING = 1 << 1, /* -n --temperature --top-k --top-p --prompt-ids */
+    GS_OPTS_WORKLOAD = 1 << 2, /* --batch --prompt-len --gen-len */
+    GS_OPTS_OUTPUT = 1 << 3,   /* --json */
+};
+
+typedef struct gs_cli {
+    const char *command;      /* "generate" */
+    unsigned groups;
+    gs_config cfg;
+    gs_sampler sampler;
+    int n_tokens;             /* -n; -1 unset */
+    int *prompt_ids;          /* --prompt-ids, owned */
+    int n_prompt_ids;
+    int json;
+    int help;
+    char **args;              /* positional arguments left over */
+    int n_args;
+} gs_cli;
+
+/* Parses argv (argv[0] is the command name). GS_ERR_INPUT with a one-line
+ * message on bad usage; cli->help set when --help was asked. */
+int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, char **argv,
+                 gs_error *err);
+void gs_cli_free(gs_cli *cli);
+/* Prints the option lines of the given groups. */
+void gs_cli_print_options(unsigned groups);
+
+#endif

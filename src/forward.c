@@ -1,0 +1,270 @@
+/* forward.c - one engine step of the GPT, expressed in backend ops.
+ *
+ * GPT-2:  x = wte[tok] + wpe[pos]; per layer: x += proj(attn(ln1(x))),
+ *         x += down(gelu(up(ln2(x)))); logits = lnf(x) . wte^T.
+ * Llama:  x = wte[tok]; per layer: x += wo(attn(rope(qkv(rms1(x))))),
+ *         x += w2(silu(w1 y) * w3 y) with y = rms2(x); logits = rmsf(x) . lm_head^T. */
+#include "forward.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define OP_BEGIN(f, name, layer) gs_range_begin((f)->ranges, GS_RANGE_OP, (name), (layer))
+#define OP_END(f, name) gs_range_end((f)->ranges, GS_RANGE_OP, (name))
+
+size_t gs_forward_kv_bytes_per_token(const gs_model_shape *s)
+{
+    return (size_t)2 * (size_t)s->n_layer * (size_t)gs_shape_kv_dim(s) * sizeof(float);
+}
+
+/* Allocates or records the failure; callers check *failed once at the end. */
+static void *take(gs_forward *f, size_t bytes, size_t *acct, size_t *failed_bytes)
+{
+    void *p = f->be->ops->alloc(f->be, bytes);
+    if (!p)
+        *failed_bytes += bytes;
+    else
+        *acct += bytes;
+    return p;
+}
+
+static float *rebase(const gs_model *m, float *base, const float *p)
+{
+    return p ? base + (p - m->data) : NULL;
+}
+
+int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_ranges *ranges,
+                    int max_tokens, int max_rows, int n_blocks, int block_size, gs_error *err)
+{
+    memset(f, 0, sizeof *f);
+    const gs_model_shape *s = &m->shape;
+    f->be = be;
+    f->shape = *s;
+    f->ranges = ranges;
+    f->max_tokens = max_tokens;
+    f->max_rows = max_rows;
+    f->n_blocks = n_blocks;
+    f->block_size = block_size;
+    f->max_blocks_per_seq = (s->n_ctx + block_size - 1) / block_size;
+    size_t C = (size_t)s->n_embd, H = (size_t)s->n_hidden, T = (size_t)max_tokens;
+    size_t missing = 0;
+
+    f->w_base = take(f, m->n_floats * sizeof(float), &f->weight_bytes, &missing);
+    f->x = take(f, T * C * sizeof(float), &f->activation_bytes, &missing);
+    f->xn = take(f, T * C * sizeof(float), &f->activation_bytes, &missing);
+    f->att = take(f, T * C * sizeof(float), &f->activation_bytes, &missing);
+    f->qkv = take(f, T * (size_t)gs_shape_qkv_dim(s) * sizeof(float), &f->activation_bytes, &missing);
+    f->h_up = take(f, T * H * sizeof(float), &f->activation_bytes, &missing);
+    f->h_gate = take(f, T * H * sizeof(float), &f->activation_bytes, &missing);
+    f->gathered = take(f, (size_t)max_rows * C * sizeof(float), &f->activation_bytes, &missing);
+    f->logits = take(f, (size_t)max_rows * (size_t)s->vocab * sizeof(float), &f->activation_bytes, &missing);
+    f->d_tokens = take(f, T * sizeof(int), &f->activation_bytes, &missing);
+    f->d_pos = take(f, T * sizeof(int), &f->activation_bytes, &missing);
+    f->d_seq = take(f, T * sizeof(int), &f->activation_bytes, &missing);
+    f->d_slot = take(f, T * sizeof(int), &f->activation_bytes, &missing);
+    f->d_logit_rows = take(f, (size_t)max_rows * sizeof(int), &f->activation_bytes, &missing);
+    f->d_tables = take(f, (size_t)max_rows * (size_t)f->max_blocks_per_seq * sizeof(int),
+                       &f->activation_bytes, &missing);
+    f->k_cache = calloc((size_t)s->n_layer, sizeof(float *));
+    f->v_cache = calloc((size_t)s->n_layer, sizeof(float *));
+    if (!f->k_cache || !f->v_cache) {
+        gs_forward_destroy(f);
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory for the KV-cache pointers");
+    }
+    size_t layer_kv = (size_t)n_blocks * (size_t)block_size * (size_t)gs_shape_kv_dim(s) * sizeof(float);
+    for (int l = 0; l < s->n_layer; l++) {
+        f->k_cache[l] = take(f, layer_kv, &f->kv_bytes, &missing);
+        f->v_cache[l] = take(f, layer_kv, &f->kv_bytes, &missing);
+    }
+    if (missing) {
+        size_t fr = 0, tot = 0;
+        be->ops->mem_info(be, &fr, &tot);
+        size_t need = f->weight_bytes + f->activation_bytes + f->kv_bytes + missing;
+        gs_forward_destroy(f);
+        return gs_error_set(err, GS_ERR_RUNTIME,
+                            "out of %s memory: the model needs %zu bytes (weights %zu, KV cache %zu), "
+                            "%zu of %zu bytes are free",
+                            be->ops->name, need, m->n_floats * sizeof(float), layer_kv * 2 * (size_t)s->n_layer,
+                            fr, tot);
+    }
+    int rc = be->ops->upload(be, f->w_base, m->data, m->n_floats * sizeof(float));
+    if (rc) {
+        gs_forward_destroy(f);
+        return gs_error_set(err, GS_ERR_RUNTIME, "uploading the weights to %s failed", be->ops->name);
+    }
+    /* The backend copy mirrors the master's layout: same offsets, other base. */
+    f->w.shape = *s;
+    f->w.layers = calloc((size_t)s->n_layer, sizeof *f->w.layers);
+    if (!f->w.layers) {
+        gs_forward_destroy(f);
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory");
+    }
+    f->w.wte = rebase(m, f->w_base, m->wte);
+    f->w.wpe = rebase(m, f->w_base, m->wpe);
+    f->w.lnf_w = rebase(m, f->w_base, m->lnf_w);
+    f->w.lnf_b = rebase(m, f->w_base, m->lnf_b);
+    f->w.lm_head = rebase(m, f->w_base, m->lm_head);
+    for (int l = 0; l < s->n_layer; l++) {
+        const gs_layer_weights *a = &m->layers[l];
+        gs_layer_weights *b = &f->w.layers[l];
+        b->ln1_w = rebase(m, f->w_base, a->ln1_w);
+        b->ln1_b = rebase(m, f->w_base, a->ln1_b);
+        b->wqkv = rebase(m, f->w_base, a->wqkv);
+        b->bqkv = rebase(m, f->w_base, a->bqkv);
+        b->wo = rebase(m, f->w_base, a->wo);
+        b->bo = rebase(m, f->w_base, a->bo);
+        b->ln2_w = rebase(m, f->w_base, a->ln2_w);
+        b->ln2_b = rebase(m, f->w_base, a->ln2_b);
+        b->w_up = rebase(m, f->w_base, a->w_up);
+        b->b_up = rebase(m, f->w_base, a->b_up);
+        b->w_gate = rebase(m, f->w_base, a->w_gate);
+        b->w_down = rebase(m, f->w_base, a->w_down);
+        b->b_down = rebase(m, f->w_base, a->b_down);
+    }
+    return GS_OK;
+}
+
+void gs_forward_destroy(gs_forward *f)
+{
+    gs_backend *be = f->be;
+    if (!be)
+        return;
+    void *bufs[] = {f->w_base, f->x, f->xn, f->att, f->qkv, f->h_up, f->h_gate, f->gathered,
+                    f->logits, f->d_tokens, f->d_pos, f->d_seq, f->d_slot, f->d_logit_rows,
+                    f->d_tables};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i])
+            be->ops->free(be, bufs[i]);
+    for (int l = 0; f->k_cache && l < f->shape.n_layer; l++) {
+        if (f->k_cache[l])
+            be->ops->free(be, f->k_cache[l]);
+        if (f->v_cache[l])
+            be->ops->free(be, f->v_cache[l]);
+    }
+    free(f->k_cache);
+    free(f->v_cache);
+    free(f->w.layers);
+    memset(f, 0, sizeof *f);
+}
+
+static void norm(gs_forward *f, float *out, const float *in, const float *w, const float *b, int n)
+{
+    const gs_model_shape *s = &f->shape;
+    if (s->arch == GS_ARCH_GPT2)
+        f->be->ops->layernorm(f->be, out, in, w, b, n, s->n_embd, s->norm_eps);
+    else
+        f->be->ops->rmsnorm(f->be, out, in, w, n, s->n_embd, s->norm_eps);
+}
+
+int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs_error *err)
+{
+    gs_backend *be = f->be;
+    const gs_backend_ops *op = be->ops;
+    const gs_model_shape *s = &f->shape;
+    int n = b->n, C = s->n_embd, H = s->n_hidden, hd = gs_shape_head_dim(s);
+    int kv_dim = gs_shape_kv_dim(s), qkv_dim = gs_shape_qkv_dim(s);
+    if (n < 1 || n > f->max_tokens || b->n_logits > f->max_rows || b->n_rows > f->max_rows)
+        return gs_error_set(err, GS_ERR_RUNTIME, "step of %d tokens exceeds the %d planned", n,
+                            f->max_tokens);
+    int max_pos = 0;
+    for (int i = 0; i < n; i++)
+        if (b->pos[i] + 1 > max_pos)
+            max_pos = b->pos[i] + 1;
+
+    OP_BEGIN(f, "upload_inputs", -1);
+    int rc = op->upload(be, f->d_tokens, b->tokens, (size_t)n * sizeof(int));
+    rc |= op->upload(be, f->d_pos, b->pos, (size_t)n * sizeof(int));
+    rc |= op->upload(be, f->d_seq, b->seq_row, (size_t)n * sizeof(int));
+    rc |= op->upload(be, f->d_slot, b->slot, (size_t)n * sizeof(int));
+    rc |= op->upload(be, f->d_tables, b->block_tables,
+                     (size_t)b->n_rows * (size_t)f->max_blocks_per_seq * sizeof(int));
+    OP_END(f, "upload_inputs");
+    if (rc)
+        return gs_error_set(err, GS_ERR_RUNTIME, "uploading step inputs failed");
+
+    OP_BEGIN(f, "embed", -1);
+    op->embed(be, f->x, f->d_tokens, f->d_pos, f->w.wte, f->w.wpe, n, C);
+    OP_END(f, "embed");
+
+    gs_attn_args aa = {
+        .n_tokens = n, .n_head = s->n_head, .n_kv_head = s->n_kv_head, .head_dim = hd,
+        .qkv_stride = qkv_dim, .block_size = f->block_size,
+        .max_blocks_per_seq = f->max_blocks_per_seq, .max_pos = max_pos,
+        .token_seq = f->d_seq, .token_pos = f->d_pos, .block_tables = f->d_tables,
+        .window = f->window, .n_sink = f->n_sink,
+    };
+    for (int l = 0; l < s->n_layer; l++) {
+        const gs_layer_weights *w = &f->w.layers[l];
+        gs_range_begin(f->ranges, GS_RANGE_LAYER, "layer", l);
+
+        OP_BEGIN(f, "norm_attn", l);
+        norm(f, f->xn, f->x, w->ln1_w, w->ln1_b, n);
+        OP_END(f, "norm_attn");
+        OP_BEGIN(f, "matmul_qkv", l);
+        op->matmul(be, f->qkv, f->xn, w->wqkv, w->bqkv, n, C, qkv_dim);
+        OP_END(f, "matmul_qkv");
+        if (s->arch == GS_ARCH_LLAMA) {
+            OP_BEGIN(f, "rope", l);
+            op->rope(be, f->qkv, f->d_pos, n, qkv_dim, s->n_head, s->n_kv_head, hd, s->rope_theta);
+            OP_END(f, "rope");
+        }
+        OP_BEGIN(f, "kv_store", l);
+        op->kv_store(be, f->k_cache[l], f->v_cache[l], f->qkv, f->d_slot, n, qkv_dim, C, kv_dim);
+        OP_END(f, "kv_store");
+        OP_BEGIN(f, "attention", l);
+        op->attention(be, f->att, f->qkv, f->k_cache[l], f->v_cache[l], &aa);
+        OP_END(f, "attention");
+        OP_BEGIN(f, "matmul_out", l);
+        op->matmul(be, f->xn, f->att, w->wo, w->bo, n, C, C);
+        OP_END(f, "matmul_out");
+        OP_BEGIN(f, "residual_attn", l);
+        op->residual_add(be, f->x, f->xn, (long)n * C);
+        OP_END(f, "residual_attn");
+
+        OP_BEGIN(f, "norm_mlp", l);
+        norm(f, f->xn, f->x, w->ln2_w, w->ln2_b, n);
+        OP_END(f, "norm_mlp");
+        OP_BEGIN(f, "matmul_up", l);
+        op->matmul(be, f->h_up, f->xn, w->w_up, w->b_up, n, C, H);
+        OP_END(f, "matmul_up");
+        if (s->arch == GS_ARCH_GPT2) {
+            OP_BEGIN(f, "gelu", l);
+            op->gelu(be, f->h_up, (long)n * H);
+            OP_END(f, "gelu");
+        } else {
+            OP_BEGIN(f, "matmul_gate", l);
+            op->matmul(be, f->h_gate, f->xn, w->w_gate, NULL, n, C, H);
+            OP_END(f, "matmul_gate");
+            OP_BEGIN(f, "swiglu", l);
+            op->swiglu(be, f->h_up, f->h_gate, (long)n * H);
+            OP_END(f, "swiglu");
+        }
+        OP_BEGIN(f, "matmul_down", l);
+        op->matmul(be, f->xn, f->h_up, w->w_down, w->b_down, n, H, C);
+        OP_END(f, "matmul_down");
+        OP_BEGIN(f, "residual_mlp", l);
+        op->residual_add(be, f->x, f->xn, (long)n * C);
+        OP_END(f, "residual_mlp");
+
+        gs_range_end(f->ranges, GS_RANGE_LAYER, "layer");
+    }
+    if (b->n_logits > 0) {
+        OP_BEGIN(f, "gather_last", -1);
+        rc = op->upload(be, f->d_logit_rows, b->logit_rows, (size_t)b->n_logits * sizeof(int));
+        op->gather_rows(be, f->gathered, f->x, f->d_logit_rows, b->n_logits, C);
+        OP_END(f, "gather_last");
+        OP_BEGIN(f, "norm_final", -1);
+        norm(f, f->gathered, f->gathered, f->w.lnf_w, f->w.lnf_b, b->n_logits);
+        OP_END(f, "norm_final");
+        OP_BEGIN(f, "matmul_logits", -1);
+        op->matmul(be, f->logits, f->gathered, f->w.lm_head, NULL, b->n_logits, C, s->vocab);
+        OP_END(f, "matmul_logits");
+        OP_BEGIN(f, "download_logits", -1);
+        rc |= op->download(be, logits_out, f->logits, (size_t)b->n_logits * (size_t)s->vocab * sizeof(float));
+        rc |= op->synchronize(be);
+        OP_END(f, "download_logits");
+        if (rc)
+            return gs_error_set(err, GS_ERR_RUNTIME, "reading the logits back failed");
+    }
+    return GS_OK;
+}

@@ -1,0 +1,57 @@
+/* forward.h - the GPT forward pass over one engine step, through a backend.
+ *
+ * A step is a flat list of tokens from one or more sequences (prefill chunks
+ * and decode tokens side by side). Each token carries its position, its
+ * block-table row and its KV-cache slot. Logits are produced only for the
+ * rows the engine asks for (the last token of each sequence, usually), so a
+ * long prefill does not pay for a vocabulary-wide product per token.
+ * Every op runs inside a named range: step > layer > op. */
+#ifndef GS_FORWARD_H
+#define GS_FORWARD_H
+
+#include "backend.h"
+#include "model.h"
+#include "ranges.h"
+
+typedef struct gs_step_batch {
+    int n;                   /* tokens this step */
+    const int *tokens;       /* [n] */
+    const int *pos;          /* [n] */
+    const int *seq_row;      /* [n] block-table row */
+    const int *slot;         /* [n] KV-cache slot */
+    const int *block_tables; /* [n_rows][max_blocks_per_seq] host copy */
+    int n_rows;              /* block-table rows to upload */
+    int n_logits;            /* rows that need logits */
+    const int *logit_rows;   /* [n_logits] indices into the n tokens */
+} gs_step_batch;
+
+typedef struct gs_forward {
+    gs_backend *be;
+    gs_model_shape shape;
+    gs_ranges *ranges;
+    int max_tokens, max_rows, max_blocks_per_seq, n_blocks, block_size;
+    int window, n_sink;      /* attention variant: sliding window and sinks */
+    /* weights in backend memory: same layout as the master */
+    float *w_base;
+    gs_model w;              /* pointers into w_base (data field unused) */
+    /* activations */
+    float *x, *xn, *qkv, *att, *h_up, *h_gate, *gathered, *logits;
+    int *d_tokens, *d_pos, *d_seq, *d_slot, *d_tables, *d_logit_rows;
+    float **k_cache, **v_cache; /* [n_layer] each [n_blocks*block_size][kv_dim] */
+    size_t weight_bytes, activation_bytes, kv_bytes;
+} gs_forward;
+
+/* Uploads the weights and allocates activations for steps of up to max_tokens
+ * tokens and max_rows sequences, and a KV cache of n_blocks blocks.
+ * Out of memory: GS_ERR_RUNTIME naming the bytes needed and free. */
+int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_ranges *ranges,
+                    int max_tokens, int max_rows, int n_blocks, int block_size, gs_error *err);
+void gs_forward_destroy(gs_forward *f);
+
+/* Runs one step; logits_out (host) receives [n_logits][vocab]. */
+int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs_error *err);
+
+/* KV-cache bytes per token (all layers, K and V). */
+size_t gs_forward_kv_bytes_per_token(const gs_model_shape *s);
+
+#endif

@@ -1,0 +1,114 @@
+/* session.c - configuration to running engine. */
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model_load.h"
+#include "presets.h"
+#include "ranges.h"
+
+static int shape_overridden(const gs_shape_override *o)
+{
+    return o->arch >= 0 || o->n_layer > 0 || o->n_head > 0 || o->n_kv_head > 0 || o->n_embd > 0 ||
+           o->n_hidden > 0 || o->n_ctx > 0 || o->vocab > 0;
+}
+
+int gs_session_load_model(const gs_config *c, gs_model *m, gs_error *err)
+{
+    const gs_preset *p = gs_preset_find(c->model);
+    if (p) {
+        gs_model_shape s = p->shape;
+        const gs_shape_override *o = &c->shape;
+        if (o->arch >= 0)
+            s.arch = (gs_arch)o->arch;
+        if (o->n_layer > 0)
+            s.n_layer = o->n_layer;
+        if (o->n_head > 0)
+            s.n_head = o->n_head;
+        if (o->n_kv_head > 0)
+            s.n_kv_head = o->n_kv_head;
+        else if (o->n_head > 0)
+            s.n_kv_head = s.arch == GS_ARCH_GPT2 || p->shape.n_kv_head == p->shape.n_head ? o->n_head : s.n_kv_head;
+        if (o->n_embd > 0)
+            s.n_embd = o->n_embd;
+        if (o->n_hidden > 0)
+            s.n_hidden = o->n_hidden;
+        else if (o->n_embd > 0 && s.arch == GS_ARCH_GPT2)
+            s.n_hidden = 4 * o->n_embd;
+        if (o->n_ctx > 0)
+            s.n_ctx = o->n_ctx;
+        if (o->vocab > 0)
+            s.vocab = o->vocab;
+        if (s.arch == GS_ARCH_GPT2)
+            s.tied_embedding = 1;
+        int rc = gs_model_alloc(m, &s, err);
+        if (rc)
+            return rc;
+        gs_model_init_synthetic(m, c->seed);
+        return GS_OK;
+    }
+    struct stat st;
+    if (stat(c->model, &st) != 0)
+        return gs_error_set(err, GS_ERR_INPUT, "unknown model '%s': not a preset (%s) and %s", c->model,
+                            gs_preset_names(), errno == ENOENT ? "no such file" : strerror(errno));
+    if (shape_overridden(&c->shape) &&
+        (c->shape.n_layer > 0 || c->shape.n_embd > 0 || c->shape.n_hidden > 0 || c->shape.vocab > 0 ||
+         c->shape.arch >= 0))
+        return gs_error_set(err, GS_ERR_INPUT,
+                            "%s: a checkpoint's shape comes from the file; only n_head, n_kv_head and n_ctx may be given",
+                            c->model);
+    gs_load_hints hints = {c->shape.n_head, c->shape.n_kv_head, c->shape.n_ctx};
+    return gs_model_load(m, c->model, c->format, &hints, err);
+}
+
+int gs_session_open(gs_session *s, const gs_config *c, const gs_sampler *sampler, gs_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = *c;
+    uint64_t t0 = gs_now_ns();
+    int rc = gs_session_load_model(c, &s->model, err);
+    if (rc)
+        return rc;
+    s->load_seconds = (double)(gs_now_ns() - t0) * 1e-9;
+    rc = gs_backend_create(&s->be, c->backend, c->threads, err);
+    if (rc) {
+        gs_session_close(s);
+        return rc;
+    }
+    gs_engine_config ec;
+    gs_engine_config_defaults(&ec);
+    ec.max_batch = c->workload.batch;
+    ec.kv_block_size = c->kv_cache.block_size;
+    ec.kv_blocks = c->kv_cache.blocks;
+    ec.seed = c->seed;
+    if (sampler)
+        ec.sampler = *sampler;
+    /* Prefill all of a batch's prompts in one step when they fit the budget. */
+    long budget = (long)c->workload.batch * c->workload.prompt_len;
+    if (budget < 64)
+        budget = 64;
+    if (budget > 2048)
+        budget = 2048;
+    ec.max_tokens_per_step = (int)budget;
+    rc = gs_engine_init(&s->engine, s->be, &s->model, &ec, err);
+    if (rc) {
+        gs_session_close(s);
+        return rc;
+    }
+    s->engine.fwd.window = c->opt.window;
+    s->engine.fwd.n_sink = c->opt.sinks;
+    s->engine_ready = 1;
+    return GS_OK;
+}
+
+void gs_session_close(gs_session *s)
+{
+    if (s->engine_ready)
+        gs_engine_destroy(&s->engine);
+    gs_backend_destroy(s->be);
+    gs_model_free(&s->model);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,105 @@
+#!/bin/sh
+# test_cli.sh - the command line as a user meets it: exit status 0 on success,
+# 1 on runtime failure, 2 on bad usage or bad input with one clear line on
+# stderr naming what and where. TAP output.
+GS=${GPTSCOPE:-./gptscope}
+MODELS=${GS_MODELS_DIR:-../shared/models}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+n=0
+fails=0
+
+ok() { # ok COND-STATUS NAME
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi
+}
+
+# expect STATUS PATTERN NAME -- CMD...   (PATTERN searched in stderr; '' for none)
+expect() {
+    want=$1 pat=$2 name=$3
+    shift 4
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    got=$?
+    good=1
+    [ "$got" -eq "$want" ] || good=0
+    if [ -n "$pat" ] && ! grep -q -- "$pat" "$TMP/err"; then good=0; fi
+    if [ "$want" -eq 2 ] && [ "$(wc -l <"$TMP/err")" -ne 1 ]; then good=0; fi
+    if [ $good -eq 1 ]; then ok 0 "$name"; else
+        ok 1 "$name"
+        echo "# status $got (wanted $want); stderr:"; sed 's/^/#   /' "$TMP/err"
+    fi
+}
+
+expect 0 '' "--version" -- "$GS" --version
+expect 0 '' "--help" -- "$GS" --help
+for c in live generate bench record replay export compare info; do
+    expect 0 '' "$c --help" -- "$GS" "$c" --help
+done
+expect 2 "unknown command 'frobnicate'" "unknown command" -- "$GS" frobnicate
+expect 2 "unknown option '--bogus'" "unknown option" -- "$GS" generate --bogus
+expect 2 "needs a value" "option without its value" -- "$GS" generate --model
+expect 2 "gpt2-124m" "unknown model lists the presets" -- "$GS" generate --model no-such-model -n 1
+expect 2 "seed" "negative seed" -- "$GS" generate --seed -1
+expect 2 "threads" "non-numeric threads" -- "$GS" generate --threads many
+expect 2 "temperature" "temperature nan" -- "$GS" generate --temperature nan
+expect 2 "backend" "unknown backend" -- "$GS" generate --backend tpu
+expect 2 "format" "unknown format" -- "$GS" generate --format onnx
+expect 2 "prompt-ids" "malformed prompt ids" -- "$GS" generate --model gpt2-tiny --prompt-ids 1,x,3
+expect 2 "outside the vocabulary" "prompt id beyond the vocabulary" -- "$GS" generate --model gpt2-tiny --prompt-ids 1,99999 -n 2
+expect 2 "exceeds the context" "request longer than the context" -- "$GS" generate --model gpt2-tiny -n 500
+expect 2 "unexpected argument" "stray argument" -- "$GS" generate extra
+
+# Model files.
+printf 'not a model at all, just some bytes that are long enough to look' >"$TMP/junk.bin"
+expect 2 "junk.bin" "unknown file format names the file" -- "$GS" generate --model "$TMP/junk.bin" -n 1
+if [ -f "$MODELS/stories260K.bin" ]; then
+    head -c 100000 "$MODELS/stories260K.bin" >"$TMP/trunc.bin"
+    expect 2 "trunc.bin" "truncated checkpoint" -- "$GS" generate --model "$TMP/trunc.bin" -n 1
+    expect 2 "trunc.bin" "truncated checkpoint with --format llama2c" -- "$GS" generate --format llama2c --model "$TMP/trunc.bin" -n 1
+    "$GS" generate --model "$MODELS/stories260K.bin" -n 8 >"$TMP/ids" 2>"$TMP/err"
+    st=$?
+    [ $st -eq 0 ] && [ "$(cat "$TMP/ids")" = "461 461 401 401 401 461 378 455" ]
+    ok $? "generate stories260K greedy prints run.c's first 8 ids"
+else
+    n=$((n + 1)); echo "ok $n # SKIP stories260K.bin not found in $MODELS"
+fi
+
+# YAML configuration.
+printf 'model: gpt2-tiny\nworkload:\n  batch: [1, 2]\n' >"$TMP/bad1.yaml"
+expect 2 "bad1.yaml:3:" "YAML type error names file:line:column" -- "$GS" generate -c "$TMP/bad1.yaml" -n 1
+printf 'model: gpt2-tiny\nwrkload:\n  batch: 2\n' >"$TMP/bad2.yaml"
+expect 2 "bad2.yaml:2:1" "unknown YAML key names file:line:column" -- "$GS" generate -c "$TMP/bad2.yaml" -n 1
+printf 'model: "gpt2-tiny\n' >"$TMP/bad3.yaml"
+expect 2 "bad3.yaml:" "YAML syntax error" -- "$GS" generate -c "$TMP/bad3.yaml" -n 1
+printf 'model:\n  preset: gpt2-tiny\n  n_head: 5\n' >"$TMP/bad4.yaml"
+expect 2 "n_head 5 does not divide" "impossible shape" -- "$GS" generate -c "$TMP/bad4.yaml" -n 1
+expect 2 "nope.yaml" "missing YAML file" -- "$GS" generate -c "$TMP/nope.yaml" -n 1
+printf 'model:\n  preset: llama-tiny\n  n_layer: 1\nseed: 5\n' >"$TMP/good.yaml"
+"$GS" generate -c "$TMP/good.yaml" -n 6 >"$TMP/a" 2>"$TMP/err"
+ok $? "custom shape from YAML runs"
+[ "$(wc -w <"$TMP/a")" -eq 6 ]
+ok $? "generate -n 6 prints 6 ids"
+"$GS" generate -c "$TMP/good.yaml" --seed 6 -n 6 >"$TMP/b" 2>&1
+! cmp -s "$TMP/a" "$TMP/b"
+ok $? "the command line overrides the YAML seed (other weights, other ids)"
+"$GS" generate -c "$TMP/good.yaml" -n 6 >"$TMP/c" 2>&1
+cmp -s "$TMP/a" "$TMP/c"
+ok $? "same seed, same ids"
+"$GS" generate --model gpt2-tiny -n 6 --temperature 0.9 --seed 3 >"$TMP/t1" 2>&1 &&
+"$GS" generate --model gpt2-tiny -n 6 --temperature 0.9 --seed 3 >"$TMP/t2" 2>&1 && cmp -s "$TMP/t1" "$TMP/t2"
+ok $? "seeded sampling at temperature 0.9 is reproducible"
+
+# The other commands.
+expect 0 '' "info" -- "$GS" info
+grep -q "gpt2-124m" "$TMP/out"
+ok $? "info lists the presets"
+expect 0 '' "bench --json on a tiny model" -- "$GS" bench --model gpt2-tiny --batch 2 --prompt-len 8 --gen-len 4 --json
+grep -q '"decode_tokens_per_s"' "$TMP/out"
+ok $? "bench --json reports decode tokens/s"
+expect 0 '' "live demo on a tiny model" -- "$GS" --model llama-tiny -n 4
+grep -q "matmul_qkv" "$TMP/out"
+ok $? "the demo prints the per-op table"
+expect 1 "not available" "record says it is not available yet" -- "$GS" record -o "$TMP/x.gst"
+
+echo "1..$n"
+[ $fails -eq 0 ]
