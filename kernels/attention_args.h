@@ -24,6 +24,9 @@ typedef struct gs_attn_args {
     const int *block_tables; /* [rows][max_blocks_per_seq] */
     int window;              /* 0: attend to every earlier position */
     int n_sink;              /* with a window: the first n_sink positions stay visible */
+    int variant;             /* GS_ATTN_NAIVE or GS_ATTN_FUSED (backends without a fused path run naive) */
 } gs_attn_args;
+
+enum { GS_ATTN_NAIVE = 0, GS_ATTN_FUSED = 1 };
 
 #endif

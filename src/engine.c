@@ -254,6 +254,7 @@ int gs_engine_step(gs_engine *e, gs_error *err)
     gs_step_batch b = {
         .n = n, .tokens = e->h_tokens, .pos = e->h_pos, .seq_row = e->h_seq, .slot = e->h_slot,
         .block_tables = e->kv.tables, .n_rows = e->kv.max_seqs,
+        .table_stride = e->kv.max_blocks_per_seq,
         .n_logits = n_logits, .logit_rows = e->h_logit_rows,
     };
     gs_range_begin(&e->ranges, GS_RANGE_STEP, "step", -1);

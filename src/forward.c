@@ -166,6 +166,9 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
     if (n < 1 || n > f->max_tokens || b->n_logits > f->max_rows || b->n_rows > f->max_rows)
         return gs_error_set(err, GS_ERR_RUNTIME, "step of %d tokens exceeds the %d planned", n,
                             f->max_tokens);
+    if (b->table_stride != f->max_blocks_per_seq)
+        return gs_error_set(err, GS_ERR_RUNTIME, "block-table rows of %d blocks, the forward pass expects %d",
+                            b->table_stride, f->max_blocks_per_seq);
     int max_pos = 0;
     for (int i = 0; i < n; i++)
         if (b->pos[i] + 1 > max_pos)

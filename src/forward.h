@@ -19,8 +19,9 @@ typedef struct gs_step_batch {
     const int *pos;          /* [n] */
     const int *seq_row;      /* [n] block-table row */
     const int *slot;         /* [n] KV-cache slot */
-    const int *block_tables; /* [n_rows][max_blocks_per_seq] host copy */
+    const int *block_tables; /* [n_rows][table_stride] host copy */
     int n_rows;              /* block-table rows to upload */
+    int table_stride;        /* row length: must equal the forward's max_blocks_per_seq */
     int n_logits;            /* rows that need logits */
     const int *logit_rows;   /* [n_logits] indices into the n tokens */
 } gs_step_batch;

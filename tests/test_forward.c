@@ -121,7 +121,7 @@ static int forward_all(gs_backend *be, const gs_model *m, const int *ids, int n,
         slot[i] = kv_cache_slot(&kv, seq, i);
         lr[i] = i;
     }
-    gs_step_batch b = {n, ids, pos, row, slot, kv.tables, kv.max_seqs, n, lr};
+    gs_step_batch b = {n, ids, pos, row, slot, kv.tables, kv.max_seqs, kv.max_blocks_per_seq, n, lr};
     rc = gs_forward_step(&f, &b, logits, err);
     free(pos);
     free(row);
@@ -262,14 +262,15 @@ static void test_against_plain(gs_backend *be, const char *preset)
     gs_ranges_init(&ranges);
     gs_forward f;
     gs_kv_cache kv;
-    kv_cache_init(&kv, 16, 4, 1, 16, &err);
-    gs_forward_init(&f, be, &m, &ranges, 1, 1, 16, 4, &err);
+    int per_seq = (m.shape.n_ctx + 3) / 4;
+    kv_cache_init(&kv, per_seq, 4, 1, per_seq, &err);
+    gs_forward_init(&f, be, &m, &ranges, 1, 1, per_seq, 4, &err);
     int seq = kv_cache_seq_open(&kv);
     rc = GS_OK;
     for (int t = 0; t < NA && rc == GS_OK; t++) {
         kv_cache_seq_grow(&kv, seq, 1);
         int slot = kv_cache_slot(&kv, seq, t), zero = 0;
-        gs_step_batch sb = {1, &a[t], &t, &seq, &slot, kv.tables, 1, 1, &zero};
+        gs_step_batch sb = {1, &a[t], &t, &seq, &slot, kv.tables, 1, kv.max_blocks_per_seq, 1, &zero};
         rc = gs_forward_step(&f, &sb, last, &err);
     }
     double ed = rel_err(last, ra, V);
