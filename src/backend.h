@@ -65,7 +65,8 @@ struct gs_backend {
 int gs_backend_create(gs_backend **out, const char *name, int threads, gs_error *err);
 void gs_backend_destroy(gs_backend *be);
 
-/* The CPU backend's constructor (registered in backend.c). */
+/* The constructors (registered in backend.c). */
 int gs_backend_cpu_create(gs_backend **out, int threads, gs_error *err);
+int gs_backend_cuda_create(gs_backend **out, gs_error *err);
 
 #endif

@@ -15,7 +15,7 @@ enum {
     OPT_CONFIG = 'c', OPT_TOKENS = 'n', OPT_HELP = 'h',
     OPT_MODEL = 1000, OPT_FORMAT, OPT_BACKEND, OPT_SEED, OPT_THREADS,
     OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_PROMPT_IDS,
-    OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON,
+    OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
 };
 
 typedef struct opt_doc {
@@ -36,6 +36,7 @@ static const opt_doc table[] = {
     {{"top-k", required_argument, NULL, OPT_TOP_K}, GS_OPTS_SAMPLING, "K", "sample among the K most likely ids (0: off)"},
     {{"top-p", required_argument, NULL, OPT_TOP_P}, GS_OPTS_SAMPLING, "P", "nucleus sampling threshold (1: off)"},
     {{"prompt-ids", required_argument, NULL, OPT_PROMPT_IDS}, GS_OPTS_SAMPLING, "1,2,3", "prompt token ids (default: the BOS id 1)"},
+    {{"logits-out", required_argument, NULL, OPT_LOGITS_OUT}, GS_OPTS_SAMPLING, "FILE", "write each step's logits (float32, vocab per row) to FILE"},
     {{"batch", required_argument, NULL, OPT_BATCH}, GS_OPTS_WORKLOAD, "N", "sequences in flight (workload.batch)"},
     {{"prompt-len", required_argument, NULL, OPT_PROMPT_LEN}, GS_OPTS_WORKLOAD, "N", "prompt tokens per request (workload.prompt_len)"},
     {{"gen-len", required_argument, NULL, OPT_GEN_LEN}, GS_OPTS_WORKLOAD, "N", "tokens generated per request (workload.gen_len)"},
@@ -238,6 +239,9 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
             break;
         case OPT_JSON:
             cli->json = 1;
+            break;
+        case OPT_LOGITS_OUT:
+            cli->logits_out = optarg;
             break;
         default:
             break;

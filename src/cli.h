@@ -14,7 +14,7 @@
 /* Which option groups a command accepts. */
 enum {
     GS_OPTS_COMMON = 1 << 0,   /* -c --model --format --backend --seed --threads */
-    GS_OPTS_SAMPLING = 1 << 1, /* -n --temperature --top-k --top-p --prompt-ids */
+    GS_OPTS_SAMPLING = 1 << 1, /* -n --temperature --top-k --top-p --prompt-ids --logits-out */
     GS_OPTS_WORKLOAD = 1 << 2, /* --batch --prompt-len --gen-len */
     GS_OPTS_OUTPUT = 1 << 3,   /* --json */
 };
@@ -28,6 +28,7 @@ typedef struct gs_cli {
     int *prompt_ids;          /* --prompt-ids, owned */
     int n_prompt_ids;
     int json;
+    const char *logits_out;   /* generate --logits-out FILE */
     int help;
     char **args;              /* positional arguments left over */
     int n_args;

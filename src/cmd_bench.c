@@ -18,6 +18,7 @@
 typedef struct bench_result {
     double bw_gbs, gflops;
     long prefill_tokens, decode_tokens, decode_steps;
+    long decode_tokens_in_prefill; /* decode tokens that rode along in a step with prefill */
     double prefill_s, decode_s;
     size_t weight_bytes, kv_bytes, act_bytes;
 } bench_result;
@@ -106,19 +107,26 @@ int cmd_bench(int argc, char **argv)
     int *prompt = malloc((size_t)wl->prompt_len * sizeof(int));
     gs_rng rng;
     gs_rng_seed(&rng, cfg.seed);
-    for (int q = 0; rc == GS_OK && q < n_req; q++) {
-        for (int i = 0; i < wl->prompt_len; i++)
-            prompt[i] = (int)(gs_rng_next(&rng) % (uint64_t)s.model.shape.vocab);
-        int id = gs_engine_submit(&s.engine, prompt, wl->prompt_len, wl->gen_len, &err);
-        if (id < 0)
-            rc = -id;
-    }
-    free(prompt);
-    while (rc == GS_OK && gs_engine_busy(&s.engine)) {
+    /* Arrivals: all at once, or arrival_rate new requests per engine step. */
+    int submitted = 0;
+    double due = wl->arrival_rate > 0 ? 1.0 : (double)n_req;
+    while (rc == GS_OK && (submitted < n_req || gs_engine_busy(&s.engine))) {
+        while (rc == GS_OK && submitted < n_req && submitted < (int)due) {
+            for (int i = 0; i < wl->prompt_len; i++)
+                prompt[i] = (int)(gs_rng_next(&rng) % (uint64_t)s.model.shape.vocab);
+            int id = gs_engine_submit(&s.engine, prompt, wl->prompt_len, wl->gen_len, &err);
+            if (id < 0)
+                rc = -id;
+            submitted++;
+        }
+        due += wl->arrival_rate;
+        if (rc)
+            break;
         rc = gs_engine_step(&s.engine, &err);
         const gs_step_info *st = &s.engine.last;
         if (st->n_prefill_tokens > 0) {
             r.prefill_tokens += st->n_prefill_tokens;
+            r.decode_tokens_in_prefill += st->n_decode_tokens;
             r.prefill_s += (double)st->ns * 1e-9;
         } else if (st->n_decode_tokens > 0) {
             r.decode_tokens += st->n_decode_tokens;
@@ -126,6 +134,7 @@ int cmd_bench(int argc, char **argv)
             r.decode_s += (double)st->ns * 1e-9;
         }
     }
+    free(prompt);
     if (rc) {
         gs_session_close(&s);
         gs_cli_free(&cli);
@@ -158,8 +167,11 @@ int cmd_bench(int argc, char **argv)
         printf("model    %s (%s, %.1fM params, fp32)\n", cfg.model,
                sh->arch == GS_ARCH_GPT2 ? "GPT-2 style" : "Llama style", params / 1e6);
         printf("backend  %s: %s\n", s.be->ops->name, s.be->device_name);
-        printf("workload %d request(s), batch %d, prompt %d, generate %d\n\n", n_req, wl->batch,
-               wl->prompt_len, wl->gen_len);
+        printf("workload %d request(s), batch %d, prompt %d, generate %d, %s\n\n", n_req, wl->batch,
+               wl->prompt_len, wl->gen_len, wl->arrival_rate > 0 ? "arriving over time" : "all at once");
+        if (r.decode_tokens_in_prefill)
+            printf("(%ld decode tokens ran inside mixed prefill steps and are counted with prefill)\n\n",
+                   r.decode_tokens_in_prefill);
         printf("machine  matrix-vector read %.1f GB/s, matmul %.1f GFLOP/s (measured now, best of 8)\n\n",
                r.bw_gbs, r.gflops);
         printf("%-10s %10s %10s %14s %14s\n", "phase", "tokens", "ms", "tokens/s", "floor");

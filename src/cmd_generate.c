@@ -1,6 +1,8 @@
 /* cmd_generate.c - `gptscope generate`: token ids in, token ids out. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -41,7 +43,19 @@ int cmd_generate(int argc, char **argv)
     rc = gs_session_open(&s, &cfg, &cli.sampler, &err);
     if (rc == GS_OK) {
         int id = gs_engine_submit(&s.engine, prompt, n_prompt, n_gen, &err);
-        rc = id < 0 ? -id : gs_engine_run(&s.engine, &err);
+        rc = id < 0 ? -id : GS_OK;
+        FILE *lf = NULL;
+        if (rc == GS_OK && cli.logits_out && !(lf = fopen(cli.logits_out, "wb")))
+            rc = gs_error_set(&err, GS_ERR_INPUT, "%s: %s", cli.logits_out, strerror(errno));
+        /* Step by step so each step's logits (one row: one request) can be written. */
+        while (rc == GS_OK && gs_engine_busy(&s.engine)) {
+            rc = gs_engine_step(&s.engine, &err);
+            if (rc == GS_OK && lf && s.engine.last.n_sampled == 1 &&
+                fwrite(s.engine.h_logits, sizeof(float), (size_t)s.model.shape.vocab, lf) != (size_t)s.model.shape.vocab)
+                rc = gs_error_set(&err, GS_ERR_RUNTIME, "%s: write failed", cli.logits_out);
+        }
+        if (lf && fclose(lf) != 0 && rc == GS_OK)
+            rc = gs_error_set(&err, GS_ERR_RUNTIME, "%s: write failed", cli.logits_out);
         if (rc == GS_OK) {
             const gs_request *r = gs_engine_request(&s.engine, id);
             for (int i = 0; i < r->n_generated; i++)

@@ -43,7 +43,7 @@ int cmd_info(int argc, char **argv)
         printf("  cuda   built (runtime %d.%d), no usable device: %s\n", p.runtime_version / 1000,
                (p.runtime_version % 1000) / 10, p.reason);
     } else {
-        printf("  cuda   built (runtime %d.%d, driver %d.%d); the CUDA forward pass is not built yet\n",
+        printf("  cuda   available (runtime %d.%d, driver %d.%d)\n",
                p.runtime_version / 1000, (p.runtime_version % 1000) / 10, p.driver_version / 1000,
                (p.driver_version % 1000) / 10);
         for (int i = 0; i < p.device_count && i < GS_CUDA_MAX_DEVICES; i++) {

@@ -194,7 +194,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         .qkv_stride = qkv_dim, .block_size = f->block_size,
         .max_blocks_per_seq = f->max_blocks_per_seq, .max_pos = max_pos,
         .token_seq = f->d_seq, .token_pos = f->d_pos, .block_tables = f->d_tables,
-        .window = f->window, .n_sink = f->n_sink,
+        .window = f->window, .n_sink = f->n_sink, .variant = f->attn_variant,
     };
     for (int l = 0; l < s->n_layer; l++) {
         const gs_layer_weights *w = &f->w.layers[l];

@@ -32,6 +32,7 @@ typedef struct gs_forward {
     gs_ranges *ranges;
     int max_tokens, max_rows, max_blocks_per_seq, n_blocks, block_size;
     int window, n_sink;      /* attention variant: sliding window and sinks */
+    int attn_variant;        /* GS_ATTN_NAIVE or GS_ATTN_FUSED */
     /* weights in backend memory: same layout as the master */
     float *w_base;
     gs_model w;              /* pointers into w_base (data field unused) */

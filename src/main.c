@@ -26,7 +26,11 @@ static const command commands[] = {
 
 int gs_report(const gs_error *err)
 {
-    fprintf(stderr, "gptscope: %s\n", err->msg);
+    /* Command-line errors already name the command ("gptscope generate: ..."). */
+    if (strncmp(err->msg, "gptscope", 8) == 0)
+        fprintf(stderr, "%s\n", err->msg);
+    else
+        fprintf(stderr, "gptscope: %s\n", err->msg);
     return err->code ? err->code : 1;
 }
 

@@ -89,6 +89,15 @@ ok $? "same seed, same ids"
 "$GS" generate --model gpt2-tiny -n 6 --temperature 0.9 --seed 3 >"$TMP/t2" 2>&1 && cmp -s "$TMP/t1" "$TMP/t2"
 ok $? "seeded sampling at temperature 0.9 is reproducible"
 
+"$GS" generate --model gpt2-tiny -n 3 --logits-out "$TMP/logits.f32" >/dev/null 2>&1 &&
+[ "$(wc -c <"$TMP/logits.f32")" -eq $((3 * 256 * 4)) ]
+ok $? "generate --logits-out writes one vocabulary row of float32 per generated token"
+expect 2 "no-such-dir" "--logits-out into a missing folder" -- "$GS" generate --model gpt2-tiny -n 1 --logits-out "$TMP/no-such-dir/x"
+printf 'model: gpt2-tiny\nworkload:\n  batch: 2\n  requests: 5\n  arrival_rate: 0.5\n  gen_len: 4\n' >"$TMP/arrive.yaml"
+expect 0 '' "bench with requests arriving over time" -- "$GS" bench -c "$TMP/arrive.yaml" --json
+grep -q '"requests":5' "$TMP/out"
+ok $? "bench ran all 5 requests"
+
 # The other commands.
 expect 0 '' "info" -- "$GS" info
 grep -q "gpt2-124m" "$TMP/out"

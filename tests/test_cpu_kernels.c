@@ -480,6 +480,14 @@ static void test_attention_case(const attn_case *c, gs_pool **pools, const char 
         free(slot);
     }
 
+    /* A negative slot (padding token) stores nothing. */
+    {
+        float before_k = kc[0], before_v = vc[0];
+        int skip = -1;
+        cpu_kv_store(kc, vc, hist[0], &skip, 1, stride, q_dim, kv_dim);
+        store_ok = store_ok && !memcmp(&before_k, &kc[0], sizeof(float)) && !memcmp(&before_v, &vc[0], sizeof(float));
+    }
+
     /* The step: sequence 0's last step0 tokens with sequence 1's last token
      * in the middle of them. */
     int n = c->step0 + 1;

@@ -115,9 +115,10 @@ typedef struct attn_job {
     int n_pairs;
 } attn_job;
 
-/* Calls body(row, j) for visible indices [j0, j1), with row the cache row
- * index, walking whole runs of rows within a block. A macro so the bodies
- * (dot products, weighted sums) stay inlined in their loops. */
+/* Calls RUN(row0, j, len) over the visible indices [j0, j1): len
+ * consecutive positions starting at visible index j, whose cache rows are
+ * row0 .. row0 + len - 1 (a run never crosses a block or a segment). A
+ * macro so both passes (scores, weighted sum) share one walk. */
 #define FOR_VISIBLE_RUNS(a, table, vis, j0, j1, RUN)                                              \
     do {                                                                                          \
         for (int seg_ = 0; seg_ < 2; seg_++) {                                                    \
@@ -137,7 +138,7 @@ typedef struct attn_job {
         }                                                                                         \
     } while (0)
 
-/* s[j - jbase] = (q . k_row) / sq for len rows from row0. Four rows at a
+/* s[r] = (q . k_row) / sq for the len rows from row0. Four rows at a
  * time: four independent dot products in flight, each summed in index
  * order in float, exactly as llama2.c sums one. */
 static void scores_run(float *s, const float *q, const float *k_cache, size_t row0, int len,

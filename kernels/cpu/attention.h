@@ -1,7 +1,8 @@
 /* attention.h - causal attention reading the paged KV cache (CPU).
  *
  * kv_store writes each token's k and v (taken from its qkv row) into the cache
- * slot slot[i] = block * block_size + offset. attention computes, per token
+ * slot slot[i] = block * block_size + offset; a negative slot (a padding
+ * token) stores nothing. attention computes, per token
  * and head, scores over the visible positions, softmax, and the weighted sum
  * of v, with grouped-query sharing (query head h reads KV head
  * h / (n_head / n_kv_head)). out is [n_tokens][n_head * head_dim]. */

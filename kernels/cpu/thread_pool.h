@@ -2,7 +2,9 @@
  *
  * parallel_for splits [0, n) into contiguous chunks, one per thread, and
  * returns when every chunk is done. The calling thread works too, so a pool of
- * one thread (or a NULL pool) runs everything inline with no locking. */
+ * one thread (or a NULL pool) runs everything inline with no locking.
+ * One dispatching thread at a time: a parallel_for issued from inside a
+ * chunk, or by a second thread while the pool is busy, runs inline. */
 #ifndef GS_THREAD_POOL_H
 #define GS_THREAD_POOL_H
 

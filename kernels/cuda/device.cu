@@ -21,7 +21,7 @@ extern "C" int gs_cuda_device_list(gs_cuda_device_info *out, int cap, char *reas
         memset(&out[i], 0, sizeof out[i]);
         if (cudaGetDeviceProperties(&p, i) != cudaSuccess)
             continue;
-        snprintf(out[i].name, sizeof out[i].name, "%s", p.name);
+        snprintf(out[i].name, sizeof out[i].name, "%.127s", p.name);
         out[i].cc_major = p.major;
         out[i].cc_minor = p.minor;
         out[i].sm_count = p.multiProcessorCount;

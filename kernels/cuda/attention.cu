@@ -1,0 +1,1120 @@
+// attention.cu - the CUDA twins of kernels/cpu/attention.c: the KV store and
+// causal attention over the paged KV cache, fp32 data and fp32 math.
+//
+// Versions (a->variant picks; the test checks both against cpu_attention_ref):
+//   kv_store_kernel        one thread per (token, kv element): copies k and v of
+//                          each qkv row into its cache slot; slot < 0 stores nothing.
+//   GS_ATTN_NAIVE          the teaching baseline, deliberately unfused, three kernels
+//                          and the whole score matrix in device memory (scratch):
+//     naive_scores_kernel    one thread per (token, head, position < max_pos):
+//                            q . k * scale, or -INFINITY where the position is
+//                            not visible (future, outside the window, past max).
+//     naive_softmax_kernel   one block per (token, head) row: max, then exp and
+//                            sum, then divide (block reductions: warp shuffles,
+//                            then one value per warp through shared memory).
+//     naive_wsum_kernel      one thread per output element (token, head, dim):
+//                            sum over the visible positions of p * v, in position
+//                            order; consecutive threads read consecutive dims of
+//                            a v row (coalesced), the weight is a broadcast.
+//   GS_ATTN_FUSED          flash-style: scores never leave the SM.
+//     flash_decode_kernel    split-K flash-decoding, for every row of calls of
+//                            few tokens (n_tokens <= FL_DECODE_MAX_TOKENS), and
+//                            unsplit for the scattered rows of larger calls (see
+//                            the hybrid below). A block is one
+//                            (token, group of hpb query heads sharing one KV
+//                            head, chunk of `chunk` visible positions), so each
+//                            K/V tile staged in shared memory serves every head
+//                            of the GQA group; one warp per head, or two (each
+//                            taking half of every tile, merged at the end) when
+//                            the group is smaller than 4. The chunk size gives
+//                            the grid ~FL_TARGET_BLOCKS blocks. Each head's
+//                            online softmax over the chunk ends as an
+//                            unnormalized partial (max m, sum l, acc[head_dim])
+//                            in scratch, or as the output itself when the
+//                            token's whole history fits in one chunk.
+//     flash_reduce_kernel    one warp per (token, head) with more than one chunk:
+//                            M = max m_c, L = sum l_c e^(m_c - M),
+//                            out = sum acc_c e^(m_c - M) / L.
+//     flash_prefill_kernel   for calls of more tokens: a block is a tile of
+//                            FL_PF_ROWS = 16 consecutive query tokens x one head,
+//                            8 warps of 2 rows each, all rows sharing each K/V
+//                            tile in shared memory (the cache is read once per
+//                            16 rows, and every K or V value read from shared
+//                            memory feeds both rows of a warp). Rows of one tile
+//                            may belong to different sequences: the block makes
+//                            one pass per distinct sequence.
+//   The hybrid (fused calls of more than FL_DECODE_MAX_TOKENS tokens): the host
+//   cannot tell a prefill from a large decode batch (token_seq is in device
+//   memory), so each kernel decides per row, by one rule both apply: a row whose
+//   sequence has at least FL_PF_SHARE rows in its 16-row tile is the prefill
+//   kernel's, any other row the decode kernel's. A prefill's rows share their
+//   tiles; a decode batch's rows would each cost the prefill kernel a pass of
+//   its own (at b=128 that was slower than naive) and go to the decode kernel,
+//   which has a block per (row, head group) and so parallelism to spare. Both
+//   kernels are launched; each leaves the other's rows alone.
+//
+// Shared by both fused kernels (fl_load_tile, fl_attend_tile): a tile is 64
+// positions (32 for head_dim > 128). First the positions' cache rows go into
+// shared memory (-1: not loaded), then K and V rows come in with cp.async (16
+// bytes when head_dim % 4 == 0 and the caches are 16-byte aligned, else 4
+// bytes), rows not loaded zero-filled. Then each warp scores its rows: lane i
+// takes positions i, i + 32 of its part of the tile, a float4 dot product over
+// head_dim from shared memory (K rows padded to a stride whose float4 count is
+// odd, so eight lanes' 16-byte reads hit distinct banks; q is a broadcast),
+// masks invisible positions to -INFINITY and updates the running max and sum.
+// Then the weighted sum: the probabilities go through a per-row buffer in
+// shared memory, read four at a time as a broadcast float4, and each lane
+// accumulates its DPL output dims (float2 / float4 runs of a V row) in
+// registers. Visibility is the CPU twin's: [0, pos], or with a window
+// (pos - window, pos] plus the sinks [0, n_sink). Only positions some row can
+// see are ever read from the cache, so a block-table entry for a block that
+// has fallen out of every window may hold anything (the test points such
+// entries at a never-written, all-NaN block).
+//
+// Accuracy: all sums in float; expf (not __expf: the build has no fast math);
+// the test holds every variant to 1e-5 relative norm error against the double
+// reference (observed: below 1e-6).
+//
+// Speed on an H100 (test_cuda_attention --bench, medians, including the
+// ~7 us that one launch between two events costs there; KV GB/s counts the
+// cache bytes a call must read once, against ~3000 GB/s of DRAM):
+//   GPT-2 124M shapes (12 heads, head_dim 64)
+//     decode b=1, 1024 positions     naive  148 us   fused  15.8 us
+//     decode b=16, 1024 positions    naive  313 us   fused  55.5 us (1.8 TB/s)
+//     decode b=128, 512 positions    naive  383 us   fused   170 us (2.4 TB/s)
+//     prefill 1024 tokens            naive 2358 us   fused   213 us
+//   Llama-3.2-1B shapes (32/8 heads, head_dim 64)
+//     decode b=1, 4096 positions     naive  567 us   fused  23.0 us
+//     decode b=16, 2048 positions    naive  810 us   fused  73.9 us (1.8 TB/s)
+//     prefill 1024 tokens            naive 6157 us   fused   458 us
+//   32/8 heads, head_dim 128: decode b=1 at 4096 naive 1032 us, fused 39.4 us;
+//     prefill 2048 naive 47.4 ms, fused 2.64 ms (~13 TFLOP/s of fp32 FMA)
+// A hybrid call pays ~15-20 us for the decode kernel's blocks that find their
+// row is the prefill kernel's and leave (a prefill of 1024 tokens: 12288
+// blocks); a compacted row list would save it.
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "attention_cuda.h"
+#include "check_cuda.cuh"
+
+#define KV_STORE_THREADS 256
+#define NAIVE_THREADS 256
+#define SOFTMAX_THREADS 256
+#define MAX_BLOCKS 65535  // grid-stride kernels launch at most this many blocks
+
+#define FL_MAX_HEAD_DIM 256         // fused kernels: up to 8 output dims per lane
+#define FL_ROWS 8                   // prefill: warps per block
+#ifndef FL_RPW
+#define FL_RPW 2                    // prefill: query rows per warp (each K/V read feeds them all)
+#endif
+#define FL_PF_ROWS (FL_ROWS * FL_RPW) // prefill: query rows per block
+#ifndef FL_MIN_BLOCKS
+// Both fused kernels: blocks of 256 threads per SM the registers must allow.
+// Left to itself ptxas picked 48-64 registers for some instantiations and
+// spilled (~90 bytes for the prefill at head_dim 128); 2 caps them at 128 and
+// every instantiation fits with no spill.
+#define FL_MIN_BLOCKS 2
+#endif
+#define FL_DECODE_MAX_TOKENS 64     // fused calls of more tokens: the hybrid below
+#define FL_PF_SHARE 4               // hybrid: a row goes to the prefill kernel when this many
+                                    // rows of its tile (itself included) share its sequence
+#define FL_TARGET_BLOCKS 512        // split-K: aim for ~4 blocks per SM of a 132-SM H100
+#define FL_CHUNK_STEP 64            // chunk sizes are multiples of every tile size
+#define FL_REDUCE_WARPS 4
+#define FULL_MASK 0xffffffffu
+
+// ---- visibility: the CPU twin's rule, shared by every kernel ----
+
+// The visible positions of a token at pos: [0, sink_end) then [lo, pos].
+struct attn_vis {
+    int sink_end, lo, pos;
+};
+
+static __host__ __device__ __forceinline__ attn_vis vis_of(int window, int n_sink, int pos)
+{
+    attn_vis v = {0, 0, pos};
+    if (window > 0) {
+        v.lo = pos - window + 1 > 0 ? pos - window + 1 : 0;
+        // Sinks already inside the window are not counted twice.
+        v.sink_end = n_sink < v.lo ? (n_sink > 0 ? n_sink : 0) : v.lo;
+    }
+    return v;
+}
+
+static __device__ __forceinline__ int vis_count(attn_vis v) { return v.sink_end + v.pos + 1 - v.lo; }
+// Position of visible index j (sinks first, then the window: position order).
+static __device__ __forceinline__ int vis_pos(attn_vis v, int j) { return j < v.sink_end ? j : v.lo + (j - v.sink_end); }
+// Whether position p >= 0 is visible.
+static __device__ __forceinline__ bool vis_sees(attn_vis v, int p) { return p <= v.pos && (p >= v.lo || p < v.sink_end); }
+
+// Cache row of position p of the sequence whose block-table row is `table`.
+static __device__ __forceinline__ int cache_row(const int *table, int block_size, int p)
+{
+    return table[p / block_size] * block_size + p % block_size;
+}
+
+static __device__ __forceinline__ float warp_max(float v)
+{
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, off));
+    return v;
+}
+
+static __device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+        v += __shfl_xor_sync(FULL_MASK, v, off);
+    return v;
+}
+
+static int grid_for(size_t items, int threads)
+{
+    size_t blocks = (items + threads - 1) / threads;
+    return blocks > MAX_BLOCKS ? MAX_BLOCKS : (int)(blocks ? blocks : 1);
+}
+
+// ---- KV store ----
+
+__global__ void __launch_bounds__(KV_STORE_THREADS)
+    kv_store_kernel(float *__restrict__ k_cache, float *__restrict__ v_cache, const float *__restrict__ qkv,
+                    const int *__restrict__ slot, int n, int qkv_stride, int q_dim, int kv_dim)
+{
+    const size_t total = (size_t)n * kv_dim;
+    for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
+        const int i = (int)(e / kv_dim), c = (int)(e % kv_dim);
+        const int s = slot[i];
+        if (s < 0)  // a padding token: nothing to store
+            continue;
+        const float *row = qkv + (size_t)i * qkv_stride + q_dim;
+        k_cache[(size_t)s * kv_dim + c] = row[c];
+        v_cache[(size_t)s * kv_dim + c] = row[kv_dim + c];
+    }
+}
+
+extern "C" int cuda_kv_store(float *k_cache, float *v_cache, const float *qkv, const int *slot, int n, int qkv_stride,
+                             int q_dim, int kv_dim, cudaStream_t stream)
+{
+    if (n <= 0 || kv_dim <= 0)
+        return 0;
+    kv_store_kernel<<<grid_for((size_t)n * kv_dim, KV_STORE_THREADS), KV_STORE_THREADS, 0, stream>>>(
+        k_cache, v_cache, qkv, slot, n, qkv_stride, q_dim, kv_dim);
+    CUDA_LAUNCHED();
+    return 0;
+}
+
+// ---- GS_ATTN_NAIVE: scores, softmax, weighted sum ----
+
+// S[t][h][p] for p < max_pos: one thread per score. Consecutive threads take
+// consecutive positions of one (token, head): q is a broadcast, the k rows come
+// through L1.
+__global__ void __launch_bounds__(NAIVE_THREADS)
+    naive_scores_kernel(float *__restrict__ S, const float *__restrict__ qkv, const float *__restrict__ k_cache,
+                        gs_attn_args a, float scale)
+{
+    const int hd = a.head_dim, kv_dim = a.n_kv_head * hd, group = a.n_head / a.n_kv_head;
+    const size_t total = (size_t)a.n_tokens * a.n_head * a.max_pos;
+    for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
+        const int p = (int)(e % a.max_pos);
+        const size_t th = e / a.max_pos;
+        const int h = (int)(th % a.n_head), t = (int)(th / a.n_head);
+        const attn_vis v = vis_of(a.window, a.n_sink, a.token_pos[t]);
+        float s = -INFINITY;
+        if (vis_sees(v, p)) {
+            const int *table = a.block_tables + (size_t)a.token_seq[t] * a.max_blocks_per_seq;
+            const float *k = k_cache + (size_t)cache_row(table, a.block_size, p) * kv_dim + (size_t)(h / group) * hd;
+            const float *q = qkv + (size_t)t * a.qkv_stride + (size_t)h * hd;
+            float dot = 0.0f;
+            for (int i = 0; i < hd; i++)
+                dot += q[i] * k[i];
+            s = dot * scale;
+        }
+        S[e] = s;
+    }
+}
+
+// Softmax of each row of len scores, in place; one block per row. Every row
+// has at least its own position visible, so its max is finite.
+__global__ void __launch_bounds__(SOFTMAX_THREADS) naive_softmax_kernel(float *S, int rows, int len)
+{
+    __shared__ float red_max[SOFTMAX_THREADS / 32], red_sum[SOFTMAX_THREADS / 32];
+    const int lane = threadIdx.x % 32, w = threadIdx.x / 32, nw = blockDim.x / 32;
+    for (int row = blockIdx.x; row < rows; row += gridDim.x) {  // uniform over the block
+        float *s = S + (size_t)row * len;
+        float mx = -INFINITY;
+        for (int j = threadIdx.x; j < len; j += blockDim.x)
+            mx = fmaxf(mx, s[j]);
+        mx = warp_max(mx);
+        if (lane == 0)
+            red_max[w] = mx;
+        __syncthreads();
+        mx = red_max[0];
+        for (int i = 1; i < nw; i++)
+            mx = fmaxf(mx, red_max[i]);
+        float sum = 0.0f;
+        for (int j = threadIdx.x; j < len; j += blockDim.x) {
+            const float e = expf(s[j] - mx);  // -INFINITY -> 0
+            s[j] = e;
+            sum += e;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0)
+            red_sum[w] = sum;
+        __syncthreads();
+        sum = 0.0f;
+        for (int i = 0; i < nw; i++)  // the same order in every thread: one total
+            sum += red_sum[i];
+        for (int j = threadIdx.x; j < len; j += blockDim.x)  // each thread its own elements
+            s[j] = s[j] / sum;
+        __syncthreads();  // red_max / red_sum are reused by the next row
+    }
+}
+
+// out[t][h][d] = sum over visible p of P[t][h][p] * v[p][d]; one thread per
+// output element, positions walked in the CPU twin's order. Invisible
+// positions are skipped, not multiplied by zero: their cache rows may be stale.
+__global__ void __launch_bounds__(NAIVE_THREADS)
+    naive_wsum_kernel(float *__restrict__ out, const float *__restrict__ P, const float *__restrict__ v_cache,
+                      gs_attn_args a)
+{
+    const int hd = a.head_dim, kv_dim = a.n_kv_head * hd, group = a.n_head / a.n_kv_head;
+    const size_t total = (size_t)a.n_tokens * a.n_head * hd;
+    for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
+        const int d = (int)(e % hd);
+        const size_t th = e / hd;
+        const int h = (int)(th % a.n_head), t = (int)(th / a.n_head);
+        const attn_vis v = vis_of(a.window, a.n_sink, a.token_pos[t]);
+        const int count = vis_count(v);
+        const int *table = a.block_tables + (size_t)a.token_seq[t] * a.max_blocks_per_seq;
+        const float *prow = P + th * a.max_pos;
+        const float *vcol = v_cache + (size_t)(h / group) * hd + d;
+        float acc = 0.0f;
+        for (int j = 0; j < count; j++) {
+            const int p = vis_pos(v, j);
+            acc += prow[p] * vcol[(size_t)cache_row(table, a.block_size, p) * kv_dim];
+        }
+        out[e] = acc;  // e = (t * n_head + h) * hd + d: out's layout
+    }
+}
+
+static size_t naive_scratch_bytes(const gs_attn_args *a)
+{
+    return (size_t)a->n_tokens * a->n_head * a->max_pos * sizeof(float);
+}
+
+static int naive_attention(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+                           const gs_attn_args *a, void *scratch, size_t scratch_bytes, float scale, cudaStream_t stream)
+{
+    const size_t need = naive_scratch_bytes(a);
+    if (scratch == NULL || scratch_bytes < need) {
+        fprintf(stderr, "gptscope: cuda_attention (naive): scratch of %zu bytes, %zu needed\n", scratch_bytes, need);
+        return (int)cudaErrorInvalidValue;
+    }
+    float *S = (float *)scratch;
+    const size_t scores = (size_t)a->n_tokens * a->n_head * a->max_pos;
+    naive_scores_kernel<<<grid_for(scores, NAIVE_THREADS), NAIVE_THREADS, 0, stream>>>(S, qkv, k_cache, *a, scale);
+    CUDA_LAUNCHED();
+    const int rows = a->n_tokens * a->n_head;
+    naive_softmax_kernel<<<rows < MAX_BLOCKS ? rows : MAX_BLOCKS, SOFTMAX_THREADS, 0, stream>>>(S, rows, a->max_pos);
+    CUDA_LAUNCHED();
+    const size_t outs = (size_t)a->n_tokens * a->n_head * a->head_dim;
+    naive_wsum_kernel<<<grid_for(outs, NAIVE_THREADS), NAIVE_THREADS, 0, stream>>>(out, S, v_cache, *a);
+    CUDA_LAUNCHED();
+    return 0;
+}
+
+// ---- GS_ATTN_FUSED: shared tile machinery ----
+
+static __device__ __forceinline__ void cp_async16(float *smem, const float *gmem)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(__cvta_generic_to_global(gmem))
+                 : "memory");
+}
+
+static __device__ __forceinline__ void cp_async4(float *smem, const float *gmem)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(__cvta_generic_to_global(gmem))
+                 : "memory");
+}
+
+static __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
+// The shared-memory layout of both fused kernels, in floats then ints:
+//   Ks[T][ks]   K rows; columns [hd, hd4) zero (the float4 dot reads them), the
+//               rest of the stride is bank padding and never read
+//   Vs[T][hd4]  V rows; columns [hd, hd4) zero (the vector reads take them)
+//   qs[nq][hd4] each query row's q, zero past hd (nq: query rows of the block)
+//   ps[nq][32 * SPL]  each query row's probabilities for the weighted sum
+//   pos_s[T]    position of each tile row, -1 where not loaded
+//   row_s[T]    its cache row, -1 where not loaded
+//   rinfo[4 * FL_PF_ROWS]  prefill only: (seq, sink_end, lo, pos) of each query row
+// After the decode kernel's last tile, Ks holds the per-warp merge records.
+struct fl_smem {
+    float *Ks, *Vs, *qs, *ps;
+    int *pos_s, *row_s, *rinfo;
+};
+
+static __host__ __device__ __forceinline__ size_t fl_smem_bytes(int T, int ks, int hd4, int nq, int spl)
+{
+    return ((size_t)T * ks + (size_t)T * hd4 + (size_t)nq * hd4 + (size_t)nq * 32 * spl) * sizeof(float) +
+           (2 * (size_t)T + 4 * FL_PF_ROWS) * sizeof(int);
+}
+
+static __device__ __forceinline__ fl_smem fl_carve(float *base, int T, int ks, int hd4, int nq, int spl)
+{
+    fl_smem s;
+    s.Ks = base;
+    s.Vs = s.Ks + (size_t)T * ks;
+    s.qs = s.Vs + (size_t)T * hd4;
+    s.ps = s.qs + (size_t)nq * hd4;
+    s.pos_s = reinterpret_cast<int *>(s.ps + (size_t)nq * 32 * spl);
+    s.row_s = s.pos_s + T;
+    s.rinfo = s.row_s + T;
+    return s;
+}
+
+// Zeroes the K and V columns [hd, hd4) of every tile row once: loads never write them.
+static __device__ __forceinline__ void fl_zero_pads(const fl_smem &s, int T, int ks, int hd, int hd4)
+{
+    const int pad = hd4 - hd;
+    if (pad == 0)
+        return;
+    for (int e = threadIdx.x; e < T * pad; e += blockDim.x) {
+        s.Ks[(e / pad) * ks + hd + e % pad] = 0.0f;
+        s.Vs[(e / pad) * hd4 + hd + e % pad] = 0.0f;
+    }
+}
+
+// The warp's query row into q, zero-padded to hd4.
+static __device__ __forceinline__ void fl_load_q(float *q, const float *src, int hd, int hd4, int lane)
+{
+    for (int d = lane; d < hd4; d += 32)
+        q[d] = d < hd ? src[d] : 0.0f;
+}
+
+// K and V rows of the tile (row_s filled, a barrier after it) into Ks and Vs;
+// rows with row_s < 0 are zero-filled. The caller puts a barrier after this.
+template <bool VEC>
+static __device__ __forceinline__ void fl_load_tile(const fl_smem &s, const float *__restrict__ k_cache,
+                                                    const float *__restrict__ v_cache, size_t kv_dim, size_t koff,
+                                                    int T, int hd, int ks, int hd4)
+{
+    // Element f = r * per_row + c of the tile, f = threadIdx.x + k * blockDim.x:
+    // (r, c) advance by (dr, dc) with a carry instead of a division per element.
+    const int per_row = VEC ? hd / 4 : hd, width = VEC ? 4 : 1;
+    const int dr = blockDim.x / per_row, dc = blockDim.x % per_row;
+    int r = threadIdx.x / per_row, c = threadIdx.x % per_row;
+    for (; r < T; r += dr, c += dc) {
+        if (c >= per_row) {
+            c -= per_row;
+            r++;
+            if (r >= T)
+                break;
+        }
+        const int row = s.row_s[r], col = c * width;
+        float *kd = s.Ks + r * ks + col, *vd = s.Vs + r * hd4 + col;
+        if (row >= 0) {
+            const size_t off = (size_t)row * kv_dim + koff + col;
+            if constexpr (VEC) {
+                cp_async16(kd, k_cache + off);
+                cp_async16(vd, v_cache + off);
+            } else {
+                cp_async4(kd, k_cache + off);
+                cp_async4(vd, v_cache + off);
+            }
+        } else if constexpr (VEC) {
+            *reinterpret_cast<float4 *>(kd) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            *reinterpret_cast<float4 *>(vd) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        } else {
+            *kd = 0.0f;
+            *vd = 0.0f;
+        }
+    }
+    cp_async_wait_all();
+}
+
+// The output dims a lane owns, DPL of them: NV groups of VW consecutive dims,
+// group v at v * 32 * VW + lane * VW, so the warp reads a V row as one run of
+// float2 / float4 loads. Dims from hd to hd4 exist in shared memory (zero);
+// dims past hd4 are skipped; only dims < hd are ever stored.
+template <int DPL>
+struct fl_dims {
+    static constexpr int VW = DPL < 4 ? DPL : 4;
+    static constexpr int NV = DPL / VW;
+    static __device__ __forceinline__ int d0(int v, int lane) { return v * 32 * VW + lane * VW; }
+};
+
+template <int VW>
+static __device__ __forceinline__ void fl_read(float (&x)[VW], const float *p)
+{
+    if constexpr (VW == 4) {
+        const float4 t = *reinterpret_cast<const float4 *>(p);
+        x[0] = t.x, x[1] = t.y, x[2] = t.z, x[3] = t.w;
+    } else if constexpr (VW == 2) {
+        const float2 t = *reinterpret_cast<const float2 *>(p);
+        x[0] = t.x, x[1] = t.y;
+    } else {
+        x[0] = *p;
+    }
+}
+
+// One warp, R query rows (q: R rows of hd4 floats), the 32 * SPL tile rows
+// from r0: online-softmax update of each row's (m, l, acc). Every K and V
+// value read from shared memory feeds all R rows. Called by all 32 lanes
+// together (full-mask shuffles); every branch around a shuffle is uniform
+// over the warp. pw is the warp's probability buffer (R x 32 * SPL floats).
+// A row that sees nothing of the tile is left as it was (alpha 1, p 0); one
+// that has seen nothing yet keeps m = -INFINITY, l = 0, acc = 0.
+template <int DPL, int SPL, int R>
+static __device__ __forceinline__ void fl_attend_tile(const fl_smem &s, const float *q, float *pw, int r0, int ks,
+                                                      int hd4, const attn_vis (&v)[R], float scale, int lane,
+                                                      float (&m)[R], float (&l)[R], float (&acc)[R][DPL])
+{
+    using D = fl_dims<DPL>;
+    float sc[R][SPL];
+#pragma unroll
+    for (int rr = 0; rr < R; rr++)
+#pragma unroll
+        for (int u = 0; u < SPL; u++)
+            sc[rr][u] = 0.0f;
+    const float *kr = s.Ks + (r0 + lane) * ks;
+    for (int i = 0; i < hd4 / 4; i++) {
+        float4 kv[SPL];
+#pragma unroll
+        for (int u = 0; u < SPL; u++)  // stride ks has an odd float4 count: 8 lanes' 16-byte reads, 8 distinct bank quads
+            kv[u] = *reinterpret_cast<const float4 *>(kr + 32 * u * ks + 4 * i);
+#pragma unroll
+        for (int rr = 0; rr < R; rr++) {
+            const float4 qv = *reinterpret_cast<const float4 *>(q + rr * hd4 + 4 * i);  // a broadcast
+#pragma unroll
+            for (int u = 0; u < SPL; u++) {
+                sc[rr][u] = fmaf(qv.x, kv[u].x, sc[rr][u]);
+                sc[rr][u] = fmaf(qv.y, kv[u].y, sc[rr][u]);
+                sc[rr][u] = fmaf(qv.z, kv[u].z, sc[rr][u]);
+                sc[rr][u] = fmaf(qv.w, kv[u].w, sc[rr][u]);
+            }
+        }
+    }
+    float tmax[R];
+    bool any = false;
+#pragma unroll
+    for (int rr = 0; rr < R; rr++) {
+        tmax[rr] = -INFINITY;
+#pragma unroll
+        for (int u = 0; u < SPL; u++) {
+            const int p = s.pos_s[r0 + lane + 32 * u];
+            sc[rr][u] = (p >= 0 && vis_sees(v[rr], p)) ? sc[rr][u] * scale : -INFINITY;
+            tmax[rr] = fmaxf(tmax[rr], sc[rr][u]);
+        }
+        tmax[rr] = warp_max(tmax[rr]);
+        any = any || tmax[rr] != -INFINITY;
+    }
+    if (!any)  // nothing of these positions is visible to any of the rows
+        return;
+#pragma unroll
+    for (int rr = 0; rr < R; rr++) {
+        const float m_new = fmaxf(m[rr], tmax[rr]);
+        const float mu = m_new == -INFINITY ? 0.0f : m_new;  // nothing seen yet: exponents of -inf, all 0
+        const float alpha = expf(m[rr] - mu);  // 0 on the first visible tile (m = -INFINITY)
+        float psum = 0.0f;
+#pragma unroll
+        for (int u = 0; u < SPL; u++) {
+            sc[rr][u] = expf(sc[rr][u] - mu);  // masked: exp(-inf) = 0
+            psum += sc[rr][u];
+            pw[rr * 32 * SPL + lane + 32 * u] = sc[rr][u];
+        }
+        l[rr] = l[rr] * alpha + warp_sum(psum);
+        m[rr] = m_new;
+#pragma unroll
+        for (int k = 0; k < DPL; k++)
+            acc[rr][k] *= alpha;
+    }
+    __syncwarp();  // pw written by every lane before any lane reads it
+    // The weighted sum: four probabilities of each row per broadcast read,
+    // then each lane's dims of the four V rows.
+#pragma unroll 2
+    for (int r = 0; r < 32 * SPL; r += 4) {
+        float pr[R][4];
+#pragma unroll
+        for (int rr = 0; rr < R; rr++) {
+            const float4 p4 = *reinterpret_cast<const float4 *>(pw + rr * 32 * SPL + r);
+            pr[rr][0] = p4.x, pr[rr][1] = p4.y, pr[rr][2] = p4.z, pr[rr][3] = p4.w;
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float *vr = s.Vs + (r0 + r + i) * hd4;
+#pragma unroll
+            for (int g = 0; g < D::NV; g++) {
+                const int d0 = D::d0(g, lane);
+                if (d0 < hd4) {
+                    float x[D::VW];
+                    fl_read<D::VW>(x, vr + d0);
+#pragma unroll
+                    for (int rr = 0; rr < R; rr++)
+#pragma unroll
+                        for (int e = 0; e < D::VW; e++)
+                            acc[rr][g * D::VW + e] = fmaf(pr[rr][i], x[e], acc[rr][g * D::VW + e]);
+                }
+            }
+        }
+    }
+    __syncwarp();  // every lane has read pw before the next tile rewrites it
+}
+
+// Stores this lane's dims (< hd) of acc / div (div 1 for the partials: x / 1 is exact).
+template <int DPL>
+static __device__ __forceinline__ void fl_store(float *o, const float (&acc)[DPL], float div, int hd, int lane)
+{
+    using D = fl_dims<DPL>;
+#pragma unroll
+    for (int g = 0; g < D::NV; g++)
+#pragma unroll
+        for (int e = 0; e < D::VW; e++) {
+            const int d = D::d0(g, lane) + e;
+            if (d < hd)
+                o[d] = acc[g * D::VW + e] / div;
+        }
+}
+
+// ---- GS_ATTN_FUSED, few tokens: split-K flash-decoding ----
+//
+// grid.x = n_tokens * (n_head / hpb) * n_chunks (chunk index fastest), block =
+// hpb * WPH warps. hpb, a power of two, divides the GQA group, so all the
+// block's heads read one KV head: each K/V tile in shared memory serves hpb
+// query heads. A head has WPH warps; the tile is T = 32 * SPL * WPH positions
+// and warp `sub` of a head takes its 32 * SPL rows from 32 * SPL * sub,
+// keeping its own (m, l, acc); at the end the head's warps merge through
+// shared memory. WPH = 2 when hpb < 4 (MHA: a block of one warp had too
+// little to hide its latencies with), else 1.
+// Chunk c of a token covers its visible indices [c * chunk, (c + 1) * chunk);
+// blocks past the token's count leave at once. The first row of every chunk
+// is visible and falls to sub 0, so sub 0's m is finite; another sub's may
+// stay -INFINITY (l = 0, acc = 0), which merges as weight 0.
+template <int DPL, int SPL, int WPH, bool VEC>
+__global__ void __launch_bounds__(256, FL_MIN_BLOCKS)
+    flash_decode_kernel(float *__restrict__ out, float *__restrict__ part_acc, float *__restrict__ part_ml,
+                        const float *__restrict__ qkv, const float *__restrict__ k_cache,
+                        const float *__restrict__ v_cache, gs_attn_args a, int hpb, int chunk, int n_chunks, int hd4,
+                        int ks, float scale, int hybrid)
+{
+    constexpr int T = 32 * SPL * WPH;
+    extern __shared__ float4 fl_dyn_smem[];
+    const int hd = a.head_dim, group = a.n_head / a.n_kv_head, n_hb = a.n_head / hpb;
+    const int c = blockIdx.x % n_chunks, rest = blockIdx.x / n_chunks;
+    const int hb = rest % n_hb, t = rest / n_hb;
+    if (hybrid) {  // the same test as flash_prefill_kernel's: rows it takes are not ours
+        const int r = t / FL_PF_ROWS * FL_PF_ROWS + (int)threadIdx.x;  // blockDim.x >= 32 >= FL_PF_ROWS
+        const bool same = threadIdx.x < FL_PF_ROWS && r < a.n_tokens && a.token_seq[r] == a.token_seq[t];
+        if (__syncthreads_count(same) >= FL_PF_SHARE)  // uniform over the block
+            return;
+    }
+    const attn_vis v = vis_of(a.window, a.n_sink, a.token_pos[t]);
+    const int count = vis_count(v);
+    const int j0 = c * chunk;
+    if (j0 >= count)  // the whole block: before any barrier
+        return;
+    const int j1 = count - j0 < chunk ? count : j0 + chunk;
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+    const int sub = w % WPH, h = hb * hpb + w / WPH, g = hb * hpb / group;
+    const fl_smem s = fl_carve(reinterpret_cast<float *>(fl_dyn_smem), T, ks, hd4, nw, SPL);
+    float *q = s.qs + w * hd4;
+    fl_load_q(q, qkv + (size_t)t * a.qkv_stride + (size_t)h * hd, hd, hd4, lane);
+    fl_zero_pads(s, T, ks, hd, hd4);
+    const int *table = a.block_tables + (size_t)a.token_seq[t] * a.max_blocks_per_seq;
+    const size_t kv_dim = (size_t)a.n_kv_head * hd, koff = (size_t)g * hd;
+
+    const attn_vis vv[1] = {v};
+    float m[1] = {-INFINITY}, l[1] = {0.0f}, acc[1][DPL];
+#pragma unroll
+    for (int k = 0; k < DPL; k++)
+        acc[0][k] = 0.0f;
+    for (int jt = j0; jt < j1; jt += T) {
+        for (int r = threadIdx.x; r < T; r += blockDim.x) {
+            const int j = jt + r;
+            int p = -1, row = -1;
+            if (j < j1) {
+                p = vis_pos(v, j);
+                row = cache_row(table, a.block_size, p);
+            }
+            s.pos_s[r] = p;
+            s.row_s[r] = row;
+        }
+        __syncthreads();  // row_s ready (and, the first time, q and the pads)
+        fl_load_tile<VEC>(s, k_cache, v_cache, kv_dim, koff, T, hd, ks, hd4);
+        __syncthreads();  // the tile is in
+        if (jt + 32 * SPL * sub < j1)  // warp-uniform: this warp's rows hold a visible position
+            fl_attend_tile<DPL, SPL, 1>(s, q, s.ps + w * 32 * SPL, 32 * SPL * sub, ks, hd4, vv, scale, lane, m, l,
+                                        acc);
+        __syncthreads();  // every warp is done with the tile before the next overwrites it
+    }
+
+    if constexpr (WPH > 1) {
+        // Merge a head's warps: each sub > 0 leaves (acc, m, l) in Ks (free now).
+        using D = fl_dims<DPL>;
+        float *rec = s.Ks + (size_t)w * (hd4 + 2);
+        if (sub > 0) {
+#pragma unroll
+            for (int gi = 0; gi < D::NV; gi++)
+#pragma unroll
+                for (int e = 0; e < D::VW; e++) {
+                    const int d = D::d0(gi, lane) + e;
+                    if (d < hd4)
+                        rec[d] = acc[0][gi * D::VW + e];
+                }
+            if (lane == 0) {
+                rec[hd4] = m[0];
+                rec[hd4 + 1] = l[0];
+            }
+        }
+        __syncthreads();
+        if (sub > 0)
+            return;
+        float M = m[0];
+#pragma unroll
+        for (int o = 1; o < WPH; o++)
+            M = fmaxf(M, rec[o * (hd4 + 2) + hd4]);
+        const float f0 = expf(m[0] - M);
+        l[0] *= f0;
+#pragma unroll
+        for (int k = 0; k < DPL; k++)
+            acc[0][k] *= f0;
+#pragma unroll
+        for (int o = 1; o < WPH; o++) {
+            const float *ro = rec + o * (hd4 + 2);
+            const float fo = expf(ro[hd4] - M);  // -INFINITY (nothing seen) -> 0
+            l[0] = fmaf(ro[hd4 + 1], fo, l[0]);
+#pragma unroll
+            for (int gi = 0; gi < D::NV; gi++)
+#pragma unroll
+                for (int e = 0; e < D::VW; e++) {
+                    const int d = D::d0(gi, lane) + e;
+                    if (d < hd4)
+                        acc[0][gi * D::VW + e] = fmaf(ro[d], fo, acc[0][gi * D::VW + e]);
+                }
+        }
+        m[0] = M;
+    }
+
+    const size_t pair = (size_t)t * a.n_head + h;
+    if (count <= chunk) {  // one chunk holds the whole history: no partial, no reduce
+        fl_store<DPL>(out + pair * hd, acc[0], l[0], hd, lane);
+        return;
+    }
+    const size_t idx = pair * n_chunks + c;
+    fl_store<DPL>(part_acc + idx * hd, acc[0], 1.0f, hd, lane);
+    if (lane == 0) {
+        part_ml[2 * idx] = m[0];
+        part_ml[2 * idx + 1] = l[0];
+    }
+}
+
+// One warp per (token, head); pairs whose history fit one chunk were written
+// by flash_decode_kernel already. Lane i holds the weight e^(m_c - M) of
+// chunks c = i mod 32 and hands it round by shuffle; the partials of
+// FL_REDUCE_BATCH chunks are loaded before any is used, so that many loads are
+// in flight instead of one chunk's latency after another.
+#define FL_REDUCE_BATCH 4
+template <int DPL>
+__global__ void __launch_bounds__(FL_REDUCE_WARPS * 32)
+    flash_reduce_kernel(float *__restrict__ out, const float *__restrict__ part_acc, const float *__restrict__ part_ml,
+                        gs_attn_args a, int chunk, int n_chunks)
+{
+    const int lane = threadIdx.x % 32;
+    const size_t pair = (size_t)blockIdx.x * FL_REDUCE_WARPS + threadIdx.x / 32;
+    if (pair >= (size_t)a.n_tokens * a.n_head)  // the whole warp
+        return;
+    const int hd = a.head_dim, t = (int)(pair / a.n_head);
+    const int count = vis_count(vis_of(a.window, a.n_sink, a.token_pos[t]));
+    const int nc = (count + chunk - 1) / chunk;
+    if (nc <= 1)
+        return;
+    const size_t base = pair * n_chunks;
+    const float *ml = part_ml + 2 * base;
+    float M = -INFINITY;
+    for (int c = lane; c < nc; c += 32)
+        M = fmaxf(M, ml[2 * c]);
+    M = warp_max(M);
+    float L = 0.0f;
+    for (int c = lane; c < nc; c += 32)
+        L += ml[2 * c + 1] * expf(ml[2 * c] - M);
+    L = warp_sum(L);
+    float acc[DPL];
+#pragma unroll
+    for (int k = 0; k < DPL; k++)
+        acc[k] = 0.0f;
+    for (int c0 = 0; c0 < nc; c0 += 32) {
+        const float wl = c0 + lane < nc ? expf(ml[2 * (c0 + lane)] - M) : 0.0f;
+        const int nb = nc - c0 < 32 ? nc - c0 : 32;
+        for (int j0 = 0; j0 < nb; j0 += FL_REDUCE_BATCH) {  // j0 + b <= 31 below: nb <= 32, j0 % 4 == 0
+            float x[FL_REDUCE_BATCH][DPL];
+#pragma unroll
+            for (int b = 0; b < FL_REDUCE_BATCH; b++) {
+                const float *pa = part_acc + (base + c0 + j0 + b) * hd;
+#pragma unroll
+                for (int k = 0; k < DPL; k++) {
+                    const int d = lane + 32 * k;
+                    x[b][k] = j0 + b < nb && d < hd ? pa[d] : 0.0f;
+                }
+            }
+#pragma unroll
+            for (int b = 0; b < FL_REDUCE_BATCH; b++) {
+                const float wc = __shfl_sync(FULL_MASK, wl, j0 + b);  // 0 past nb: that lane's wl is 0
+#pragma unroll
+                for (int k = 0; k < DPL; k++)
+                    acc[k] = fmaf(wc, x[b][k], acc[k]);
+            }
+        }
+    }
+    float *o = out + pair * hd;
+#pragma unroll
+    for (int k = 0; k < DPL; k++) {
+        const int d = lane + 32 * k;
+        if (d < hd)
+            o[d] = acc[k] / L;
+    }
+}
+
+// ---- GS_ATTN_FUSED, many tokens: tiled flash attention ----
+//
+// grid = (ceil(n_tokens / FL_PF_ROWS), n_head), block = FL_ROWS warps, warp w
+// on the FL_RPW query tokens from t0 + w * FL_RPW, tiles of T = 64 positions
+// (32 for head_dim > 128). Tiles of rows are taken in reverse (the last tokens
+// of a causal prefill have the most work) so the long blocks start first. A
+// pass over the rows of one sequence walks the union of their visible sets:
+// the sinks [0, SE) and the window span [max(LO, SE), PM] (SE, LO, PM: largest
+// sink_end, smallest lo, largest pos of the pass's rows); a position goes into
+// the tile only when some row of the pass sees it, so a gap between windows of
+// far-apart rows reads no cache at all. Rows outside the pass (and rows past
+// the last token) see nothing: vis {0, 1, -1}.
+template <int DPL, int SPL, bool VEC>
+__global__ void __launch_bounds__(FL_ROWS * 32, FL_MIN_BLOCKS)
+    flash_prefill_kernel(float *__restrict__ out, const float *__restrict__ qkv, const float *__restrict__ k_cache,
+                         const float *__restrict__ v_cache, gs_attn_args a, int hd4, int ks, float scale,
+                         int hybrid)
+{
+    constexpr int T = 32 * SPL, R = FL_RPW;
+    extern __shared__ float4 fl_dyn_smem[];
+    const int hd = a.head_dim, group = a.n_head / a.n_kv_head;
+    const int t0 = (gridDim.x - 1 - blockIdx.x) * FL_PF_ROWS;
+    const int h = blockIdx.y;
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const fl_smem s = fl_carve(reinterpret_cast<float *>(fl_dyn_smem), T, ks, hd4, FL_PF_ROWS, SPL);
+
+    if (threadIdx.x < FL_PF_ROWS) {
+        const int tr = t0 + threadIdx.x;
+        int *ri = s.rinfo + 4 * threadIdx.x;
+        if (tr < a.n_tokens) {
+            const attn_vis vr = vis_of(a.window, a.n_sink, a.token_pos[tr]);
+            ri[0] = a.token_seq[tr];
+            ri[1] = vr.sink_end;
+            ri[2] = vr.lo;
+            ri[3] = vr.pos;
+        } else {
+            ri[0] = -1;  // no token: done from the start
+            ri[1] = 0;
+            ri[2] = 1;
+            ri[3] = -1;
+        }
+    }
+    float *q = s.qs + (size_t)w * R * hd4;  // the warp's R rows
+#pragma unroll
+    for (int rr = 0; rr < R; rr++) {
+        const int t = t0 + w * R + rr;
+        if (t < a.n_tokens)
+            fl_load_q(q + rr * hd4, qkv + (size_t)t * a.qkv_stride + (size_t)h * hd, hd, hd4, lane);
+        else
+            for (int d = lane; d < hd4; d += 32)
+                q[rr * hd4 + d] = 0.0f;
+    }
+    fl_zero_pads(s, T, ks, hd, hd4);
+    __syncthreads();  // rinfo, q and the pads are ready; rinfo is read-only from here
+
+    const size_t kv_dim = (size_t)a.n_kv_head * hd, koff = (size_t)(h / group) * hd;
+    const unsigned all = FL_PF_ROWS == 32 ? ~0u : (1u << FL_PF_ROWS) - 1;
+    unsigned done = 0;  // rows finished (or not ours); every thread computes the same value
+    for (int r = 0; r < FL_PF_ROWS; r++) {
+        const int seq = s.rinfo[4 * r];
+        int share = 0;
+        for (int r2 = 0; r2 < FL_PF_ROWS; r2++)
+            share += s.rinfo[4 * r2] == seq;
+        // No token, or (hybrid) too few rows of its sequence here: flash_decode_kernel's.
+        if (seq < 0 || (hybrid && share < FL_PF_SHARE))
+            done |= 1u << r;
+    }
+    const unsigned ours = ~done & all;
+
+    float m[R], l[R], acc[R][DPL];
+#pragma unroll
+    for (int rr = 0; rr < R; rr++) {
+        m[rr] = -INFINITY;
+        l[rr] = 0.0f;
+#pragma unroll
+        for (int k = 0; k < DPL; k++)
+            acc[rr][k] = 0.0f;
+    }
+    while (done != all) {
+        // One pass: the first unfinished row's sequence, and every unfinished row of it.
+        const int seq = s.rinfo[4 * (__ffs(~done) - 1)];
+        unsigned act = 0;
+        int SE = 0, LO = INT_MAX, PM = -1;
+        for (int r = 0; r < FL_PF_ROWS; r++) {
+            if (!((done >> r) & 1u) && s.rinfo[4 * r] == seq) {
+                act |= 1u << r;
+                SE = max(SE, s.rinfo[4 * r + 1]);
+                LO = min(LO, s.rinfo[4 * r + 2]);
+                PM = max(PM, s.rinfo[4 * r + 3]);
+            }
+        }
+        const int *table = a.block_tables + (size_t)seq * a.max_blocks_per_seq;
+        attn_vis mine[R];  // this warp's rows in this pass
+        bool in_pass = false;
+#pragma unroll
+        for (int rr = 0; rr < R; rr++) {
+            const int r = w * R + rr;
+            if ((act >> r) & 1u) {
+                mine[rr] = {s.rinfo[4 * r + 1], s.rinfo[4 * r + 2], s.rinfo[4 * r + 3]};
+                in_pass = true;
+            } else {
+                mine[rr] = {0, 1, -1};  // sees nothing
+            }
+        }
+        for (int seg = 0; seg < 2; seg++) {
+            const int b = seg == 0 ? 0 : max(LO, SE), e = seg == 0 ? SE : PM + 1;
+            for (int p0 = b; p0 < e; p0 += T) {
+                int any = 0;
+                for (int r = threadIdx.x; r < T; r += blockDim.x) {
+                    const int p = p0 + r;
+                    int row = -1;
+                    if (p < e) {
+                        bool need = false;
+                        for (int rr = 0; rr < FL_PF_ROWS; rr++)
+                            if ((act >> rr) & 1u) {
+                                const attn_vis vr = {s.rinfo[4 * rr + 1], s.rinfo[4 * rr + 2], s.rinfo[4 * rr + 3]};
+                                need = need || vis_sees(vr, p);
+                            }
+                        if (need)
+                            row = cache_row(table, a.block_size, p);
+                    }
+                    s.pos_s[r] = row >= 0 ? p : -1;
+                    s.row_s[r] = row;
+                    any |= row >= 0;
+                }
+                if (!__syncthreads_or(any))  // no row sees any of it (a gap between windows)
+                    continue;
+                fl_load_tile<VEC>(s, k_cache, v_cache, kv_dim, koff, T, hd, ks, hd4);
+                __syncthreads();  // the tile is in
+                // Warp-uniform shortcut past tiles wholly after the warp's rows or in their gaps.
+                bool hit = false;
+#pragma unroll
+                for (int rr = 0; rr < R; rr++)
+                    hit = hit || (p0 <= mine[rr].pos && (p0 < mine[rr].sink_end || p0 + T - 1 >= mine[rr].lo));
+                if (in_pass && hit)
+                    fl_attend_tile<DPL, SPL, R>(s, q, s.ps + (size_t)w * R * T, 0, ks, hd4, mine, scale, lane, m, l,
+                                                acc);
+                __syncthreads();  // every warp is done with the tile before the next overwrites it
+            }
+        }
+        done |= act;
+    }
+#pragma unroll
+    for (int rr = 0; rr < R; rr++) {
+        const int t = t0 + w * R + rr;
+        if ((ours >> (w * R + rr)) & 1u)
+            fl_store<DPL>(out + ((size_t)t * a.n_head + h) * hd, acc[rr], l[rr], hd, lane);
+    }
+}
+
+// ---- fused: planning and launch ----
+
+typedef struct fl_plan {
+    int hybrid;    // 0: flash_decode_kernel (+ reduce) for every row; 1: flash_decode_kernel
+                   // (one chunk) for rows in scattered tiles, flash_prefill_kernel for the rest
+    int hpb;       // decode: query heads per block
+    int wph;       // decode: warps per head
+    int chunk;     // decode: visible positions per chunk
+    int n_chunks;  // decode: chunks of the longest history
+} fl_plan;
+
+// Dims per lane (the fused kernels' instantiation) for a head_dim <= FL_MAX_HEAD_DIM.
+static int fl_dpl(int hd) { return hd <= 32 ? 1 : hd <= 64 ? 2 : hd <= 128 ? 4 : 8; }
+
+// A pure function of the call's shape, so cuda_attention_scratch_bytes and
+// cuda_attention agree on it.
+static fl_plan fused_plan(const gs_attn_args *a)
+{
+    fl_plan p = {0, 1, 1, 0, 0};
+    const int group = a->n_head / a->n_kv_head;
+    p.hpb = 8;  // at most 8 warps (256 threads) a block
+    while (group % p.hpb)
+        p.hpb /= 2;
+    p.wph = p.hpb < 4 && fl_dpl(a->head_dim) < 8 ? 2 : 1;
+    // Longest visible count of any token: pos + 1 <= max_pos, and with a
+    // window at most window + n_sink.
+    long most = a->max_pos;
+    if (a->window > 0) {
+        long wmax = (long)a->window + (a->n_sink > 0 ? a->n_sink : 0);
+        if (wmax < most)
+            most = wmax;
+    }
+    // Enough chunks that the grid has ~FL_TARGET_BLOCKS blocks.
+    const long per_chunk = (long)a->n_tokens * (a->n_head / p.hpb);
+    long chunk = (most * per_chunk + FL_TARGET_BLOCKS - 1) / FL_TARGET_BLOCKS;
+    chunk = (chunk + FL_CHUNK_STEP - 1) / FL_CHUNK_STEP * FL_CHUNK_STEP;
+    if (chunk < FL_CHUNK_STEP)
+        chunk = FL_CHUNK_STEP;
+    if (chunk > INT_MAX / 2)
+        chunk = INT_MAX / 2;
+    p.chunk = (int)chunk;
+    p.n_chunks = (int)((most + chunk - 1) / chunk);
+    if (a->n_tokens > FL_DECODE_MAX_TOKENS) {
+        // Many tokens: most often a prefill, whose tiles of rows share their
+        // cache reads; the rows of tiles that are too scattered for that (a
+        // large decode batch) are plenty to fill the GPU unsplit, and no
+        // split means no scratch to size for a call of thousands of tokens.
+        p.hybrid = 1;
+        p.chunk = most > INT_MAX / 2 ? INT_MAX / 2 : (int)most;
+        p.n_chunks = 1;
+    }
+    return p;
+}
+
+static size_t fused_scratch_bytes(const gs_attn_args *a)
+{
+    if (a->head_dim > FL_MAX_HEAD_DIM)
+        return 0;
+    const fl_plan p = fused_plan(a);
+    if (p.n_chunks <= 1)
+        return 0;
+    return (size_t)a->n_tokens * a->n_head * p.n_chunks * ((size_t)a->head_dim + 2) * sizeof(float);
+}
+
+// Raises the kernel's dynamic shared-memory limit past the default 48 KB when needed.
+template <typename K>
+static int fl_smem_limit(K kernel, size_t bytes)
+{
+    if (bytes > 48 * 1024)
+        CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    return 0;
+}
+
+template <int DPL, bool VEC>
+static int fused_launch(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+                        const gs_attn_args *a, const fl_plan *p, void *scratch, float scale, cudaStream_t stream)
+{
+    const int hd = a->head_dim, hd4 = (hd + 3) / 4 * 4;
+    const int ks = (hd4 / 4) % 2 ? hd4 : hd4 + 4;  // an odd number of float4s per K row: no bank conflicts
+    {
+        // Tiles of 64 positions: one warp a head taking all (SPL 2), or two
+        // taking 32 each; 32 positions for head_dim > 128.
+        constexpr int SPL = DPL == 8 ? 1 : 2;
+        const int T = 32 * SPL;
+        const int nw = p->hpb * p->wph;
+        const size_t smem = fl_smem_bytes(T, ks, hd4, nw, p->wph == 1 ? SPL : 1);
+        auto kernel = flash_decode_kernel<DPL, SPL, 1, VEC>;
+        if constexpr (DPL != 8)
+            if (p->wph == 2)
+                kernel = flash_decode_kernel<DPL, 1, 2, VEC>;
+        if (int rc = fl_smem_limit(kernel, smem))
+            return rc;
+        const size_t parts = (size_t)a->n_tokens * a->n_head * p->n_chunks;
+        float *part_acc = p->n_chunks > 1 ? (float *)scratch : NULL;
+        float *part_ml = part_acc ? part_acc + parts * hd : NULL;
+        const long blocks = (long)a->n_tokens * (a->n_head / p->hpb) * p->n_chunks;
+        kernel<<<(unsigned)blocks, nw * 32, smem, stream>>>(out, part_acc, part_ml, qkv, k_cache, v_cache, *a, p->hpb,
+                                                            p->chunk, p->n_chunks, hd4, ks, scale, p->hybrid);
+        CUDA_LAUNCHED();
+        if (p->n_chunks > 1) {
+            const size_t pairs = (size_t)a->n_tokens * a->n_head;
+            flash_reduce_kernel<DPL><<<(unsigned)((pairs + FL_REDUCE_WARPS - 1) / FL_REDUCE_WARPS),
+                                       FL_REDUCE_WARPS * 32, 0, stream>>>(out, part_acc, part_ml, *a, p->chunk,
+                                                                          p->n_chunks);
+            CUDA_LAUNCHED();
+        }
+    }
+    if (p->hybrid) {
+        constexpr int SPL = DPL == 8 ? 1 : 2;  // tiles of 64 positions, 32 for head_dim > 128
+        constexpr int T = 32 * SPL;
+        const size_t smem = fl_smem_bytes(T, ks, hd4, FL_PF_ROWS, SPL);
+        auto kernel = flash_prefill_kernel<DPL, SPL, VEC>;
+        if (int rc = fl_smem_limit(kernel, smem))
+            return rc;
+        dim3 grid((unsigned)((a->n_tokens + FL_PF_ROWS - 1) / FL_PF_ROWS), (unsigned)a->n_head);
+        kernel<<<grid, FL_ROWS * 32, smem, stream>>>(out, qkv, k_cache, v_cache, *a, hd4, ks, scale, 1);
+        CUDA_LAUNCHED();
+    }
+    return 0;
+}
+
+template <int DPL>
+static int fused_launch_vec(bool vec, float *out, const float *qkv, const float *k_cache, const float *v_cache,
+                            const gs_attn_args *a, const fl_plan *p, void *scratch, float scale, cudaStream_t stream)
+{
+    return vec ? fused_launch<DPL, true>(out, qkv, k_cache, v_cache, a, p, scratch, scale, stream)
+               : fused_launch<DPL, false>(out, qkv, k_cache, v_cache, a, p, scratch, scale, stream);
+}
+
+static int fused_attention(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+                           const gs_attn_args *a, void *scratch, size_t scratch_bytes, float scale, cudaStream_t stream)
+{
+    const int hd = a->head_dim;
+    if (hd > FL_MAX_HEAD_DIM) {
+        fprintf(stderr, "gptscope: cuda_attention (fused): head_dim %d over the %d supported\n", hd, FL_MAX_HEAD_DIM);
+        return (int)cudaErrorInvalidValue;
+    }
+    const fl_plan p = fused_plan(a);
+    const size_t need = fused_scratch_bytes(a);
+    if (need > 0 && (scratch == NULL || scratch_bytes < need)) {
+        fprintf(stderr, "gptscope: cuda_attention (fused): scratch of %zu bytes, %zu needed\n", scratch_bytes, need);
+        return (int)cudaErrorInvalidValue;
+    }
+    // 16-byte cp.async needs every row start 16-byte aligned: head_dim % 4 == 0
+    // (so kv_dim and every head offset are too) and aligned cache bases.
+    const bool vec = hd % 4 == 0 && ((uintptr_t)k_cache % 16) == 0 && ((uintptr_t)v_cache % 16) == 0;
+    switch (fl_dpl(hd)) {
+    case 1:
+        return fused_launch_vec<1>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
+    case 2:
+        return fused_launch_vec<2>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
+    case 4:
+        return fused_launch_vec<4>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
+    default:
+        return fused_launch_vec<8>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
+    }
+}
+
+// ---- the C interface ----
+
+static bool args_ok(const gs_attn_args *a)
+{
+    return a->n_head > 0 && a->n_kv_head > 0 && a->n_head % a->n_kv_head == 0 && a->head_dim > 0 &&
+           a->block_size > 0 && a->max_blocks_per_seq > 0 && a->max_pos > 0 && a->qkv_stride > 0;
+}
+
+extern "C" size_t cuda_attention_scratch_bytes(const gs_attn_args *a)
+{
+    if (a->n_tokens <= 0 || !args_ok(a))
+        return 0;
+    return a->variant == GS_ATTN_FUSED ? fused_scratch_bytes(a) : naive_scratch_bytes(a);
+}
+
+extern "C" int cuda_attention(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+                              const gs_attn_args *a, void *scratch, size_t scratch_bytes, cudaStream_t stream)
+{
+    if (a->n_tokens <= 0)
+        return 0;
+    if (!args_ok(a) || (a->variant != GS_ATTN_NAIVE && a->variant != GS_ATTN_FUSED)) {
+        fprintf(stderr, "gptscope: cuda_attention: bad shape (heads %d/%d, head_dim %d, block_size %d, max_pos %d, "
+                        "variant %d)\n",
+                a->n_head, a->n_kv_head, a->head_dim, a->block_size, a->max_pos, a->variant);
+        return (int)cudaErrorInvalidValue;
+    }
+    const float scale = 1.0f / sqrtf((float)a->head_dim);
+    if (a->variant == GS_ATTN_NAIVE)
+        return naive_attention(out, qkv, k_cache, v_cache, a, scratch, scratch_bytes, scale, stream);
+    return fused_attention(out, qkv, k_cache, v_cache, a, scratch, scratch_bytes, scale, stream);
+}

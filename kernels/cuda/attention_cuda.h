@@ -1,0 +1,33 @@
+/* attention_cuda.h - C interface to the CUDA attention kernels over the paged
+ * KV cache (the twins of kernels/cpu/attention.c).
+ *
+ * a->variant picks the path: GS_ATTN_NAIVE materializes the scores in
+ * `scratch` (scores, softmax and weighted sum as separate kernels), GS_ATTN_FUSED
+ * runs flash-style tiles with an online softmax (no score matrix in device
+ * memory) and, for decode-shaped calls, split-K flash-decoding. The index
+ * arrays in `a` point to device memory. */
+#ifndef GS_ATTENTION_CUDA_H
+#define GS_ATTENTION_CUDA_H
+
+#include <stddef.h>
+
+#include <cuda_runtime_api.h>
+
+#include "../attention_args.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int cuda_kv_store(float *k_cache, float *v_cache, const float *qkv, const int *slot, int n, int qkv_stride,
+                  int q_dim, int kv_dim, cudaStream_t stream);
+/* Device scratch bytes cuda_attention needs for a (both variants). */
+size_t cuda_attention_scratch_bytes(const gs_attn_args *a);
+int cuda_attention(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+                   const gs_attn_args *a, void *scratch, size_t scratch_bytes, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,283 @@
+/* backend_cuda.c - the CUDA backend: device memory, one stream, cuBLAS for
+ * the dense products (what real engines use) and the project's kernels in
+ * kernels/cuda for everything else.
+ *
+ * Ops are void in the backend table, so a failed launch or library call is
+ * remembered (the first one, with its name) and reported by the next
+ * synchronize: the forward pass checks it once per step. */
+#include "backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build_config.h"
+
+#ifndef HAVE_CUDA
+
+int gs_backend_cuda_create(gs_backend **out, gs_error *err)
+{
+    *out = NULL;
+    return gs_error_set(err, GS_ERR_RUNTIME, "backend cuda: this build has no CUDA support (configure --with-cuda)");
+}
+
+#else
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "cuda/attention_cuda.h"
+#include "cuda/ops_cuda.h"
+
+typedef struct cuda_impl {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    void *attn_scratch;
+    size_t attn_scratch_bytes;
+    int failed;            /* first failure, reported by synchronize */
+    char failure[256];
+} cuda_impl;
+
+#define IMPL(be) ((cuda_impl *)(be)->impl)
+
+static void note_failure(gs_backend *be, const char *what, int code, const char *detail)
+{
+    cuda_impl *c = IMPL(be);
+    if (!c->failed) {
+        c->failed = code ? code : 1;
+        snprintf(c->failure, sizeof c->failure, "%s failed: %s", what, detail);
+    }
+}
+
+static void check_kernel(gs_backend *be, const char *what, int rc)
+{
+    if (rc)
+        note_failure(be, what, rc, cudaGetErrorString((cudaError_t)rc));
+}
+
+static void cuda_destroy(gs_backend *be)
+{
+    cuda_impl *c = IMPL(be);
+    if (c) {
+        if (c->attn_scratch)
+            cudaFree(c->attn_scratch);
+        if (c->cublas)
+            cublasDestroy(c->cublas);
+        if (c->stream)
+            cudaStreamDestroy(c->stream);
+        free(c);
+    }
+    free(be);
+}
+
+static void *cuda_alloc(gs_backend *be, size_t bytes)
+{
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 256) != cudaSuccess) {
+        cudaGetLastError(); /* an allocation failure is reported by the caller, with sizes */
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_free(gs_backend *be, void *ptr) { cudaFree(ptr); }
+
+static int cuda_upload(gs_backend *be, void *dst, const void *src, size_t bytes)
+{
+    /* From pageable memory the call returns once src is staged: the caller may reuse it. */
+    cudaError_t rc = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, IMPL(be)->stream);
+    if (rc != cudaSuccess) {
+        note_failure(be, "cudaMemcpyAsync (upload)", rc, cudaGetErrorString(rc));
+        return GS_ERR_RUNTIME;
+    }
+    return GS_OK;
+}
+
+static int cuda_download(gs_backend *be, void *dst, const void *src, size_t bytes)
+{
+    cudaError_t rc = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, IMPL(be)->stream);
+    if (rc != cudaSuccess) {
+        note_failure(be, "cudaMemcpyAsync (download)", rc, cudaGetErrorString(rc));
+        return GS_ERR_RUNTIME;
+    }
+    return GS_OK;
+}
+
+static int cuda_synchronize(gs_backend *be)
+{
+    cuda_impl *c = IMPL(be);
+    cudaError_t rc = cudaStreamSynchronize(c->stream);
+    if (rc != cudaSuccess)
+        note_failure(be, "cudaStreamSynchronize", rc, cudaGetErrorString(rc));
+    if (c->failed) {
+        fprintf(stderr, "gptscope: cuda: %s\n", c->failure);
+        return GS_ERR_RUNTIME;
+    }
+    return GS_OK;
+}
+
+static int cuda_mem_info(gs_backend *be, size_t *free_bytes, size_t *total_bytes)
+{
+    *free_bytes = *total_bytes = 0;
+    return cudaMemGetInfo(free_bytes, total_bytes) == cudaSuccess ? GS_OK : GS_ERR_RUNTIME;
+}
+
+static void op_embed(gs_backend *be, float *out, const int *tokens, const int *pos, const float *wte,
+                     const float *wpe, int n, int C)
+{
+    check_kernel(be, "embed", cuda_embed(out, tokens, pos, wte, wpe, n, C, IMPL(be)->stream));
+}
+
+static void op_layernorm(gs_backend *be, float *out, const float *in, const float *w, const float *b, int n,
+                         int C, float eps)
+{
+    check_kernel(be, "layernorm", cuda_layernorm(out, in, w, b, n, C, eps, IMPL(be)->stream));
+}
+
+static void op_rmsnorm(gs_backend *be, float *out, const float *in, const float *w, int n, int C, float eps)
+{
+    check_kernel(be, "rmsnorm", cuda_rmsnorm(out, in, w, n, C, eps, IMPL(be)->stream));
+}
+
+/* Row-major out[n][m] = in[n][k] . w[m][k]^T is, in cuBLAS's column-major
+ * terms, out^T (m x n) = w^T(op T on the k x m view) . in^T (k x n). */
+static void op_matmul(gs_backend *be, float *out, const float *in, const float *w, const float *bias, int n,
+                      int k, int m)
+{
+    cuda_impl *c = IMPL(be);
+    const float one = 1.0f, zero = 0.0f;
+    cublasStatus_t st = cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, k, in, k, &zero, out, m);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        note_failure(be, "cublasSgemm", (int)st, cublasGetStatusString(st));
+        return;
+    }
+    if (bias)
+        check_kernel(be, "add_bias", cuda_add_bias(out, bias, n, m, c->stream));
+}
+
+static void op_gelu(gs_backend *be, float *x, long count)
+{
+    check_kernel(be, "gelu", cuda_gelu(x, count, IMPL(be)->stream));
+}
+
+static void op_swiglu(gs_backend *be, float *up, const float *gate, long count)
+{
+    check_kernel(be, "swiglu", cuda_swiglu(up, gate, count, IMPL(be)->stream));
+}
+
+static void op_rope(gs_backend *be, float *qkv, const int *pos, int n, int qkv_stride, int n_head, int n_kv_head,
+                    int head_dim, float theta)
+{
+    check_kernel(be, "rope",
+                 cuda_rope(qkv, pos, n, qkv_stride, n_head, n_kv_head, head_dim, theta, IMPL(be)->stream));
+}
+
+static void op_kv_store(gs_backend *be, float *k_cache, float *v_cache, const float *qkv, const int *slot, int n,
+                        int qkv_stride, int q_dim, int kv_dim)
+{
+    check_kernel(be, "kv_store",
+                 cuda_kv_store(k_cache, v_cache, qkv, slot, n, qkv_stride, q_dim, kv_dim, IMPL(be)->stream));
+}
+
+static void op_attention(gs_backend *be, float *out, const float *qkv, const float *k_cache, const float *v_cache,
+                         const gs_attn_args *a)
+{
+    cuda_impl *c = IMPL(be);
+    size_t need = cuda_attention_scratch_bytes(a);
+    if (need > c->attn_scratch_bytes) {
+        /* Grow geometrically so a growing context reallocates rarely. */
+        size_t want = need > 2 * c->attn_scratch_bytes ? need : 2 * c->attn_scratch_bytes;
+        if (c->attn_scratch) {
+            cudaStreamSynchronize(c->stream);
+            cudaFree(c->attn_scratch);
+        }
+        c->attn_scratch = NULL;
+        c->attn_scratch_bytes = 0;
+        if (cudaMalloc(&c->attn_scratch, want) != cudaSuccess) {
+            cudaGetLastError();
+            char detail[96];
+            snprintf(detail, sizeof detail, "out of GPU memory for %zu bytes of attention scratch", want);
+            note_failure(be, "attention", cudaErrorMemoryAllocation, detail);
+            return;
+        }
+        c->attn_scratch_bytes = want;
+    }
+    check_kernel(be, "attention",
+                 cuda_attention(out, qkv, k_cache, v_cache, a, c->attn_scratch, c->attn_scratch_bytes, c->stream));
+}
+
+static void op_residual_add(gs_backend *be, float *x, const float *y, long count)
+{
+    check_kernel(be, "residual_add", cuda_residual_add(x, y, count, IMPL(be)->stream));
+}
+
+static void op_gather_rows(gs_backend *be, float *out, const float *in, const int *rows, int n, int C)
+{
+    check_kernel(be, "gather_rows", cuda_gather_rows(out, in, rows, n, C, IMPL(be)->stream));
+}
+
+static const gs_backend_ops cuda_ops = {
+    .name = "cuda",
+    .destroy = cuda_destroy,
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .synchronize = cuda_synchronize,
+    .mem_info = cuda_mem_info,
+    .embed = op_embed,
+    .layernorm = op_layernorm,
+    .rmsnorm = op_rmsnorm,
+    .matmul = op_matmul,
+    .gelu = op_gelu,
+    .swiglu = op_swiglu,
+    .rope = op_rope,
+    .kv_store = op_kv_store,
+    .attention = op_attention,
+    .residual_add = op_residual_add,
+    .gather_rows = op_gather_rows,
+};
+
+int gs_backend_cuda_create(gs_backend **out, gs_error *err)
+{
+    *out = NULL;
+    int count = 0;
+    cudaError_t rc = cudaGetDeviceCount(&count);
+    if (rc != cudaSuccess || count == 0) {
+        cudaGetLastError();
+        return gs_error_set(err, GS_ERR_RUNTIME, "backend cuda: no usable GPU: %s",
+                            rc != cudaSuccess ? cudaGetErrorString(rc) : "no device found");
+    }
+    gs_backend *be = calloc(1, sizeof *be);
+    cuda_impl *c = calloc(1, sizeof *c);
+    if (!be || !c) {
+        free(be);
+        free(c);
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory creating the CUDA backend");
+    }
+    be->ops = &cuda_ops;
+    be->impl = c;
+    struct cudaDeviceProp p;
+    if ((rc = cudaSetDevice(0)) != cudaSuccess || (rc = cudaGetDeviceProperties(&p, 0)) != cudaSuccess ||
+        (rc = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        cuda_destroy(be);
+        return gs_error_set(err, GS_ERR_RUNTIME, "backend cuda: %s", cudaGetErrorString(rc));
+    }
+    cublasStatus_t st = cublasCreate(&c->cublas);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasSetStream(c->cublas, c->stream);
+    /* fp32 means fp32: no TF32 tensor-core shortcut in the reference precision. */
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasSetMathMode(c->cublas, CUBLAS_PEDANTIC_MATH);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        cuda_destroy(be);
+        return gs_error_set(err, GS_ERR_RUNTIME, "backend cuda: cuBLAS: %s", cublasGetStatusString(st));
+    }
+    snprintf(be->device_name, sizeof be->device_name, "%.100s (sm_%d%d, %d SMs)", p.name, p.major, p.minor,
+             p.multiProcessorCount);
+    *out = be;
+    return GS_OK;
+}
+
+#endif
