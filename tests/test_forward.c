@@ -24,6 +24,7 @@
 #include "residual.h"
 #include "rope.h"
 #include "tap.h"
+#include "test_support.h"
 
 /* run.c (llama2.c 350e04f, gcc -O3), stories260K.bin, BOS then 256 greedy steps. */
 static const int stories_ref[256] = {
@@ -45,16 +46,6 @@ static const int stories_ref[256] = {
     473, 465, 465, 465, 465, 473, 330, 327, 435, 445, 435, 396, 454, 388, 369, 367,
 };
 
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * (double)b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 static void test_stories(gs_backend *be)
 {
@@ -90,80 +81,26 @@ static void test_stories(gs_backend *be)
     gs_model_free(&m);
 }
 
-/* Logits at every position of one sequence, with its blocks scattered. */
-static int forward_all(gs_backend *be, const gs_model *m, const int *ids, int n, float *logits, gs_error *err)
-{
-    const int bs = 4;
-    int per_seq = (m->shape.n_ctx + bs - 1) / bs;
-    gs_kv_cache kv;
-    int rc = kv_cache_init(&kv, 2 * per_seq, bs, 2, per_seq, err);
-    if (rc)
-        return rc;
-    gs_ranges ranges;
-    gs_ranges_init(&ranges);
-    gs_forward f;
-    rc = gs_forward_init(&f, be, m, &ranges, n, n, kv.n_blocks, bs, err);
-    if (rc) {
-        kv_cache_destroy(&kv);
-        return rc;
-    }
-    /* Interleave a second sequence's blocks so ours are not contiguous. */
-    int other = kv_cache_seq_open(&kv), seq = kv_cache_seq_open(&kv);
-    for (int i = 0; i < n; i++) {
-        kv_cache_seq_grow(&kv, other, 1);
-        kv_cache_seq_grow(&kv, seq, 1);
-    }
-    int *pos = malloc((size_t)n * sizeof(int)), *row = malloc((size_t)n * sizeof(int));
-    int *slot = malloc((size_t)n * sizeof(int)), *lr = malloc((size_t)n * sizeof(int));
-    for (int i = 0; i < n; i++) {
-        pos[i] = i;
-        row[i] = seq;
-        slot[i] = kv_cache_slot(&kv, seq, i);
-        lr[i] = i;
-    }
-    gs_step_batch b = {n, ids, pos, row, slot, kv.tables, kv.max_seqs, kv.max_blocks_per_seq, n, lr};
-    rc = gs_forward_step(&f, &b, logits, err);
-    free(pos);
-    free(row);
-    free(slot);
-    free(lr);
-    gs_forward_destroy(&f);
-    kv_cache_destroy(&kv);
-    return rc;
-}
 
 static void test_hf_fixture(gs_backend *be, const char *name)
 {
-    const char *dir = getenv("GS_TEST_DATA") ? getenv("GS_TEST_DATA") : "tests/data";
-    char path[1024], ipath[1024], lpath[1024];
-    snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
-    snprintf(ipath, sizeof ipath, "%s/%s.ids.i32", dir, name);
-    snprintf(lpath, sizeof lpath, "%s/%s.logits.f32", dir, name);
+    enum { T = 24 };
     gs_model m;
     gs_error err = {0};
-    if (gs_model_load(&m, path, GS_FORMAT_AUTO, NULL, &err) != GS_OK) {
-        tap_ok(0, "%s loads: %s", name, err.msg);
+    int ids[T];
+    float *want = NULL;
+    if (gs_test_load_hf_fixture(name, T, &m, ids, &want, &err)) {
+        tap_ok(0, "%s: fixture loads: %s", name, err.msg);
         return;
     }
-    enum { T = 24 };
-    int V = m.shape.vocab;
-    int ids[T];
-    float *want = malloc((size_t)T * V * sizeof(float)), *got = malloc((size_t)T * V * sizeof(float));
-    FILE *fi = fopen(ipath, "rb"), *fl = fopen(lpath, "rb");
-    int ok = fi && fl && fread(ids, sizeof(int), T, fi) == T && fread(want, sizeof(float), (size_t)T * V, fl) == (size_t)T * V;
-    if (fi)
-        fclose(fi);
-    if (fl)
-        fclose(fl);
-    tap_ok(ok, "%s: reference ids and logits read", name);
-    if (ok) {
-        for (int i = 0; i < T * V; i++)
-            got[i] = NAN; /* poison: every logit must be written */
-        int rc = forward_all(be, &m, ids, T, got, &err);
-        double e = rc ? 1.0 : rel_err(got, want, (size_t)T * V);
-        tap_ok(rc == GS_OK && e < 1e-4, "%s: logits at all %d positions match transformers (rel err %.2e) %s",
-               name, T, e, err.msg);
-    }
+    size_t nl = (size_t)T * (size_t)m.shape.vocab;
+    float *got = malloc(nl * sizeof(float));
+    for (size_t i = 0; i < nl; i++)
+        got[i] = NAN; /* poison: every logit must be written */
+    int rc = gs_test_forward_all(be, &m, GS_ATTN_NAIVE, ids, T, got, &err);
+    double e = rc ? 1.0 : gs_test_rel_err(got, want, nl);
+    tap_ok(rc == GS_OK && e < 1e-4, "%s: logits at all %d positions match transformers (rel err %.2e) %s", name, T,
+           e, err.msg);
     free(want);
     free(got);
     gs_model_free(&m);
@@ -251,7 +188,7 @@ static void test_against_plain(gs_backend *be, const char *preset)
     gs_engine_submit(&e, b, NB, 1, &err);
     /* Run the single prefill step by hand to see its logits. */
     int rc = gs_engine_step(&e, &err);
-    double ea = rel_err(e.h_logits, ra, V), eb = rel_err(e.h_logits + V, rb, V);
+    double ea = gs_test_rel_err(e.h_logits, ra, V), eb = gs_test_rel_err(e.h_logits + V, rb, V);
     tap_ok(rc == GS_OK && e.last.n_tokens == NA + NB && ea < 1e-5 && eb < 1e-5,
            "%s: batched paged prefill of 2 sequences equals the plain forward (rel err %.1e, %.1e)", preset, ea, eb);
     gs_engine_destroy(&e);
@@ -273,7 +210,7 @@ static void test_against_plain(gs_backend *be, const char *preset)
         gs_step_batch sb = {1, &a[t], &t, &seq, &slot, kv.tables, 1, kv.max_blocks_per_seq, 1, &zero};
         rc = gs_forward_step(&f, &sb, last, &err);
     }
-    double ed = rel_err(last, ra, V);
+    double ed = gs_test_rel_err(last, ra, V);
     tap_ok(rc == GS_OK && ed < 1e-5, "%s: token-by-token decode equals the plain forward (rel err %.1e)", preset, ed);
     tap_ok(ranges.nesting_errors == 0, "%s: ranges nest step > layer > op without errors", preset);
     gs_forward_destroy(&f);

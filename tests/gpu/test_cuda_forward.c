@@ -17,17 +17,8 @@
 #include "model_load.h"
 #include "presets.h"
 #include "tap.h"
+#include "test_support.h"
 
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * (double)b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
 
 /* Greedy generation from a prompt; returns the request's tokens (prompt + generated). */
 static int generate(gs_backend *be, const gs_model *m, int variant, const int *prompt, int n_prompt, int n_gen,
@@ -128,79 +119,28 @@ static void test_synthetic(gs_backend *gpu, gs_backend *cpu, const char *preset)
     gs_model_free(&m);
 }
 
-static int forward_all(gs_backend *be, const gs_model *m, int variant, const int *ids, int n, float *logits,
-                       gs_error *err)
-{
-    const int bs = 4;
-    int per_seq = (m->shape.n_ctx + bs - 1) / bs;
-    gs_kv_cache kv;
-    int rc = kv_cache_init(&kv, 2 * per_seq, bs, 2, per_seq, err);
-    if (rc)
-        return rc;
-    gs_ranges ranges;
-    gs_ranges_init(&ranges);
-    gs_forward f;
-    if ((rc = gs_forward_init(&f, be, m, &ranges, n, n, kv.n_blocks, bs, err))) {
-        kv_cache_destroy(&kv);
-        return rc;
-    }
-    f.attn_variant = variant;
-    int other = kv_cache_seq_open(&kv), seq = kv_cache_seq_open(&kv);
-    for (int i = 0; i < n; i++) {
-        kv_cache_seq_grow(&kv, other, 1);
-        kv_cache_seq_grow(&kv, seq, 1);
-    }
-    int *pos = malloc((size_t)n * sizeof(int)), *row = malloc((size_t)n * sizeof(int));
-    int *slot = malloc((size_t)n * sizeof(int)), *lr = malloc((size_t)n * sizeof(int));
-    for (int i = 0; i < n; i++) {
-        pos[i] = i;
-        row[i] = seq;
-        slot[i] = kv_cache_slot(&kv, seq, i);
-        lr[i] = i;
-    }
-    gs_step_batch b = {n, ids, pos, row, slot, kv.tables, kv.max_seqs, kv.max_blocks_per_seq, n, lr};
-    rc = gs_forward_step(&f, &b, logits, err);
-    free(pos);
-    free(row);
-    free(slot);
-    free(lr);
-    gs_forward_destroy(&f);
-    kv_cache_destroy(&kv);
-    return rc;
-}
 
 static void test_hf_fixture(gs_backend *gpu, const char *name)
 {
-    const char *dir = getenv("GS_TEST_DATA") ? getenv("GS_TEST_DATA") : "tests/data";
-    char path[1024], ipath[1024], lpath[1024];
-    snprintf(path, sizeof path, "%s/%s.safetensors", dir, name);
-    snprintf(ipath, sizeof ipath, "%s/%s.ids.i32", dir, name);
-    snprintf(lpath, sizeof lpath, "%s/%s.logits.f32", dir, name);
+    enum { T = 24 };
     gs_model m;
     gs_error err = {0};
-    if (gs_model_load(&m, path, GS_FORMAT_AUTO, NULL, &err)) {
-        tap_ok(0, "%s loads: %s", name, err.msg);
+    int ids[T];
+    float *want = NULL;
+    if (gs_test_load_hf_fixture(name, T, &m, ids, &want, &err)) {
+        tap_ok(0, "%s: fixture loads: %s", name, err.msg);
         return;
     }
-    enum { T = 24 };
-    int V = m.shape.vocab, ids[T];
-    float *want = malloc((size_t)T * V * sizeof(float)), *got = malloc((size_t)T * V * sizeof(float));
-    FILE *fi = fopen(ipath, "rb"), *fl = fopen(lpath, "rb");
-    int ok = fi && fl && fread(ids, sizeof(int), T, fi) == T && fread(want, sizeof(float), (size_t)T * V, fl) == (size_t)T * V;
-    if (fi)
-        fclose(fi);
-    if (fl)
-        fclose(fl);
-    for (int v = 0; ok && v < 2; v++) {
-        for (int i = 0; i < T * V; i++)
+    size_t nl = (size_t)T * (size_t)m.shape.vocab;
+    float *got = malloc(nl * sizeof(float));
+    for (int v = 0; v < 2; v++) {
+        for (size_t i = 0; i < nl; i++)
             got[i] = NAN;
-        int rc = forward_all(gpu, &m, v, ids, T, got, &err);
-        double e = rc ? 1.0 : rel_err(got, want, (size_t)T * V);
+        int rc = gs_test_forward_all(gpu, &m, v, ids, T, got, &err);
+        double e = rc ? 1.0 : gs_test_rel_err(got, want, nl);
         tap_ok(rc == GS_OK && e < 1e-4, "%s on the GPU (%s attention): logits at %d positions match transformers (rel err %.2e)",
                name, v ? "fused" : "naive", T, e);
     }
-    if (!ok)
-        tap_ok(0, "%s: fixture files read", name);
     free(want);
     free(got);
     gs_model_free(&m);
@@ -217,10 +157,10 @@ static void test_prefill_logits(gs_backend *gpu, gs_backend *cpu, const char *pr
     for (int i = 0; i < T; i++)
         ids[i] = (i * 7919 + 3) % V;
     float *a = malloc((size_t)T * V * sizeof(float)), *b = malloc((size_t)T * V * sizeof(float));
-    int rc = forward_all(cpu, &m, GS_ATTN_NAIVE, ids, T, a, &err);
+    int rc = gs_test_forward_all(cpu, &m, GS_ATTN_NAIVE, ids, T, a, &err);
     for (int v = 0; v < 2; v++) {
-        int rc2 = forward_all(gpu, &m, v, ids, T, b, &err);
-        double e = rc || rc2 ? 1.0 : rel_err(b, a, (size_t)T * V);
+        int rc2 = gs_test_forward_all(gpu, &m, v, ids, T, b, &err);
+        double e = rc || rc2 ? 1.0 : gs_test_rel_err(b, a, (size_t)T * V);
         tap_ok(rc == GS_OK && rc2 == GS_OK && e < 1e-4, "%s: %d-token prefill logits, GPU (%s) vs CPU, rel err %.2e %s",
                preset, T, v ? "fused" : "naive", e, err.msg);
     }

@@ -1,0 +1,23 @@
+/* test_support.h - helpers shared by the model-level tests (CPU and GPU). */
+#ifndef GS_TEST_SUPPORT_H
+#define GS_TEST_SUPPORT_H
+
+#include <stddef.h>
+
+#include "backend.h"
+#include "model.h"
+
+/* ||a - b|| / ||b|| (plain norm of a - b when b is all zero). */
+double gs_test_rel_err(const float *a, const float *b, size_t n);
+
+/* Logits at every position of one sequence of n tokens, in one prefill step
+ * through gs_forward, with the sequence's KV blocks interleaved with another
+ * sequence's so they are not contiguous. logits: [n][vocab]. */
+int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, const int *ids, int n,
+                        float *logits, gs_error *err);
+
+/* Reads the Hugging Face fixture NAME from $GS_TEST_DATA (tests/data): the
+ * model, T token ids and the [T][vocab] reference logits (malloc'ed). */
+int gs_test_load_hf_fixture(const char *name, int T, gs_model *m, int *ids, float **logits, gs_error *err);
+
+#endif
