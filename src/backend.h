@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "attention_args.h"
+#include "dtype.h"
 #include "status.h"
 
 typedef struct gs_backend gs_backend;
@@ -26,6 +27,11 @@ typedef struct gs_backend_ops {
     int (*upload)(gs_backend *be, void *dst, const void *src, size_t bytes);
     int (*download)(gs_backend *be, void *dst, const void *src, size_t bytes);
     int (*synchronize)(gs_backend *be);
+    /* Stores count fp32 weights at dst converted to dt (dst holds count *
+     * gs_dtype_size(dt) bytes). GS_ERR_INPUT when this backend cannot compute
+     * with dt, with a message saying so. */
+    int (*upload_weights)(gs_backend *be, void *dst, const float *src, size_t count, gs_dtype dt,
+                          gs_error *err);
     /* Bytes free and total on the device (host RAM for the CPU backend). */
     int (*mem_info)(gs_backend *be, size_t *free_bytes, size_t *total_bytes);
 
@@ -36,9 +42,9 @@ typedef struct gs_backend_ops {
                       int n, int C, float eps);
     void (*rmsnorm)(gs_backend *be, float *out, const float *in, const float *w, int n, int C,
                     float eps);
-    /* out[n][m] = in[n][k] . w[m][k]^T (+ bias) */
-    void (*matmul)(gs_backend *be, float *out, const float *in, const float *w, const float *bias,
-                   int n, int k, int m);
+    /* out[n][m] = in[n][k] . w[m][k]^T (+ bias); w stored as wdt, fp32 accumulation */
+    void (*matmul)(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+                   const float *bias, int n, int k, int m);
     void (*gelu)(gs_backend *be, float *x, long count);
     void (*swiglu)(gs_backend *be, float *up, const float *gate, long count);
     void (*rope)(gs_backend *be, float *qkv, const int *pos, int n, int qkv_stride, int n_head,

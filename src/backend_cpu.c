@@ -71,10 +71,22 @@ static void op_rmsnorm(gs_backend *be, float *out, const float *in, const float 
     cpu_rmsnorm(POOL(be), out, in, w, n, C, eps);
 }
 
-static void op_matmul(gs_backend *be, float *out, const float *in, const float *w,
+/* Half-precision weights are refused at upload, so w is always fp32 here. */
+static void op_matmul(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
                       const float *bias, int n, int k, int m)
 {
-    cpu_matmul(POOL(be), out, in, w, bias, n, k, m);
+    cpu_matmul(POOL(be), out, in, (const float *)w, bias, n, k, m);
+}
+
+static int cpu_upload_weights(gs_backend *be, void *dst, const float *src, size_t count, gs_dtype dt,
+                              gs_error *err)
+{
+    if (dt != GS_DTYPE_F32)
+        return gs_error_set(err, GS_ERR_INPUT,
+                            "optimizations.weights: %s weights run on the cuda backend only in this version",
+                            gs_dtype_name(dt));
+    memcpy(dst, src, count * sizeof(float));
+    return GS_OK;
 }
 
 static void op_gelu(gs_backend *be, float *x, long count) { cpu_gelu(POOL(be), x, count); }
@@ -120,6 +132,7 @@ static const gs_backend_ops cpu_ops = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .synchronize = cpu_synchronize,
+    .upload_weights = cpu_upload_weights,
     .mem_info = cpu_mem_info,
     .embed = op_embed,
     .layernorm = op_layernorm,

@@ -7,6 +7,7 @@
  * synchronize: the forward pass checks it once per step. */
 #include "backend.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ int gs_backend_cuda_create(gs_backend **out, gs_error *err)
 #include <cuda_runtime_api.h>
 
 #include "cuda/attention_cuda.h"
+#include "cuda/gemv_cuda.h"
 #include "cuda/ops_cuda.h"
 
 typedef struct cuda_impl {
@@ -35,6 +37,8 @@ typedef struct cuda_impl {
     cublasHandle_t cublas;
     void *attn_scratch;
     size_t attn_scratch_bytes;
+    void *half_in;           /* activations converted for half-precision products */
+    size_t half_in_bytes;
     int failed;            /* first failure, reported by synchronize */
     char failure[256];
 } cuda_impl;
@@ -62,6 +66,8 @@ static void cuda_destroy(gs_backend *be)
     if (c) {
         if (c->attn_scratch)
             cudaFree(c->attn_scratch);
+        if (c->half_in)
+            cudaFree(c->half_in);
         if (c->cublas)
             cublasDestroy(c->cublas);
         if (c->stream)
@@ -140,20 +146,95 @@ static void op_rmsnorm(gs_backend *be, float *out, const float *in, const float 
     check_kernel(be, "rmsnorm", cuda_rmsnorm(out, in, w, n, C, eps, IMPL(be)->stream));
 }
 
+/* Grows a device scratch buffer; 0 or the failure already noted. */
+static int ensure_scratch(gs_backend *be, void **buf, size_t *have, size_t need, const char *what)
+{
+    cuda_impl *c = IMPL(be);
+    if (need <= *have)
+        return 0;
+    /* Grow geometrically so a growing context reallocates rarely. */
+    size_t want = need > 2 * *have ? need : 2 * *have;
+    if (*buf) {
+        cudaStreamSynchronize(c->stream);
+        cudaFree(*buf);
+    }
+    *buf = NULL;
+    *have = 0;
+    if (cudaMalloc(buf, want) != cudaSuccess) {
+        cudaGetLastError();
+        char detail[96];
+        snprintf(detail, sizeof detail, "out of GPU memory for %zu bytes of scratch", want);
+        note_failure(be, what, cudaErrorMemoryAllocation, detail);
+        return 1;
+    }
+    *have = want;
+    return 0;
+}
+
+/* Decode-sized products (few rows) are bound by reading w: the project's GEMV
+ * reads each half-precision row once for all rows of in. Larger ones go to
+ * cuBLAS on tensor cores after converting in to the weights' type. */
+#define GEMV_MAX_ROWS 16
+
 /* Row-major out[n][m] = in[n][k] . w[m][k]^T is, in cuBLAS's column-major
  * terms, out^T (m x n) = w^T(op T on the k x m view) . in^T (k x n). */
-static void op_matmul(gs_backend *be, float *out, const float *in, const float *w, const float *bias, int n,
-                      int k, int m)
+static void op_matmul(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+                      const float *bias, int n, int k, int m)
 {
     cuda_impl *c = IMPL(be);
     const float one = 1.0f, zero = 0.0f;
-    cublasStatus_t st = cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, k, in, k, &zero, out, m);
+    cublasStatus_t st;
+    if (wdt == GS_DTYPE_F32) {
+        cublasSetMathMode(c->cublas, CUBLAS_PEDANTIC_MATH); /* fp32 means fp32: no TF32 */
+        st = cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)w, k, in, k, &zero,
+                         out, m);
+    } else {
+        int bf16 = wdt == GS_DTYPE_BF16;
+        if (n <= GEMV_MAX_ROWS) {
+            check_kernel(be, "gemv_half", cuda_gemv_half(out, in, w, bf16, bias, n, k, m, c->stream));
+            return;
+        }
+        if (ensure_scratch(be, &c->half_in, &c->half_in_bytes, (size_t)n * k * 2, "matmul (half)"))
+            return;
+        check_kernel(be, "convert_to_half", cuda_convert_to_half(c->half_in, in, (long)n * k, bf16, c->stream));
+        cudaDataType_t t = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+        cublasSetMathMode(c->cublas, CUBLAS_DEFAULT_MATH);
+        st = cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, t, k, c->half_in, t, k, &zero, out,
+                          CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    }
     if (st != CUBLAS_STATUS_SUCCESS) {
-        note_failure(be, "cublasSgemm", (int)st, cublasGetStatusString(st));
+        note_failure(be, "cuBLAS matmul", (int)st, cublasGetStatusString(st));
         return;
     }
     if (bias)
         check_kernel(be, "add_bias", cuda_add_bias(out, bias, n, m, c->stream));
+}
+
+static int cuda_upload_weights(gs_backend *be, void *dst, const float *src, size_t count, gs_dtype dt,
+                               gs_error *err)
+{
+    if (dt == GS_DTYPE_F32) {
+        cudaError_t rc = cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyHostToDevice);
+        return rc == cudaSuccess ? GS_OK
+                                 : gs_error_set(err, GS_ERR_RUNTIME, "uploading weights: %s", cudaGetErrorString(rc));
+    }
+    /* Convert on the host in slices so the staging buffer stays small. */
+    enum { SLICE = 1 << 20 };
+    uint16_t *tmp = malloc(SLICE * sizeof(uint16_t));
+    if (!tmp)
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory converting weights");
+    for (size_t done = 0; done < count; done += SLICE) {
+        size_t nn = count - done < SLICE ? count - done : SLICE;
+        for (size_t i = 0; i < nn; i++)
+            tmp[i] = dt == GS_DTYPE_F16 ? gs_f32_to_f16(src[done + i]) : gs_f32_to_bf16(src[done + i]);
+        cudaError_t rc = cudaMemcpy((uint16_t *)dst + done, tmp, nn * sizeof(uint16_t), cudaMemcpyHostToDevice);
+        if (rc != cudaSuccess) {
+            free(tmp);
+            return gs_error_set(err, GS_ERR_RUNTIME, "uploading weights: %s", cudaGetErrorString(rc));
+        }
+    }
+    free(tmp);
+    return GS_OK;
 }
 
 static void op_gelu(gs_backend *be, float *x, long count)
@@ -184,25 +265,8 @@ static void op_attention(gs_backend *be, float *out, const float *qkv, const flo
                          const gs_attn_args *a)
 {
     cuda_impl *c = IMPL(be);
-    size_t need = cuda_attention_scratch_bytes(a);
-    if (need > c->attn_scratch_bytes) {
-        /* Grow geometrically so a growing context reallocates rarely. */
-        size_t want = need > 2 * c->attn_scratch_bytes ? need : 2 * c->attn_scratch_bytes;
-        if (c->attn_scratch) {
-            cudaStreamSynchronize(c->stream);
-            cudaFree(c->attn_scratch);
-        }
-        c->attn_scratch = NULL;
-        c->attn_scratch_bytes = 0;
-        if (cudaMalloc(&c->attn_scratch, want) != cudaSuccess) {
-            cudaGetLastError();
-            char detail[96];
-            snprintf(detail, sizeof detail, "out of GPU memory for %zu bytes of attention scratch", want);
-            note_failure(be, "attention", cudaErrorMemoryAllocation, detail);
-            return;
-        }
-        c->attn_scratch_bytes = want;
-    }
+    if (ensure_scratch(be, &c->attn_scratch, &c->attn_scratch_bytes, cuda_attention_scratch_bytes(a), "attention"))
+        return;
     check_kernel(be, "attention",
                  cuda_attention(out, qkv, k_cache, v_cache, a, c->attn_scratch, c->attn_scratch_bytes, c->stream));
 }
@@ -225,6 +289,7 @@ static const gs_backend_ops cuda_ops = {
     .upload = cuda_upload,
     .download = cuda_download,
     .synchronize = cuda_synchronize,
+    .upload_weights = cuda_upload_weights,
     .mem_info = cuda_mem_info,
     .embed = op_embed,
     .layernorm = op_layernorm,
@@ -267,9 +332,6 @@ int gs_backend_cuda_create(gs_backend **out, gs_error *err)
     cublasStatus_t st = cublasCreate(&c->cublas);
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasSetStream(c->cublas, c->stream);
-    /* fp32 means fp32: no TF32 tensor-core shortcut in the reference precision. */
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasSetMathMode(c->cublas, CUBLAS_PEDANTIC_MATH);
     if (st != CUBLAS_STATUS_SUCCESS) {
         cuda_destroy(be);
         return gs_error_set(err, GS_ERR_RUNTIME, "backend cuda: cuBLAS: %s", cublasGetStatusString(st));

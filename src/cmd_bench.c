@@ -25,11 +25,11 @@ typedef struct bench_result {
 
 /* Best of eight: a read-bound product (n = 1 over a 128 MiB matrix) and a
  * compute-bound one (n = 128 over 1024 x 1024), through the backend's own matmul. */
-static int measure_peaks(gs_backend *be, bench_result *r, gs_error *err)
+static int measure_peaks(gs_backend *be, gs_dtype wdt, bench_result *r, gs_error *err)
 {
     const int K = 4096, M = 8192, N = 128, S = 1024;
-    size_t wbytes = (size_t)K * M * sizeof(float);
-    float *host = malloc(wbytes);
+    size_t wbytes = (size_t)K * M * gs_dtype_size(wdt);
+    float *host = malloc((size_t)K * M * sizeof(float));
     float *w = be->ops->alloc(be, wbytes);
     float *x = be->ops->alloc(be, (size_t)N * K * sizeof(float));
     float *y = be->ops->alloc(be, (size_t)N * M * sizeof(float));
@@ -44,18 +44,25 @@ static int measure_peaks(gs_backend *be, bench_result *r, gs_error *err)
     gs_rng_seed(&rng, 42);
     for (size_t i = 0; i < (size_t)K * M; i++)
         host[i] = gs_rng_uniform(&rng) - 0.5f; /* never time all-zero data */
-    be->ops->upload(be, w, host, wbytes);
+    int rc = be->ops->upload_weights(be, w, host, (size_t)K * M, wdt, err);
+    if (rc) {
+        free(host);
+        be->ops->free(be, w);
+        be->ops->free(be, x);
+        be->ops->free(be, y);
+        return rc;
+    }
     be->ops->upload(be, x, host, (size_t)N * K * sizeof(float));
     double best_bw = 0, best_fl = 0;
     for (int rep = 0; rep < 8; rep++) {
         uint64_t t0 = gs_now_ns();
-        be->ops->matmul(be, y, x, w, NULL, 1, K, M);
+        be->ops->matmul(be, y, x, w, wdt, NULL, 1, K, M);
         be->ops->synchronize(be);
         double dt = (double)(gs_now_ns() - t0) * 1e-9;
         if (wbytes / dt > best_bw)
             best_bw = (double)wbytes / dt;
         t0 = gs_now_ns();
-        be->ops->matmul(be, y, x, w, NULL, N, S, S);
+        be->ops->matmul(be, y, x, w, wdt, NULL, N, S, S);
         be->ops->synchronize(be);
         dt = (double)(gs_now_ns() - t0) * 1e-9;
         double fl = 2.0 * N * S * S / dt;
@@ -99,7 +106,7 @@ int cmd_bench(int argc, char **argv)
     }
     bench_result r;
     memset(&r, 0, sizeof r);
-    rc = measure_peaks(s.be, &r, &err);
+    rc = measure_peaks(s.be, s.engine.fwd.w.wdt, &r, &err);
     gs_op_table ops;
     gs_op_table_init(&ops);
     gs_ranges_add_sink(&s.engine.ranges, gs_op_table_sink(&ops));
@@ -152,28 +159,29 @@ int cmd_bench(int argc, char **argv)
     double decode_floor_ms = r.bw_gbs > 0 ? 1e3 * (double)r.weight_bytes / (r.bw_gbs * 1e9) : 0;
     double prefill_floor_tps = r.gflops > 0 ? r.gflops * 1e9 / (2.0 * params) : 0;
     if (cli.json) {
-        printf("{\"model\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"params\":%.0f,"
+        printf("{\"model\":\"%s\",\"weights\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"params\":%.0f,"
                "\"batch\":%d,\"prompt_len\":%d,\"gen_len\":%d,\"requests\":%d,"
                "\"prefill_tokens\":%ld,\"prefill_s\":%.6f,\"prefill_tokens_per_s\":%.3f,"
                "\"decode_tokens\":%ld,\"decode_s\":%.6f,\"decode_tokens_per_s\":%.3f,\"ms_per_decode_step\":%.4f,"
                "\"weight_bytes\":%zu,\"kv_cache_bytes\":%zu,\"activation_bytes\":%zu,"
                "\"measured_matvec_gb_per_s\":%.3f,\"measured_matmul_gflops\":%.3f,"
                "\"decode_floor_ms_per_step\":%.4f,\"prefill_floor_tokens_per_s\":%.3f}\n",
-               cfg.model, s.be->ops->name, s.be->device_name, params, wl->batch, wl->prompt_len, wl->gen_len,
+               cfg.model, gs_dtype_name(s.engine.fwd.w.wdt), s.be->ops->name, s.be->device_name, params, wl->batch, wl->prompt_len, wl->gen_len,
                n_req, r.prefill_tokens, r.prefill_s, prefill_tps, r.decode_tokens, r.decode_s, decode_tps,
                ms_per_step, r.weight_bytes, r.kv_bytes, r.act_bytes, r.bw_gbs, r.gflops, decode_floor_ms,
                prefill_floor_tps);
     } else {
-        printf("model    %s (%s, %.1fM params, fp32)\n", cfg.model,
-               sh->arch == GS_ARCH_GPT2 ? "GPT-2 style" : "Llama style", params / 1e6);
+        printf("model    %s (%s, %.1fM params, %s weights)\n", cfg.model,
+               sh->arch == GS_ARCH_GPT2 ? "GPT-2 style" : "Llama style", params / 1e6,
+               gs_dtype_name(s.engine.fwd.w.wdt));
         printf("backend  %s: %s\n", s.be->ops->name, s.be->device_name);
         printf("workload %d request(s), batch %d, prompt %d, generate %d, %s\n\n", n_req, wl->batch,
                wl->prompt_len, wl->gen_len, wl->arrival_rate > 0 ? "arriving over time" : "all at once");
         if (r.decode_tokens_in_prefill)
             printf("(%ld decode tokens ran inside mixed prefill steps and are counted with prefill)\n\n",
                    r.decode_tokens_in_prefill);
-        printf("machine  matrix-vector read %.1f GB/s, matmul %.1f GFLOP/s (measured now, best of 8)\n\n",
-               r.bw_gbs, r.gflops);
+        printf("machine  matrix-vector read %.1f GB/s, matmul %.1f GFLOP/s (%s weights, measured now, best of 8)\n\n",
+               r.bw_gbs, r.gflops, gs_dtype_name(s.engine.fwd.w.wdt));
         printf("%-10s %10s %10s %14s %14s\n", "phase", "tokens", "ms", "tokens/s", "floor");
         printf("%-10s %10ld %10.1f %14.1f %11.1f t/s  (FLOPs / matmul rate)\n", "prefill", r.prefill_tokens,
                r.prefill_s * 1e3, prefill_tps, prefill_floor_tps);

@@ -42,6 +42,7 @@ typedef struct gs_engine_config {
     int kv_block_size;
     gs_sampler sampler;
     uint64_t seed;
+    gs_dtype weight_dtype;   /* precision of the weight matrices on the backend */
 } gs_engine_config;
 
 typedef struct gs_step_info {

@@ -6,6 +6,7 @@
  *         x += w2(silu(w1 y) * w3 y) with y = rms2(x); logits = rmsf(x) . lm_head^T. */
 #include "forward.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,19 +22,123 @@ size_t gs_forward_kv_bytes_per_token(const gs_model_shape *s)
 static void *take(gs_forward *f, size_t bytes, size_t *acct, size_t *failed_bytes)
 {
     void *p = f->be->ops->alloc(f->be, bytes);
+    *acct += bytes; /* what was asked for, so an out-of-memory message can say it */
     if (!p)
         *failed_bytes += bytes;
-    else
-        *acct += bytes;
     return p;
 }
 
-static float *rebase(const gs_model *m, float *base, const float *p)
+/* Matrices go to the matrix arena in the chosen precision; everything else
+ * (norm gains, biases, the embeddings the embed op gathers from) stays fp32. */
+static int is_matrix(const char *name)
 {
-    return p ? base + (p - m->data) : NULL;
+    static const char *const suffixes[] = {".wqkv", ".wo", ".w_up", ".w_gate", ".w_down"};
+    size_t len = strlen(name);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        size_t sl = strlen(suffixes[i]);
+        if (len > sl && strcmp(name + len - sl, suffixes[i]) == 0)
+            return 1;
+    }
+    return strcmp(name, "lm_head") == 0;
 }
 
-int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_ranges *ranges,
+typedef struct placed {
+    const float *master;
+    const void *dev;
+} placed;
+
+static const void *find_placed(const placed *p, int n, const float *master)
+{
+    if (!master)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        if (p[i].master == master)
+            return p[i].dev;
+    return NULL;
+}
+
+/* Uploads every tensor into the two arenas and fills f->w. */
+static int place_weights(gs_forward *f, const gs_model *m, gs_dtype wdt, size_t *missing, gs_error *err)
+{
+    gs_backend *be = f->be;
+    const gs_model_shape *s = &m->shape;
+    int n = gs_model_tensors(m, NULL, 0);
+    gs_tensor_ref *refs = calloc((size_t)n + 1, sizeof *refs);
+    placed *pl = calloc((size_t)n + 1, sizeof *pl);
+    if (!refs || !pl) {
+        free(refs);
+        free(pl);
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory");
+    }
+    gs_model_tensors(m, refs, n);
+    /* A tied head is wte; in half precision the product needs its own copy. */
+    int head_copy = s->tied_embedding && wdt != GS_DTYPE_F32;
+    if (head_copy) {
+        refs[n] = refs[0]; /* wte */
+        snprintf(refs[n].name, sizeof refs[n].name, "lm_head");
+        n++;
+    }
+    size_t f32_count = 0, mat_count = 0;
+    for (int i = 0; i < n; i++) {
+        size_t cnt = (size_t)refs[i].rows * (size_t)refs[i].cols;
+        if (is_matrix(refs[i].name) && wdt != GS_DTYPE_F32)
+            mat_count += cnt;
+        else
+            f32_count += cnt;
+    }
+    f->w_f32 = be->ops->alloc(be, f32_count * sizeof(float));
+    f->w_mat = mat_count ? be->ops->alloc(be, mat_count * gs_dtype_size(wdt)) : NULL;
+    int rc = GS_OK;
+    f->weight_bytes = f32_count * sizeof(float) + mat_count * gs_dtype_size(wdt);
+    if (!f->w_f32 || (mat_count && !f->w_mat)) {
+        *missing += f->weight_bytes;
+    } else {
+        size_t fo = 0, mo = 0;
+        for (int i = 0; i < n && rc == GS_OK; i++) {
+            size_t cnt = (size_t)refs[i].rows * (size_t)refs[i].cols;
+            int mat = is_matrix(refs[i].name) && wdt != GS_DTYPE_F32;
+            void *dst = mat ? (char *)f->w_mat + mo * gs_dtype_size(wdt) : (void *)((float *)f->w_f32 + fo);
+            rc = be->ops->upload_weights(be, dst, refs[i].data, cnt, mat ? wdt : GS_DTYPE_F32, err);
+            /* The tied head copy shares wte's master pointer: record it under lm_head's role. */
+            pl[i].master = (head_copy && i == n - 1) ? NULL : refs[i].data;
+            pl[i].dev = dst;
+            if (mat)
+                mo += cnt;
+            else
+                fo += cnt;
+        }
+    }
+    if (rc == GS_OK && !*missing) {
+        f->w.wdt = wdt;
+        f->w.wte = find_placed(pl, n, m->wte);
+        f->w.wpe = find_placed(pl, n, m->wpe);
+        f->w.lnf_w = find_placed(pl, n, m->lnf_w);
+        f->w.lnf_b = find_placed(pl, n, m->lnf_b);
+        f->w.lm_head = head_copy ? pl[n - 1].dev : find_placed(pl, n, m->lm_head);
+        for (int l = 0; l < s->n_layer; l++) {
+            const gs_layer_weights *a = &m->layers[l];
+            gs_fw_layer *d = &f->w.layers[l];
+            d->ln1_w = find_placed(pl, n, a->ln1_w);
+            d->ln1_b = find_placed(pl, n, a->ln1_b);
+            d->wqkv = find_placed(pl, n, a->wqkv);
+            d->bqkv = find_placed(pl, n, a->bqkv);
+            d->wo = find_placed(pl, n, a->wo);
+            d->bo = find_placed(pl, n, a->bo);
+            d->ln2_w = find_placed(pl, n, a->ln2_w);
+            d->ln2_b = find_placed(pl, n, a->ln2_b);
+            d->w_up = find_placed(pl, n, a->w_up);
+            d->b_up = find_placed(pl, n, a->b_up);
+            d->w_gate = find_placed(pl, n, a->w_gate);
+            d->w_down = find_placed(pl, n, a->w_down);
+            d->b_down = find_placed(pl, n, a->b_down);
+        }
+    }
+    free(refs);
+    free(pl);
+    return rc;
+}
+
+int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtype wdt, gs_ranges *ranges,
                     int max_tokens, int max_rows, int n_blocks, int block_size, gs_error *err)
 {
     memset(f, 0, sizeof *f);
@@ -49,7 +154,14 @@ int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_ranges 
     size_t C = (size_t)s->n_embd, H = (size_t)s->n_hidden, T = (size_t)max_tokens;
     size_t missing = 0;
 
-    f->w_base = take(f, m->n_floats * sizeof(float), &f->weight_bytes, &missing);
+    f->w.layers = calloc((size_t)s->n_layer, sizeof *f->w.layers);
+    if (!f->w.layers)
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory");
+    int rc = place_weights(f, m, wdt, &missing, err);
+    if (rc) {
+        gs_forward_destroy(f);
+        return rc;
+    }
     f->x = take(f, T * C * sizeof(float), &f->activation_bytes, &missing);
     f->xn = take(f, T * C * sizeof(float), &f->activation_bytes, &missing);
     f->att = take(f, T * C * sizeof(float), &f->activation_bytes, &missing);
@@ -79,47 +191,13 @@ int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_ranges 
     if (missing) {
         size_t fr = 0, tot = 0;
         be->ops->mem_info(be, &fr, &tot);
-        size_t need = f->weight_bytes + f->activation_bytes + f->kv_bytes + missing;
+        size_t need = f->weight_bytes + f->activation_bytes + f->kv_bytes;
         gs_forward_destroy(f);
         return gs_error_set(err, GS_ERR_RUNTIME,
                             "out of %s memory: the model needs %zu bytes (weights %zu, KV cache %zu), "
                             "%zu of %zu bytes are free",
-                            be->ops->name, need, m->n_floats * sizeof(float), layer_kv * 2 * (size_t)s->n_layer,
+                            be->ops->name, need, f->weight_bytes, layer_kv * 2 * (size_t)s->n_layer,
                             fr, tot);
-    }
-    int rc = be->ops->upload(be, f->w_base, m->data, m->n_floats * sizeof(float));
-    if (rc) {
-        gs_forward_destroy(f);
-        return gs_error_set(err, GS_ERR_RUNTIME, "uploading the weights to %s failed", be->ops->name);
-    }
-    /* The backend copy mirrors the master's layout: same offsets, other base. */
-    f->w.shape = *s;
-    f->w.layers = calloc((size_t)s->n_layer, sizeof *f->w.layers);
-    if (!f->w.layers) {
-        gs_forward_destroy(f);
-        return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory");
-    }
-    f->w.wte = rebase(m, f->w_base, m->wte);
-    f->w.wpe = rebase(m, f->w_base, m->wpe);
-    f->w.lnf_w = rebase(m, f->w_base, m->lnf_w);
-    f->w.lnf_b = rebase(m, f->w_base, m->lnf_b);
-    f->w.lm_head = rebase(m, f->w_base, m->lm_head);
-    for (int l = 0; l < s->n_layer; l++) {
-        const gs_layer_weights *a = &m->layers[l];
-        gs_layer_weights *b = &f->w.layers[l];
-        b->ln1_w = rebase(m, f->w_base, a->ln1_w);
-        b->ln1_b = rebase(m, f->w_base, a->ln1_b);
-        b->wqkv = rebase(m, f->w_base, a->wqkv);
-        b->bqkv = rebase(m, f->w_base, a->bqkv);
-        b->wo = rebase(m, f->w_base, a->wo);
-        b->bo = rebase(m, f->w_base, a->bo);
-        b->ln2_w = rebase(m, f->w_base, a->ln2_w);
-        b->ln2_b = rebase(m, f->w_base, a->ln2_b);
-        b->w_up = rebase(m, f->w_base, a->w_up);
-        b->b_up = rebase(m, f->w_base, a->b_up);
-        b->w_gate = rebase(m, f->w_base, a->w_gate);
-        b->w_down = rebase(m, f->w_base, a->w_down);
-        b->b_down = rebase(m, f->w_base, a->b_down);
     }
     return GS_OK;
 }
@@ -129,7 +207,7 @@ void gs_forward_destroy(gs_forward *f)
     gs_backend *be = f->be;
     if (!be)
         return;
-    void *bufs[] = {f->w_base, f->x, f->xn, f->att, f->qkv, f->h_up, f->h_gate, f->gathered,
+    void *bufs[] = {f->w_f32, f->w_mat, f->x, f->xn, f->att, f->qkv, f->h_up, f->h_gate, f->gathered,
                     f->logits, f->d_tokens, f->d_pos, f->d_seq, f->d_slot, f->d_logit_rows,
                     f->d_tables};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -197,14 +275,14 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         .window = f->window, .n_sink = f->n_sink, .variant = f->attn_variant,
     };
     for (int l = 0; l < s->n_layer; l++) {
-        const gs_layer_weights *w = &f->w.layers[l];
+        const gs_fw_layer *w = &f->w.layers[l];
         gs_range_begin(f->ranges, GS_RANGE_LAYER, "layer", l);
 
         OP_BEGIN(f, "norm_attn", l);
         norm(f, f->xn, f->x, w->ln1_w, w->ln1_b, n);
         OP_END(f, "norm_attn");
         OP_BEGIN(f, "matmul_qkv", l);
-        op->matmul(be, f->qkv, f->xn, w->wqkv, w->bqkv, n, C, qkv_dim);
+        op->matmul(be, f->qkv, f->xn, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim);
         OP_END(f, "matmul_qkv");
         if (s->arch == GS_ARCH_LLAMA) {
             OP_BEGIN(f, "rope", l);
@@ -218,7 +296,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         op->attention(be, f->att, f->qkv, f->k_cache[l], f->v_cache[l], &aa);
         OP_END(f, "attention");
         OP_BEGIN(f, "matmul_out", l);
-        op->matmul(be, f->xn, f->att, w->wo, w->bo, n, C, C);
+        op->matmul(be, f->xn, f->att, w->wo, f->w.wdt, w->bo, n, C, C);
         OP_END(f, "matmul_out");
         OP_BEGIN(f, "residual_attn", l);
         op->residual_add(be, f->x, f->xn, (long)n * C);
@@ -228,7 +306,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         norm(f, f->xn, f->x, w->ln2_w, w->ln2_b, n);
         OP_END(f, "norm_mlp");
         OP_BEGIN(f, "matmul_up", l);
-        op->matmul(be, f->h_up, f->xn, w->w_up, w->b_up, n, C, H);
+        op->matmul(be, f->h_up, f->xn, w->w_up, f->w.wdt, w->b_up, n, C, H);
         OP_END(f, "matmul_up");
         if (s->arch == GS_ARCH_GPT2) {
             OP_BEGIN(f, "gelu", l);
@@ -236,14 +314,14 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             OP_END(f, "gelu");
         } else {
             OP_BEGIN(f, "matmul_gate", l);
-            op->matmul(be, f->h_gate, f->xn, w->w_gate, NULL, n, C, H);
+            op->matmul(be, f->h_gate, f->xn, w->w_gate, f->w.wdt, NULL, n, C, H);
             OP_END(f, "matmul_gate");
             OP_BEGIN(f, "swiglu", l);
             op->swiglu(be, f->h_up, f->h_gate, (long)n * H);
             OP_END(f, "swiglu");
         }
         OP_BEGIN(f, "matmul_down", l);
-        op->matmul(be, f->xn, f->h_up, w->w_down, w->b_down, n, H, C);
+        op->matmul(be, f->xn, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C);
         OP_END(f, "matmul_down");
         OP_BEGIN(f, "residual_mlp", l);
         op->residual_add(be, f->x, f->xn, (long)n * C);
@@ -260,7 +338,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         norm(f, f->gathered, f->gathered, f->w.lnf_w, f->w.lnf_b, b->n_logits);
         OP_END(f, "norm_final");
         OP_BEGIN(f, "matmul_logits", -1);
-        op->matmul(be, f->logits, f->gathered, f->w.lm_head, NULL, b->n_logits, C, s->vocab);
+        op->matmul(be, f->logits, f->gathered, f->w.lm_head, f->w.wdt, NULL, b->n_logits, C, s->vocab);
         OP_END(f, "matmul_logits");
         OP_BEGIN(f, "download_logits", -1);
         rc |= op->download(be, logits_out, f->logits, (size_t)b->n_logits * (size_t)s->vocab * sizeof(float));

@@ -26,6 +26,20 @@ typedef struct gs_step_batch {
     const int *logit_rows;   /* [n_logits] indices into the n tokens */
 } gs_step_batch;
 
+/* The weights as the backend holds them: vectors (norm gains, biases) and
+ * the embeddings in fp32, the matrices in wdt. */
+typedef struct gs_fw_layer {
+    const float *ln1_w, *ln1_b, *bqkv, *bo, *ln2_w, *ln2_b, *b_up, *b_down;
+    const void *wqkv, *wo, *w_up, *w_gate, *w_down;
+} gs_fw_layer;
+
+typedef struct gs_fw_weights {
+    gs_dtype wdt;
+    const float *wte, *wpe, *lnf_w, *lnf_b;
+    const void *lm_head;
+    gs_fw_layer *layers;
+} gs_fw_weights;
+
 typedef struct gs_forward {
     gs_backend *be;
     gs_model_shape shape;
@@ -33,9 +47,9 @@ typedef struct gs_forward {
     int max_tokens, max_rows, max_blocks_per_seq, n_blocks, block_size;
     int window, n_sink;      /* attention variant: sliding window and sinks */
     int attn_variant;        /* GS_ATTN_NAIVE or GS_ATTN_FUSED */
-    /* weights in backend memory: same layout as the master */
-    float *w_base;
-    gs_model w;              /* pointers into w_base (data field unused) */
+    /* weights in backend memory: an fp32 arena and a matrix arena (in wdt) */
+    void *w_f32, *w_mat;
+    gs_fw_weights w;
     /* activations */
     float *x, *xn, *qkv, *att, *h_up, *h_gate, *gathered, *logits;
     int *d_tokens, *d_pos, *d_seq, *d_slot, *d_tables, *d_logit_rows;
@@ -46,7 +60,7 @@ typedef struct gs_forward {
 /* Uploads the weights and allocates activations for steps of up to max_tokens
  * tokens and max_rows sequences, and a KV cache of n_blocks blocks.
  * Out of memory: GS_ERR_RUNTIME naming the bytes needed and free. */
-int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_ranges *ranges,
+int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtype wdt, gs_ranges *ranges,
                     int max_tokens, int max_rows, int n_blocks, int block_size, gs_error *err);
 void gs_forward_destroy(gs_forward *f);
 

@@ -14,7 +14,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dtype.h"
 #include "model_load.h"
+
+/* The loaders' names for the conversions in dtype.c. */
+#define gs_ld_f16_to_f32 gs_f16_to_f32
+#define gs_ld_bf16_to_f32 gs_bf16_to_f32
+#define gs_ld_f32_to_f16 gs_f32_to_f16
+#define gs_ld_f32_to_bf16 gs_f32_to_bf16
 
 /* ---- reading ---- */
 
@@ -42,12 +49,7 @@ typedef enum { GS_DT_F32 = 0, GS_DT_F16, GS_DT_BF16 } gs_ld_dtype;
 size_t gs_ld_dtype_size(gs_ld_dtype dt);
 const char *gs_ld_dtype_name(gs_ld_dtype dt); /* "F32", "F16", "BF16" as safetensors spells them */
 
-/* Exact widening conversions (subnormals, infinities and NaN payloads kept). */
-float gs_ld_f16_to_f32(uint16_t h);
-float gs_ld_bf16_to_f32(uint16_t h);
-/* Narrowing with round-to-nearest-even; overflow gives infinity, NaN stays NaN. */
-uint16_t gs_ld_f32_to_f16(float f);
-uint16_t gs_ld_f32_to_bf16(float f);
+/* fp16/bf16 conversions: gs_ld_f16_to_f32 etc., aliases of dtype.h's. */
 
 /* Reads n elements of dt at offset into dst as fp32. */
 int gs_ld_read_floats(const gs_ld_file *f, uint64_t offset, float *dst, size_t n, gs_ld_dtype dt,

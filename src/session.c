@@ -84,6 +84,15 @@ int gs_session_open(gs_session *s, const gs_config *c, const gs_sampler *sampler
     ec.kv_block_size = c->kv_cache.block_size;
     ec.kv_blocks = c->kv_cache.blocks;
     ec.seed = c->seed;
+    if (strcmp(c->opt.weights, "fp16") == 0)
+        ec.weight_dtype = GS_DTYPE_F16;
+    else if (strcmp(c->opt.weights, "bf16") == 0)
+        ec.weight_dtype = GS_DTYPE_BF16;
+    else if (strcmp(c->opt.weights, "fp32") != 0) {
+        gs_session_close(s);
+        return gs_error_set(err, GS_ERR_INPUT, "optimizations.weights: %s is not available in this version (fp32, fp16, bf16)",
+                            c->opt.weights);
+    }
     if (sampler)
         ec.sampler = *sampler;
     /* Prefill all of a batch's prompts in one step when they fit the budget. */

@@ -97,7 +97,7 @@ static void test_hf_fixture(gs_backend *be, const char *name)
     float *got = malloc(nl * sizeof(float));
     for (size_t i = 0; i < nl; i++)
         got[i] = NAN; /* poison: every logit must be written */
-    int rc = gs_test_forward_all(be, &m, GS_ATTN_NAIVE, ids, T, got, &err);
+    int rc = gs_test_forward_all(be, &m, GS_ATTN_NAIVE, GS_DTYPE_F32, ids, T, got, &err);
     double e = rc ? 1.0 : gs_test_rel_err(got, want, nl);
     tap_ok(rc == GS_OK && e < 1e-4, "%s: logits at all %d positions match transformers (rel err %.2e) %s", name, T,
            e, err.msg);
@@ -201,7 +201,7 @@ static void test_against_plain(gs_backend *be, const char *preset)
     gs_kv_cache kv;
     int per_seq = (m.shape.n_ctx + 3) / 4;
     kv_cache_init(&kv, per_seq, 4, 1, per_seq, &err);
-    gs_forward_init(&f, be, &m, &ranges, 1, 1, per_seq, 4, &err);
+    gs_forward_init(&f, be, &m, GS_DTYPE_F32, &ranges, 1, 1, per_seq, 4, &err);
     int seq = kv_cache_seq_open(&kv);
     rc = GS_OK;
     for (int t = 0; t < NA && rc == GS_OK; t++) {

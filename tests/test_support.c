@@ -21,8 +21,8 @@ double gs_test_rel_err(const float *a, const float *b, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, const int *ids, int n,
-                        float *logits, gs_error *err)
+int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, gs_dtype wdt, const int *ids,
+                        int n, float *logits, gs_error *err)
 {
     const int bs = 4;
     int per_seq = (m->shape.n_ctx + bs - 1) / bs;
@@ -33,7 +33,7 @@ int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, con
     gs_ranges ranges;
     gs_ranges_init(&ranges);
     gs_forward f;
-    rc = gs_forward_init(&f, be, m, &ranges, n, n, kv.n_blocks, bs, err);
+    rc = gs_forward_init(&f, be, m, wdt, &ranges, n, n, kv.n_blocks, bs, err);
     if (rc) {
         kv_cache_destroy(&kv);
         return rc;

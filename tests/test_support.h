@@ -13,8 +13,8 @@ double gs_test_rel_err(const float *a, const float *b, size_t n);
 /* Logits at every position of one sequence of n tokens, in one prefill step
  * through gs_forward, with the sequence's KV blocks interleaved with another
  * sequence's so they are not contiguous. logits: [n][vocab]. */
-int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, const int *ids, int n,
-                        float *logits, gs_error *err);
+int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, gs_dtype wdt, const int *ids,
+                        int n, float *logits, gs_error *err);
 
 /* Reads the Hugging Face fixture NAME from $GS_TEST_DATA (tests/data): the
  * model, T token ids and the [T][vocab] reference logits (malloc'ed). */

@@ -19,6 +19,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("gptscope")
 ap.add_argument("--backend", default="cuda")
 ap.add_argument("--quick", action="store_true")
+ap.add_argument("--config", help="a YAML file for gptscope (optimizations such as weights: fp16)")
 args = ap.parse_args()
 
 SHAPES = {"gpt2-124m": (12, 12, 768), "gpt2-355m": (24, 16, 1024), "gpt2-1558m": (48, 25, 1600)}
@@ -68,10 +69,11 @@ def hf_case(model_name, batch, prompt, gen):
 
 
 print(f"transformers {transformers.__version__}, torch {torch.__version__}, {torch.cuda.get_device_name()}")
+print(f"gptscope configuration: {args.config or 'defaults (fp32 weights, naive attention)'}")
 print(f"{'case':<34} {'gptscope':>12} {'transformers':>13} {'floor':>12}  notes")
 for model_name, batch, prompt, gen in CASES:
     cmd = [args.gptscope, "bench", "--backend", args.backend, "--model", model_name, "--batch", str(batch),
-           "--prompt-len", str(prompt), "--gen-len", str(gen), "--json"]
+           "--prompt-len", str(prompt), "--gen-len", str(gen), "--json"] + (["-c", args.config] if args.config else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         print(f"{model_name} b{batch}: gptscope failed: {r.stderr.strip()}")

@@ -136,7 +136,7 @@ static void test_hf_fixture(gs_backend *gpu, const char *name)
     for (int v = 0; v < 2; v++) {
         for (size_t i = 0; i < nl; i++)
             got[i] = NAN;
-        int rc = gs_test_forward_all(gpu, &m, v, ids, T, got, &err);
+        int rc = gs_test_forward_all(gpu, &m, v, GS_DTYPE_F32, ids, T, got, &err);
         double e = rc ? 1.0 : gs_test_rel_err(got, want, nl);
         tap_ok(rc == GS_OK && e < 1e-4, "%s on the GPU (%s attention): logits at %d positions match transformers (rel err %.2e)",
                name, v ? "fused" : "naive", T, e);
@@ -157,9 +157,9 @@ static void test_prefill_logits(gs_backend *gpu, gs_backend *cpu, const char *pr
     for (int i = 0; i < T; i++)
         ids[i] = (i * 7919 + 3) % V;
     float *a = malloc((size_t)T * V * sizeof(float)), *b = malloc((size_t)T * V * sizeof(float));
-    int rc = gs_test_forward_all(cpu, &m, GS_ATTN_NAIVE, ids, T, a, &err);
+    int rc = gs_test_forward_all(cpu, &m, GS_ATTN_NAIVE, GS_DTYPE_F32, ids, T, a, &err);
     for (int v = 0; v < 2; v++) {
-        int rc2 = gs_test_forward_all(gpu, &m, v, ids, T, b, &err);
+        int rc2 = gs_test_forward_all(gpu, &m, v, GS_DTYPE_F32, ids, T, b, &err);
         double e = rc || rc2 ? 1.0 : gs_test_rel_err(b, a, (size_t)T * V);
         tap_ok(rc == GS_OK && rc2 == GS_OK && e < 1e-4, "%s: %d-token prefill logits, GPU (%s) vs CPU, rel err %.2e %s",
                preset, T, v ? "fused" : "naive", e, err.msg);

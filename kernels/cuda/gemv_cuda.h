@@ -1,0 +1,34 @@
+/* gemv_cuda.h - C interface to the half-precision-weight matrix-vector kernels
+ * (gemv.cu) for decode: a few token rows against a weight matrix that is read
+ * once per call, so the time is the weight's bytes over memory bandwidth.
+ *
+ * Pointers are in device memory; each function enqueues on `stream` and
+ * returns 0 or the cudaError_t of a failed launch. Activations are fp32,
+ * weights fp16 (__half) or bf16 (__nv_bfloat16) passed as raw 16-bit words. */
+#ifndef GS_GEMV_CUDA_H
+#define GS_GEMV_CUDA_H
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out[i][j] = sum_c in[i][c] * w[j][c] (+ bias[j]) for i < n, j < m, c < k.
+ * in: n x k fp32; w: m x k row-major, fp16 (is_bf16 = 0) or bf16 (is_bf16 = 1);
+ * bias: m fp32 or NULL; out: n x m fp32. Sums in fp32. Fast for n <= 16 (any n
+ * works, 16 rows per pass); 16-byte loads of w when k % 8 == 0 and w and in
+ * are 16-byte aligned, scalar loads otherwise. out must not overlap in. */
+int cuda_gemv_half(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k, int m,
+                   cudaStream_t stream);
+
+/* out[i] = in[i] rounded to nearest even in fp16 (is_bf16 = 0) or bf16
+ * (is_bf16 = 1), for i < count. Overflow gives +-inf, subnormals are kept,
+ * every NaN becomes the canonical 0x7FFF. */
+int cuda_convert_to_half(void *out, const float *in, long count, int is_bf16, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

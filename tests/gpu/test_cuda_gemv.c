@@ -1,0 +1,436 @@
+/* test_cuda_gemv.c - kernels/cuda/gemv.cu (cuda_gemv_half, cuda_convert_to_half)
+ * against the host on fresh random data.
+ *
+ * Weights are drawn in fp32, rounded to fp16 / bf16 here on the host (this
+ * file's own round-to-nearest-even conversions) and widened back; the
+ * reference is a double-precision product over those widened weights, so the
+ * only difference left is the kernel's fp32 accumulation order: agreement is
+ * ||gpu - ref|| / ||ref|| < 1e-5 over the whole output. Outputs are poisoned
+ * with 0xFF bytes (NaN) before each call and every element must come back
+ * finite; a guard zone of 0xFF on both sides of the output must come back
+ * untouched. Shapes: n in {1, 2, 3, 8, 16} token rows, (k, m) from GPT-2's
+ * layers and odd ones, with and without bias, both dtypes, and w (then in)
+ * one element off 16-byte alignment so the scalar instantiation runs too.
+ * cuda_convert_to_half is checked bit for bit against the host conversion on
+ * random bit patterns (NaNs, infinities, subnormals included) and chosen
+ * edge values (ties, the overflow threshold, the subnormal range).
+ *
+ * Each run draws a new seed and prints it; GS_TEST_SEED=<n> replays a run.
+ * Without a CUDA device it prints "1..0 # SKIP no CUDA device" and exits 0.
+ *
+ *   test_cuda_gemv            the TAP test
+ *   test_cuda_gemv --small    the same without the two largest shapes (for racecheck)
+ *   test_cuda_gemv --bench    time per shape (median of 50 batches, weights rotated
+ *                             through 256 MB so they come from DRAM, not L2), GB/s of
+ *                             w read, and its fraction of a device-to-device copy's GB/s */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cuda_runtime_api.h>
+
+#include "cuda/gemv_cuda.h"
+#include "../tap.h" /* tests/tap.h: relative, as tests/ is not on the include path */
+
+#define TOL 1e-5
+#define NMAX 16
+#define GUARD 16 /* floats of 0xFF on each side of the output (64 bytes: keeps alignment) */
+
+/* ---- random data: xorshift64*, seeded per run ---- */
+
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+/* uniform in [-1, 1) */
+static float frand(void) { return (float)((double)(rng_next() >> 40) / (double)(1ULL << 23) - 1.0); }
+
+static void *xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        printf("Bail out! out of host memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static void cuda_or_bail(cudaError_t e, const char *what)
+{
+    if (e != cudaSuccess) {
+        printf("Bail out! %s: %s\n", what, cudaGetErrorString(e));
+        exit(2);
+    }
+}
+
+static void *dmalloc(size_t bytes)
+{
+    void *p = NULL;
+    cuda_or_bail(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
+    return p;
+}
+
+/* ---- the host's conversions (the reference twins of the device's) ---- */
+
+static uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float u2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* fp32 -> fp16, round to nearest even; every NaN -> 0x7FFF. */
+static uint16_t host_f2h(float f)
+{
+    const uint32_t x = f2u(f);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    const uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u)
+        return 0x7fff;
+    if (ax >= 0x477ff000u) /* >= 65520 = 65504 + half an ulp: rounds to inf (and inf itself) */
+        return sign | 0x7c00u;
+    if (ax >= 0x38800000u) { /* >= 2^-14: a normal half */
+        uint32_t r = ax - (112u << 23); /* exponent bias 127 -> 15 */
+        r += 0xfffu + ((r >> 13) & 1u); /* round the 13 dropped bits, ties to even; a carry bumps the exponent */
+        return sign | (uint16_t)(r >> 13);
+    }
+    /* a subnormal half (units of 2^-24) or zero: value = mant * 2^(e - 150) = mant * 2^-shift units */
+    const uint32_t e = ax >> 23;
+    if (e < 102) /* < 2^-25: below half the smallest subnormal, rounds to zero (fp32 subnormals too) */
+        return sign;
+    const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - e; /* 14 .. 24 */
+    uint32_t q = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+    if (rem > halfway || (rem == halfway && (q & 1u)))
+        q++; /* may reach 0x400, the smallest normal: the right encoding */
+    return sign | (uint16_t)q;
+}
+
+/* fp32 -> bf16, round to nearest even; every NaN -> 0x7FFF. */
+static uint16_t host_f2bf(float f)
+{
+    const uint32_t x = f2u(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return 0x7fff;
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+static float host_h2f(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t e = (h >> 10) & 0x1f, mant = h & 0x3ffu;
+    if (e == 0x1f)
+        return u2f(sign | 0x7f800000u | (mant << 13));
+    if (e == 0) /* zero or subnormal: mant * 2^-24, exact in fp32 */
+        return (sign ? -1.0f : 1.0f) * (float)mant * 0x1p-24f;
+    return u2f(sign | ((e + 112) << 23) | (mant << 13));
+}
+
+static float host_bf2f(uint16_t h) { return u2f((uint32_t)h << 16); }
+
+/* ---- cuda_convert_to_half ---- */
+
+static void test_convert(int is_bf16)
+{
+    static const float edges[] = {0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, 65519.996f, 65520.0f, -65520.0f, 65536.0f,
+                                  1e30f, 0x1p-14f, 0x1p-24f, 0x1p-25f, 0x1.000002p-25f, 0x1.8p-24f, 0x1.8p-23f,
+                                  0x1.4p-24f, 0x1p-26f, 0x1.ffcp-15f, 0x1.ffep-15f, 1.0009766f, 1.00048828125f,
+                                  1.00146484375f, 0x1.008p0f, 0x1.018p0f, 0x1p-149f, 0x1p-126f, 0x1.fffffep127f,
+                                  3.0e38f, 0x1.01p-130f, 0x1.0180p-133f};
+    const long nedge = (long)(sizeof edges / sizeof edges[0]);
+    const long count = nedge + 6 + (1L << 20) + 3;
+    float *h = xmalloc((size_t)count * sizeof(float));
+    long i = 0;
+    for (; i < nedge; i++)
+        h[i] = edges[i];
+    const uint32_t specials[] = {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00000u, 0x7f800001u, 0xff812345u};
+    for (int s = 0; s < 6; s++)
+        h[i++] = u2f(specials[s]);
+    for (; i < count; i++) { /* random bit patterns: every exponent, NaNs and subnormals included */
+        uint32_t u = (uint32_t)(rng_next() >> 32);
+        if (i % 4 == 0) /* and a quarter near the fp16 range, where most of fp16's cases are */
+            u = (u & 0x807fffffu) | ((uint32_t)(100 + rng_next() % 48) << 23); /* 2^-27 .. 2^20 */
+        if (i % 16 == 1) /* exact ties of the dropped bits */
+            u = (u & ~0x1fffu) | 0x1000u;
+        if (i % 16 == 2)
+            u = (u & ~0xffffu) | 0x8000u;
+        h[i] = u2f(u);
+    }
+    float *d_in = dmalloc((size_t)count * sizeof(float));
+    uint16_t *d_out = dmalloc((size_t)count * 2);
+    uint16_t *got = xmalloc((size_t)count * 2);
+    cuda_or_bail(cudaMemcpy(d_in, h, (size_t)count * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+    cuda_or_bail(cudaMemset(d_out, 0xA5, (size_t)count * 2), "cudaMemset");
+    int rc = cuda_convert_to_half(d_out, d_in, count, is_bf16, 0);
+    cudaError_t e = cudaDeviceSynchronize();
+    long bad = 0, first = -1;
+    if (rc == 0 && e == cudaSuccess) {
+        cuda_or_bail(cudaMemcpy(got, d_out, (size_t)count * 2, cudaMemcpyDeviceToHost), "cudaMemcpy");
+        for (i = 0; i < count; i++) {
+            uint16_t want = is_bf16 ? host_f2bf(h[i]) : host_f2h(h[i]);
+            if (got[i] != want) {
+                if (first < 0)
+                    first = i;
+                bad++;
+            }
+        }
+    }
+    if (first >= 0)
+        tap_diag("first mismatch: in 0x%08x -> device 0x%04x, host 0x%04x", f2u(h[first]), got[first],
+                 is_bf16 ? host_f2bf(h[first]) : host_f2h(h[first]));
+    tap_ok(rc == 0 && e == cudaSuccess && bad == 0, "convert_to_half %s: %ld values bit for bit (%ld differ)%s",
+           is_bf16 ? "bf16" : "fp16", count, bad, rc || e ? " (CUDA error)" : "");
+    /* the host conversion itself, on values whose answer is known */
+    if (!is_bf16) {
+        int ok = host_f2h(65504.0f) == 0x7bff && host_f2h(65520.0f) == 0x7c00 && host_f2h(0x1p-24f) == 0x0001 &&
+                 host_f2h(0x1p-25f) == 0x0000 && host_f2h(0x1.000002p-25f) == 0x0001 &&
+                 host_f2h(0x1.8p-24f) == 0x0002 && host_f2h(1.00048828125f) == 0x3c00 &&
+                 host_f2h(1.00146484375f) == 0x3c02 && host_f2h(-0.0f) == 0x8000 && host_f2h(0x1p-14f) == 0x0400 &&
+                 host_f2h(0x1.ffep-15f) == 0x0400 && host_h2f(0x0001) == 0x1p-24f && host_h2f(0x7bff) == 65504.0f;
+        tap_ok(ok, "host fp16 conversion on known values");
+    } else {
+        int ok = host_f2bf(1.00390625f) == 0x3f80 && host_f2bf(1.01171875f) == 0x3f82 &&
+                 host_f2bf(0x1.fffffep127f) == 0x7f80 && host_f2bf(0x1p-133f) == 0x0001 &&
+                 host_bf2f(0x3f80) == 1.0f;
+        tap_ok(ok, "host bf16 conversion on known values");
+    }
+    cudaFree(d_in), cudaFree(d_out);
+    free(h), free(got);
+}
+
+/* ---- cuda_gemv_half ---- */
+
+/* One (k, m, dtype): draws in[16][k], w, bias; the reference for 16 rows
+ * serves every n (row i does not depend on n). */
+static void test_gemv_shape(int k, int m, int is_bf16)
+{
+    static const int ns[] = {1, 2, 3, 8, 16};
+    const size_t wcount = (size_t)m * k;
+    float *in = xmalloc((size_t)NMAX * k * sizeof(float));
+    uint16_t *wh = xmalloc(wcount * 2);
+    float *wf = xmalloc(wcount * sizeof(float));
+    float *bias = xmalloc((size_t)m * sizeof(float));
+    double *ref = xmalloc((size_t)NMAX * m * sizeof(double));
+    float *got = xmalloc(((size_t)NMAX * m + 2 * GUARD) * sizeof(float));
+    for (size_t i = 0; i < (size_t)NMAX * k; i++)
+        in[i] = frand();
+    for (size_t i = 0; i < wcount; i++) {
+        wh[i] = is_bf16 ? host_f2bf(frand() * 0.5f) : host_f2h(frand() * 0.5f);
+        wf[i] = is_bf16 ? host_bf2f(wh[i]) : host_h2f(wh[i]);
+    }
+    for (int j = 0; j < m; j++)
+        bias[j] = frand();
+    for (int i = 0; i < NMAX; i++)
+        for (int j = 0; j < m; j++) {
+            double s = 0.0;
+            const float *x = in + (size_t)i * k, *wr = wf + (size_t)j * k;
+            for (int c = 0; c < k; c++)
+                s += (double)x[c] * (double)wr[c];
+            ref[(size_t)i * m + j] = s;
+        }
+
+    /* device: in and w each one element longer, for the misaligned runs */
+    float *d_in = dmalloc(((size_t)NMAX * k + 4) * sizeof(float));
+    uint16_t *d_w = dmalloc((wcount + 8) * 2);
+    float *d_bias = dmalloc((size_t)m * sizeof(float));
+    const size_t out_floats = (size_t)NMAX * m + 2 * GUARD;
+    float *d_out = dmalloc(out_floats * sizeof(float));
+    cuda_or_bail(cudaMemcpy(d_bias, bias, (size_t)m * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+
+    /* mis = 0: aligned; 1: w one element off; 2: in one element off */
+    const int nmis = (k == 768 && m == 2304) ? 3 : 1;
+    for (int mis = 0; mis < nmis; mis++) {
+        uint16_t *dw = d_w + (mis == 1);
+        float *din = d_in + (mis == 2);
+        cuda_or_bail(cudaMemcpy(dw, wh, wcount * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+        cuda_or_bail(cudaMemcpy(din, in, (size_t)NMAX * k * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+        for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+            const int n = ns[t];
+            if (mis && n != 3 && n != 16)
+                continue;
+            for (int with_bias = 0; with_bias <= 1; with_bias++) {
+                cuda_or_bail(cudaMemset(d_out, 0xFF, out_floats * sizeof(float)), "cudaMemset");
+                int rc = cuda_gemv_half(d_out + GUARD, din, dw, is_bf16, with_bias ? d_bias : NULL, n, k, m, 0);
+                cudaError_t e = cudaDeviceSynchronize();
+                if (rc || e != cudaSuccess) {
+                    tap_ok(0, "gemv %s n=%d k=%d m=%d%s: CUDA error %s", is_bf16 ? "bf16" : "fp16", n, k, m,
+                           with_bias ? " +bias" : "", cudaGetErrorString(rc ? (cudaError_t)rc : e));
+                    continue;
+                }
+                cuda_or_bail(cudaMemcpy(got, d_out, out_floats * sizeof(float), cudaMemcpyDeviceToHost),
+                             "cudaMemcpy");
+                int finite = 1, guards = 1;
+                for (int g = 0; g < GUARD; g++) {
+                    uint32_t a = f2u(got[g]), b = f2u(got[GUARD + (size_t)n * m + g]);
+                    guards &= a == 0xffffffffu && b == 0xffffffffu;
+                }
+                /* the tail past n rows (inside the 16-row buffer) must stay poisoned too */
+                for (size_t q = (size_t)n * m; q < (size_t)NMAX * m; q++)
+                    guards &= f2u(got[GUARD + q]) == 0xffffffffu;
+                double num = 0.0, den = 0.0;
+                for (size_t q = 0; q < (size_t)n * m; q++) {
+                    const float g = got[GUARD + q];
+                    if (!isfinite(g)) {
+                        finite = 0;
+                        continue;
+                    }
+                    const double r = ref[q] + (with_bias ? (double)bias[q % (size_t)m] : 0.0);
+                    num += (g - r) * (g - r);
+                    den += r * r;
+                }
+                const double err = den > 0 ? sqrt(num / den) : sqrt(num);
+                tap_ok(finite && guards && err < TOL, "gemv %s n=%d k=%d m=%d%s%s: rel err %.2e%s%s",
+                       is_bf16 ? "bf16" : "fp16", n, k, m, with_bias ? " +bias" : "",
+                       mis == 1 ? " (w misaligned)" : mis == 2 ? " (in misaligned)" : "", err,
+                       finite ? "" : ", NOT all finite", guards ? "" : ", guard or tail overwritten");
+            }
+        }
+    }
+    cudaFree(d_in), cudaFree(d_w), cudaFree(d_bias), cudaFree(d_out);
+    free(in), free(wh), free(wf), free(bias), free(ref), free(got);
+}
+
+/* ---- --bench ---- */
+
+static int cmp_float(const void *x, const void *y)
+{
+    float a = *(const float *)x, b = *(const float *)y;
+    return a < b ? -1 : a > b;
+}
+
+#define REPS 50
+#define BATCH 20 /* launches per timed batch; each reads a different copy of w */
+#define POOL_BYTES (256UL << 20)
+
+static int bench(void)
+{
+    static const int km[][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}, {64, 512},
+                                {13, 7},     {1600, 6400}, {768, 50257}};
+    static const int ns[] = {1, 2, 3, 8, 16};
+    cudaEvent_t e0, e1;
+    cuda_or_bail(cudaEventCreate(&e0), "cudaEventCreate");
+    cuda_or_bail(cudaEventCreate(&e1), "cudaEventCreate");
+    float ms[REPS];
+
+    /* the pool: random halves (random fp32 through the device conversion) */
+    uint16_t *pool = dmalloc(POOL_BYTES);
+    const size_t chunk = 4UL << 20; /* floats */
+    float *hf = xmalloc(chunk * sizeof(float));
+    for (size_t i = 0; i < chunk; i++)
+        hf[i] = frand() * 0.5f;
+    float *d_f = dmalloc(chunk * sizeof(float));
+    cuda_or_bail(cudaMemcpy(d_f, hf, chunk * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+    for (size_t off = 0; off + chunk <= POOL_BYTES / 2; off += chunk)
+        cuda_or_bail((cudaError_t)cuda_convert_to_half(pool + off, d_f, (long)chunk, 0, 0), "convert");
+    float *d_in = dmalloc((size_t)NMAX * 6400 * sizeof(float)), *d_out = dmalloc((size_t)NMAX * 50257 * 4);
+    float *d_bias = dmalloc(50257 * sizeof(float));
+    cuda_or_bail(cudaMemcpy(d_in, d_f, (size_t)NMAX * 6400 * sizeof(float), cudaMemcpyDeviceToDevice), "cudaMemcpy");
+    cuda_or_bail(cudaMemcpy(d_bias, d_f, 50257 * sizeof(float), cudaMemcpyDeviceToDevice), "cudaMemcpy");
+    cuda_or_bail(cudaDeviceSynchronize(), "setup");
+
+    /* the copy bandwidth: 128 MB device to device, (read + write) bytes over time */
+    void *src = pool, *dst = (char *)pool + POOL_BYTES / 2;
+    for (int r = 0; r < 3; r++)
+        cudaMemcpyAsync(dst, src, POOL_BYTES / 2, cudaMemcpyDeviceToDevice, 0);
+    for (int r = 0; r < 20; r++) {
+        cudaEventRecord(e0, 0);
+        cudaMemcpyAsync(dst, src, POOL_BYTES / 2, cudaMemcpyDeviceToDevice, 0);
+        cudaEventRecord(e1, 0);
+        cudaEventSynchronize(e1);
+        cudaEventElapsedTime(&ms[r], e0, e1);
+    }
+    qsort(ms, 20, sizeof ms[0], cmp_float);
+    const double copy_gbs = 2.0 * (POOL_BYTES / 2) / (ms[10] * 1e6);
+    printf("# device-to-device copy: %.1f GB/s (read + write, 128 MB, median of 20)\n", copy_gbs);
+    printf("# gemv fp16 / bf16, bias on; w rotated through 256 MB; GB/s counts w bytes only\n");
+    printf("# %-5s %5s %6s %3s  %10s  %9s  %6s\n", "dtype", "k", "m", "n", "us", "GB/s (w)", "x copy");
+
+    for (int dt = 0; dt <= 1; dt++)
+        for (size_t s = 0; s < sizeof km / sizeof km[0]; s++) {
+            const int k = km[s][0], m = km[s][1];
+            const size_t wbytes = ((size_t)m * k * 2 + 255) & ~(size_t)255;
+            const size_t copies = POOL_BYTES / wbytes;
+            for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+                const int n = ns[t];
+                if (dt == 1 && n != 1 && n != 16)
+                    continue; /* bf16: the ends only */
+                size_t c = 0;
+                int rc = 0;
+                for (int r = 0; r < 5 && !rc; r++) /* warm-up */
+                    rc = cuda_gemv_half(d_out, d_in, (char *)pool + (c++ % copies) * wbytes, dt, d_bias, n, k, m, 0);
+                for (int r = 0; r < REPS && !rc; r++) {
+                    cudaEventRecord(e0, 0);
+                    for (int b = 0; b < BATCH && !rc; b++)
+                        rc = cuda_gemv_half(d_out, d_in, (char *)pool + (c++ % copies) * wbytes, dt, d_bias, n, k,
+                                            m, 0);
+                    cudaEventRecord(e1, 0);
+                    cudaEventSynchronize(e1);
+                    cudaEventElapsedTime(&ms[r], e0, e1);
+                }
+                if (rc || cudaDeviceSynchronize() != cudaSuccess) {
+                    printf("  %s k=%d m=%d n=%d failed\n", dt ? "bf16" : "fp16", k, m, n);
+                    continue;
+                }
+                qsort(ms, REPS, sizeof ms[0], cmp_float);
+                const double us = ms[REPS / 2] * 1e3 / BATCH;
+                const double gbs = (double)m * k * 2 / (us * 1e3);
+                printf("  %-5s %5d %6d %3d  %10.2f  %9.1f  %5.0f%%\n", dt ? "bf16" : "fp16", k, m, n, us, gbs,
+                       100.0 * gbs / copy_gbs);
+            }
+        }
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    cudaFree(pool), cudaFree(d_f), cudaFree(d_in), cudaFree(d_out), cudaFree(d_bias);
+    free(hf);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int devices = 0;
+    cudaError_t rc = cudaGetDeviceCount(&devices);
+    if (rc != cudaSuccess || devices == 0) {
+        printf("1..0 # SKIP no CUDA device\n");
+        return 0;
+    }
+    const char *seed_env = getenv("GS_TEST_SEED");
+    uint64_t seed = seed_env ? strtoull(seed_env, NULL, 0)
+                             : ((uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)getpid();
+    if (seed == 0)
+        seed = 0x9E3779B97F4A7C15ULL; /* xorshift's one forbidden state */
+    rng_state = seed;
+    if (argc > 1 && strcmp(argv[1], "--bench") == 0)
+        return bench();
+    const int small = argc > 1 && strcmp(argv[1], "--small") == 0;
+    tap_diag("seed %llu (replay with GS_TEST_SEED=%llu)", (unsigned long long)seed, (unsigned long long)seed);
+
+    test_convert(0);
+    test_convert(1);
+
+    static const int km[][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}, {64, 512},
+                                {13, 7},     {1600, 6400}, {768, 50257}};
+    for (int dt = 0; dt <= 1; dt++)
+        for (size_t s = 0; s < sizeof km / sizeof km[0]; s++) {
+            if (small && (long)km[s][0] * km[s][1] > (4L << 20))
+                continue;
+            test_gemv_shape(km[s][0], km[s][1], dt);
+        }
+    return tap_done();
+}
