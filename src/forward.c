@@ -189,15 +189,14 @@ int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtype w
         f->v_cache[l] = take(f, layer_kv, &f->kv_bytes, &missing);
     }
     if (missing) {
-        size_t fr = 0, tot = 0;
+        size_t need = f->weight_bytes + f->activation_bytes + f->kv_bytes, weights = f->weight_bytes;
+        size_t kv = f->kv_bytes, fr = 0, tot = 0;
+        gs_forward_destroy(f); /* free what did fit first, so "free" means free */
         be->ops->mem_info(be, &fr, &tot);
-        size_t need = f->weight_bytes + f->activation_bytes + f->kv_bytes;
-        gs_forward_destroy(f);
         return gs_error_set(err, GS_ERR_RUNTIME,
                             "out of %s memory: the model needs %zu bytes (weights %zu, KV cache %zu), "
                             "%zu of %zu bytes are free",
-                            be->ops->name, need, f->weight_bytes, layer_kv * 2 * (size_t)s->n_layer,
-                            fr, tot);
+                            be->ops->name, need, weights, kv, fr, tot);
     }
     return GS_OK;
 }

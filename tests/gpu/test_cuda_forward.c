@@ -164,6 +164,17 @@ static void test_prefill_logits(gs_backend *gpu, gs_backend *cpu, const char *pr
         tap_ok(rc == GS_OK && rc2 == GS_OK && e < 1e-4, "%s: %d-token prefill logits, GPU (%s) vs CPU, rel err %.2e %s",
                preset, T, v ? "fused" : "naive", e, err.msg);
     }
+    /* Half-precision weights: the GEMV path (<= 16 rows) and the tensor-core path. */
+    for (int d = GS_DTYPE_F16; d <= GS_DTYPE_BF16; d++) {
+        for (int rows = 12; rows <= T; rows += T - 12) {
+            int rc2 = gs_test_forward_all(gpu, &m, GS_ATTN_FUSED, (gs_dtype)d, ids, rows, b, &err);
+            int rc3 = gs_test_forward_all(cpu, &m, GS_ATTN_NAIVE, GS_DTYPE_F32, ids, rows, a, &err);
+            double e = rc2 || rc3 ? 1.0 : gs_test_rel_err(b, a, (size_t)rows * V);
+            tap_ok(rc2 == GS_OK && rc3 == GS_OK && e < 1e-2,
+                   "%s: %d-token logits with %s weights on the GPU vs fp32 CPU, rel err %.2e (bound 1e-2) %s", preset,
+                   rows, gs_dtype_name((gs_dtype)d), e, err.msg);
+        }
+    }
     free(ids);
     free(a);
     free(b);
