@@ -56,6 +56,13 @@ typedef struct gs_backend_ops {
     void (*residual_add)(gs_backend *be, float *x, const float *y, long count);
     /* out[i] = in[rows[i]] for i < n: picks the rows that need logits. */
     void (*gather_rows)(gs_backend *be, float *out, const float *in, const int *rows, int n, int C);
+
+    /* Optional (NULL where there is nothing to gain): the ops issued between
+     * graph_begin and graph_end are recorded and replayed as one graph. aa is
+     * the step's attention shape, so scratch can be reserved before recording
+     * (nothing may allocate while recording). */
+    int (*graph_begin)(gs_backend *be, const gs_attn_args *aa);
+    int (*graph_end)(gs_backend *be);
 } gs_backend_ops;
 
 struct gs_backend {

@@ -39,6 +39,9 @@ typedef struct cuda_impl {
     size_t attn_scratch_bytes;
     void *half_in;           /* activations converted for half-precision products */
     size_t half_in_bytes;
+    void *cublas_workspace;  /* cuBLAS must not allocate while a graph records */
+    cudaGraphExec_t graph_exec; /* the last step's graph, updated in place when it can be */
+    long graph_instantiations, graph_updates;
     int failed;            /* first failure, reported by synchronize */
     char failure[256];
 } cuda_impl;
@@ -68,6 +71,10 @@ static void cuda_destroy(gs_backend *be)
             cudaFree(c->attn_scratch);
         if (c->half_in)
             cudaFree(c->half_in);
+        if (c->graph_exec)
+            cudaGraphExecDestroy(c->graph_exec);
+        if (c->cublas_workspace)
+            cudaFree(c->cublas_workspace);
         if (c->cublas)
             cublasDestroy(c->cublas);
         if (c->stream)
@@ -281,6 +288,63 @@ static void op_gather_rows(gs_backend *be, float *out, const float *in, const in
     check_kernel(be, "gather_rows", cuda_gather_rows(out, in, rows, n, C, IMPL(be)->stream));
 }
 
+static int cuda_graph_begin(gs_backend *be, const gs_attn_args *aa)
+{
+    cuda_impl *c = IMPL(be);
+    if (ensure_scratch(be, &c->attn_scratch, &c->attn_scratch_bytes, cuda_attention_scratch_bytes(aa), "attention"))
+        return GS_ERR_RUNTIME;
+    cudaError_t rc = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (rc != cudaSuccess) {
+        note_failure(be, "cudaStreamBeginCapture", rc, cudaGetErrorString(rc));
+        return GS_ERR_RUNTIME;
+    }
+    return GS_OK;
+}
+
+/* Ends the recording; the kernel parameters change every step (positions,
+ * lengths), so the executable graph is updated in place when the topology
+ * allows and instantiated again when it does not. */
+static int cuda_graph_end(gs_backend *be)
+{
+    cuda_impl *c = IMPL(be);
+    cudaGraph_t graph = NULL;
+    cudaError_t rc = cudaStreamEndCapture(c->stream, &graph);
+    if (rc != cudaSuccess || c->failed) {
+        if (rc != cudaSuccess)
+            note_failure(be, "cudaStreamEndCapture", rc, cudaGetErrorString(rc));
+        if (graph)
+            cudaGraphDestroy(graph);
+        return GS_ERR_RUNTIME;
+    }
+    if (c->graph_exec) {
+        cudaGraphExecUpdateResultInfo info;
+        if (cudaGraphExecUpdate(c->graph_exec, graph, &info) == cudaSuccess) {
+            c->graph_updates++;
+        } else {
+            cudaGetLastError();
+            cudaGraphExecDestroy(c->graph_exec);
+            c->graph_exec = NULL;
+        }
+    }
+    if (!c->graph_exec) {
+        rc = cudaGraphInstantiate(&c->graph_exec, graph, 0);
+        if (rc != cudaSuccess) {
+            c->graph_exec = NULL;
+            cudaGraphDestroy(graph);
+            note_failure(be, "cudaGraphInstantiate", rc, cudaGetErrorString(rc));
+            return GS_ERR_RUNTIME;
+        }
+        c->graph_instantiations++;
+    }
+    cudaGraphDestroy(graph);
+    rc = cudaGraphLaunch(c->graph_exec, c->stream);
+    if (rc != cudaSuccess) {
+        note_failure(be, "cudaGraphLaunch", rc, cudaGetErrorString(rc));
+        return GS_ERR_RUNTIME;
+    }
+    return GS_OK;
+}
+
 static const gs_backend_ops cuda_ops = {
     .name = "cuda",
     .destroy = cuda_destroy,
@@ -302,6 +366,8 @@ static const gs_backend_ops cuda_ops = {
     .attention = op_attention,
     .residual_add = op_residual_add,
     .gather_rows = op_gather_rows,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
 };
 
 int gs_backend_cuda_create(gs_backend **out, gs_error *err)
@@ -332,6 +398,10 @@ int gs_backend_cuda_create(gs_backend **out, gs_error *err)
     cublasStatus_t st = cublasCreate(&c->cublas);
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasSetStream(c->cublas, c->stream);
+    /* A workspace of our own: cuBLAS may not allocate inside a graph recording. */
+    enum { CUBLAS_WORKSPACE_BYTES = 32 << 20 };
+    if (st == CUBLAS_STATUS_SUCCESS && cudaMalloc(&c->cublas_workspace, CUBLAS_WORKSPACE_BYTES) == cudaSuccess)
+        st = cublasSetWorkspace(c->cublas, c->cublas_workspace, CUBLAS_WORKSPACE_BYTES);
     if (st != CUBLAS_STATUS_SUCCESS) {
         cuda_destroy(be);
         return gs_error_set(err, GS_ERR_RUNTIME, "backend cuda: cuBLAS: %s", cublasGetStatusString(st));

@@ -12,10 +12,11 @@
 #include "model_load.h"
 
 enum {
-    OPT_CONFIG = 'c', OPT_TOKENS = 'n', OPT_HELP = 'h',
+    OPT_CONFIG = 'c', OPT_TOKENS = 'n', OPT_HELP = 'h', OPT_OUTPUT = 'o',
     OPT_MODEL = 1000, OPT_FORMAT, OPT_BACKEND, OPT_SEED, OPT_THREADS,
     OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_PROMPT_IDS,
     OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
+    OPT_STEPS, OPT_SECONDS,
 };
 
 typedef struct opt_doc {
@@ -41,6 +42,9 @@ static const opt_doc table[] = {
     {{"prompt-len", required_argument, NULL, OPT_PROMPT_LEN}, GS_OPTS_WORKLOAD, "N", "prompt tokens per request (workload.prompt_len)"},
     {{"gen-len", required_argument, NULL, OPT_GEN_LEN}, GS_OPTS_WORKLOAD, "N", "tokens generated per request (workload.gen_len)"},
     {{"json", no_argument, NULL, OPT_JSON}, GS_OPTS_OUTPUT, NULL, "print the result as JSON"},
+    {{"output", required_argument, NULL, OPT_OUTPUT}, GS_OPTS_RECORD, "FILE.gst", "the trace file to write"},
+    {{"steps", required_argument, NULL, OPT_STEPS}, GS_OPTS_RECORD, "N", "stop after N engine steps (the workload repeats to fill them)"},
+    {{"seconds", required_argument, NULL, OPT_SECONDS}, GS_OPTS_RECORD, "S", "stop after S seconds (the workload repeats to fill them)"},
     {{"help", no_argument, NULL, OPT_HELP}, 0, NULL, "show this help"},
 };
 #define N_OPTS (int)(sizeof table / sizeof table[0])
@@ -242,6 +246,15 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
             break;
         case OPT_LOGITS_OUT:
             cli->logits_out = optarg;
+            break;
+        case OPT_OUTPUT:
+            cli->output = optarg;
+            break;
+        case OPT_STEPS:
+            rc = parse_long(command, "steps", optarg, 1, 1L << 40, &cli->steps, err);
+            break;
+        case OPT_SECONDS:
+            rc = parse_float(command, "seconds", optarg, 0.001, 1e7, &cli->seconds, err);
             break;
         default:
             break;

@@ -17,6 +17,7 @@ enum {
     GS_OPTS_SAMPLING = 1 << 1, /* -n --temperature --top-k --top-p --prompt-ids --logits-out */
     GS_OPTS_WORKLOAD = 1 << 2, /* --batch --prompt-len --gen-len */
     GS_OPTS_OUTPUT = 1 << 3,   /* --json */
+    GS_OPTS_RECORD = 1 << 4,   /* -o --steps --seconds */
 };
 
 typedef struct gs_cli {
@@ -29,6 +30,9 @@ typedef struct gs_cli {
     int n_prompt_ids;
     int json;
     const char *logits_out;   /* generate --logits-out FILE */
+    const char *output;       /* record -o FILE */
+    long steps;               /* record --steps; 0 unset */
+    double seconds;           /* record --seconds; 0 unset */
     int help;
     char **args;              /* positional arguments left over */
     int n_args;

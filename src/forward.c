@@ -258,13 +258,11 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
     rc |= op->upload(be, f->d_slot, b->slot, (size_t)n * sizeof(int));
     rc |= op->upload(be, f->d_tables, b->block_tables,
                      (size_t)b->n_rows * (size_t)f->max_blocks_per_seq * sizeof(int));
+    if (b->n_logits > 0)
+        rc |= op->upload(be, f->d_logit_rows, b->logit_rows, (size_t)b->n_logits * sizeof(int));
     OP_END(f, "upload_inputs");
     if (rc)
         return gs_error_set(err, GS_ERR_RUNTIME, "uploading step inputs failed");
-
-    OP_BEGIN(f, "embed", -1);
-    op->embed(be, f->x, f->d_tokens, f->d_pos, f->w.wte, f->w.wpe, n, C);
-    OP_END(f, "embed");
 
     gs_attn_args aa = {
         .n_tokens = n, .n_head = s->n_head, .n_kv_head = s->n_kv_head, .head_dim = hd,
@@ -273,6 +271,17 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         .token_seq = f->d_seq, .token_pos = f->d_pos, .block_tables = f->d_tables,
         .window = f->window, .n_sink = f->n_sink, .variant = f->attn_variant,
     };
+    /* Decode-shaped steps can be recorded as one CUDA graph and replayed: the
+     * ~150 launches of a step then cost one. Inputs were uploaded above,
+     * outside the recording; the logits are read back after it. Host ranges
+     * inside a recording time the recording, not the kernels. */
+    int graphed = f->use_graphs && op->graph_begin && n <= GS_GRAPH_MAX_TOKENS;
+    if (graphed && (rc = op->graph_begin(be, &aa)) != GS_OK)
+        return gs_error_set(err, GS_ERR_RUNTIME, "starting a CUDA graph recording failed");
+
+    OP_BEGIN(f, "embed", -1);
+    op->embed(be, f->x, f->d_tokens, f->d_pos, f->w.wte, f->w.wpe, n, C);
+    OP_END(f, "embed");
     for (int l = 0; l < s->n_layer; l++) {
         const gs_fw_layer *w = &f->w.layers[l];
         gs_range_begin(f->ranges, GS_RANGE_LAYER, "layer", l);
@@ -330,7 +339,6 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
     }
     if (b->n_logits > 0) {
         OP_BEGIN(f, "gather_last", -1);
-        rc = op->upload(be, f->d_logit_rows, b->logit_rows, (size_t)b->n_logits * sizeof(int));
         op->gather_rows(be, f->gathered, f->x, f->d_logit_rows, b->n_logits, C);
         OP_END(f, "gather_last");
         OP_BEGIN(f, "norm_final", -1);
@@ -339,8 +347,12 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         OP_BEGIN(f, "matmul_logits", -1);
         op->matmul(be, f->logits, f->gathered, f->w.lm_head, f->w.wdt, NULL, b->n_logits, C, s->vocab);
         OP_END(f, "matmul_logits");
+    }
+    if (graphed && (rc = op->graph_end(be)) != GS_OK)
+        return gs_error_set(err, GS_ERR_RUNTIME, "replaying the step's CUDA graph failed");
+    if (b->n_logits > 0) {
         OP_BEGIN(f, "download_logits", -1);
-        rc |= op->download(be, logits_out, f->logits, (size_t)b->n_logits * (size_t)s->vocab * sizeof(float));
+        rc = op->download(be, logits_out, f->logits, (size_t)b->n_logits * (size_t)s->vocab * sizeof(float));
         rc |= op->synchronize(be);
         OP_END(f, "download_logits");
         if (rc)

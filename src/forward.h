@@ -13,6 +13,9 @@
 #include "model.h"
 #include "ranges.h"
 
+/* Steps of at most this many tokens (decode-shaped) may be replayed as a graph. */
+#define GS_GRAPH_MAX_TOKENS 16
+
 typedef struct gs_step_batch {
     int n;                   /* tokens this step */
     const int *tokens;       /* [n] */
@@ -47,6 +50,7 @@ typedef struct gs_forward {
     int max_tokens, max_rows, max_blocks_per_seq, n_blocks, block_size;
     int window, n_sink;      /* attention variant: sliding window and sinks */
     int attn_variant;        /* GS_ATTN_NAIVE or GS_ATTN_FUSED */
+    int use_graphs;          /* record decode-shaped steps as CUDA graphs where the backend can */
     /* weights in backend memory: an fp32 arena and a matrix arena (in wdt) */
     void *w_f32, *w_mat;
     gs_fw_weights w;

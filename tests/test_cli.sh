@@ -108,7 +108,6 @@ ok $? "bench --json reports decode tokens/s"
 expect 0 '' "live demo on a tiny model" -- "$GS" --model llama-tiny -n 4
 grep -q "matmul_qkv" "$TMP/out"
 ok $? "the demo prints the per-op table"
-expect 1 "not available" "record says it is not available yet" -- "$GS" record -o "$TMP/x.gst"
 
 echo "1..$n"
 [ $fails -eq 0 ]

@@ -21,8 +21,8 @@
 
 
 /* Greedy generation from a prompt; returns the request's tokens (prompt + generated). */
-static int generate(gs_backend *be, const gs_model *m, int variant, const int *prompt, int n_prompt, int n_gen,
-                    int *out, gs_error *err)
+static int generate(gs_backend *be, const gs_model *m, int variant, int graphs, const int *prompt, int n_prompt,
+                    int n_gen, int *out, gs_error *err)
 {
     gs_engine e;
     gs_engine_config c;
@@ -32,6 +32,7 @@ static int generate(gs_backend *be, const gs_model *m, int variant, const int *p
     if (rc)
         return rc;
     e.fwd.attn_variant = variant;
+    e.fwd.use_graphs = graphs;
     int id = gs_engine_submit(&e, prompt, n_prompt, n_gen, err);
     rc = id < 0 ? -id : gs_engine_run(&e, err);
     if (rc == GS_OK)
@@ -51,22 +52,32 @@ static void test_stories(gs_backend *gpu, gs_backend *cpu)
         return;
     }
     int bos = 1, a[257], b[257];
-    int rc = generate(cpu, &m, GS_ATTN_NAIVE, &bos, 1, 256, a, &err);
-    for (int v = 0; v < 2; v++) {
-        int rc2 = generate(gpu, &m, v, &bos, 1, 256, b, &err);
+    int rc = generate(cpu, &m, GS_ATTN_NAIVE, 0, &bos, 1, 256, a, &err);
+    for (int k = 0; k < 3; k++) {
+        int v = k ? GS_ATTN_FUSED : GS_ATTN_NAIVE, graphs = k == 2;
+        int rc2 = generate(gpu, &m, v, graphs, &bos, 1, 256, b, &err);
         int same = 0;
         while (same < 256 && a[1 + same] == b[1 + same])
             same++;
         tap_ok(rc == GS_OK && rc2 == GS_OK && same == 256,
-               "stories260K greedy on the GPU (%s attention) equals the CPU for 256 tokens (%d agree) %s",
-               v ? "fused" : "naive", same, err.msg);
+               "stories260K greedy on the GPU (%s attention%s) equals the CPU for 256 tokens (%d agree) %s",
+               v ? "fused" : "naive", graphs ? ", CUDA graphs" : "", same, err.msg);
     }
     gs_model_free(&m);
 }
 
 /* Greedy tokens of n_req requests run together through the engine. */
+static int engine_tokens_g(gs_backend *be, const gs_model *m, int variant, int graphs, int batch, int kv_blocks,
+                           float *out, int n_req, int plen, int n_gen, gs_error *err);
+
 static int engine_tokens(gs_backend *be, const gs_model *m, int variant, int batch, int kv_blocks, float *out,
                          int n_req, int plen, int n_gen, gs_error *err)
+{
+    return engine_tokens_g(be, m, variant, 0, batch, kv_blocks, out, n_req, plen, n_gen, err);
+}
+
+static int engine_tokens_g(gs_backend *be, const gs_model *m, int variant, int graphs, int batch, int kv_blocks,
+                           float *out, int n_req, int plen, int n_gen, gs_error *err)
 {
     gs_engine e;
     gs_engine_config c;
@@ -78,6 +89,7 @@ static int engine_tokens(gs_backend *be, const gs_model *m, int variant, int bat
     if (rc)
         return rc;
     e.fwd.attn_variant = variant;
+    e.fwd.use_graphs = graphs;
     int V = m->shape.vocab;
     int *prompt = malloc((size_t)plen * sizeof(int));
     for (int q = 0; q < n_req; q++) {
@@ -115,6 +127,10 @@ static void test_synthetic(gs_backend *gpu, gs_backend *cpu, const char *preset)
                "%s: with preemption (20 blocks) the GPU (%s) still generates the same tokens", preset,
                v ? "fused" : "naive");
     }
+    int rc3 = engine_tokens_g(gpu, &m, GS_ATTN_FUSED, 1, NREQ, 20, got, NREQ, PLEN, NGEN, &err);
+    tap_ok(rc3 == GS_OK && memcmp(want, got, sizeof want) == 0,
+           "%s: decode steps replayed as CUDA graphs (batch changing as requests finish, preemption) generate the same tokens %s",
+           preset, err.msg);
     /* Prefill logits, all positions, GPU vs CPU, fp32. */
     gs_model_free(&m);
 }

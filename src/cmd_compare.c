@@ -1,6 +1,6 @@
-/* cmd_later.c - the commands whose machinery lands with later parts (trace
- * files, compare). They already parse their options and answer --help, and
- * say plainly that the feature is not in this build yet. */
+/* cmd_compare.c - `gptscope compare`: two configurations measured side by
+ * side in one run. Its machinery lands with the compare work; until then it
+ * parses its options, answers --help and says plainly that it is not here. */
 #include <stdio.h>
 #include <string.h>
 
@@ -26,24 +26,6 @@ static int not_yet(const char *name, const char *usage_line, const char *what, u
     return 1;
 }
 
-
-int cmd_record(int argc, char **argv)
-{
-    return not_yet("record", "record -o FILE.gst [-c CONFIG] [--steps N | --seconds S]",
-                   "records a run headless to a crash-safe trace file", GS_OPTS_COMMON, argc, argv);
-}
-
-int cmd_replay(int argc, char **argv)
-{
-    return not_yet("replay", "replay [--summary] FILE.gst", "opens a recorded trace in the terminal UI", 0,
-                   argc, argv);
-}
-
-int cmd_export(int argc, char **argv)
-{
-    return not_yet("export", "export FILE.gst -o OUT [--format chrome|folded|csv]",
-                   "writes Chrome-trace JSON for Perfetto, folded stacks or CSV", 0, argc, argv);
-}
 
 int cmd_compare(int argc, char **argv)
 {
