@@ -31,6 +31,7 @@
 #include "residual.h"
 #include "rope.h"
 #include "tap.h"
+#include "test_support.h"
 #include "thread_pool.h"
 
 #define TOL 1e-5
@@ -95,19 +96,6 @@ static int written(const float *a, size_t count)
         if (!isnan(a[i]))
             return 0;
     return 1;
-}
-
-static double rel_err(const float *a, const float *b, size_t count)
-{
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < count; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    if (!(num == num))
-        return INFINITY;
-    return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
 /* ---- thread pool ---- */
@@ -233,7 +221,7 @@ static void test_matmul(gs_pool *pool, const char *name)
             poison(out, (size_t)n * m);
             cpu_matmul(pool, out, in, w, b, n, k, m);
             cpu_matmul_ref(ref, in, w, b, n, k, m);
-            double e = rel_err(out, ref, (size_t)n * m);
+            double e = gs_test_rel_err(out, ref, (size_t)n * m);
             worst = e > worst ? e : worst;
             ok = ok && written(out, (size_t)n * m) && e < TOL;
         }
@@ -259,12 +247,12 @@ static void test_norms(gs_pool *pool, const char *name)
         float *out = nan_buf(cnt), *ref = nan_buf(cnt);
         cpu_layernorm(pool, out, in, w, b, n, C, 1e-5f);
         cpu_layernorm_ref(ref, in, w, b, n, C, 1e-5f);
-        double e = rel_err(out, ref, cnt);
+        double e = gs_test_rel_err(out, ref, cnt);
         tap_ok(written(out, cnt) && e < TOL, "layernorm %s n=%d C=%d (rel err %.2g)", name, n, C, e);
         poison(out, cnt);
         cpu_rmsnorm(pool, out, in, w, n, C, 1e-5f);
         cpu_rmsnorm_ref(ref, in, w, n, C, 1e-5f);
-        e = rel_err(out, ref, cnt);
+        e = gs_test_rel_err(out, ref, cnt);
         tap_ok(written(out, cnt) && e < TOL, "rmsnorm %s n=%d C=%d (rel err %.2g)", name, n, C, e);
         free(in);
         free(w);
@@ -320,8 +308,8 @@ static void test_activations(gs_pool *pool, const char *name)
             double v = x[i];
             direct[i] = (float)(v * (1.0 / (1.0 + exp(-v))) * g[i]);
         }
-        e1 = rel_err(fast, ref, n);
-        e2 = rel_err(fast, direct, n);
+        e1 = gs_test_rel_err(fast, ref, n);
+        e2 = gs_test_rel_err(fast, direct, n);
         tap_ok(written(fast, n) && e1 < TOL && e2 < TOL, "swiglu %s count=%ld (vs ref %.2g, vs formula %.2g)",
                name, n, e1, e2);
         free(x);
@@ -371,7 +359,7 @@ static void test_rope(gs_pool *pool, const char *name)
                 direct[at + 1] = (float)(x0 * sin(ang) + x1 * cos(ang));
             }
         int pos0 = memcmp(fast, orig, (size_t)stride * sizeof(float)) == 0; /* pos 0: identity */
-        double e1 = rel_err(fast, ref, cnt), e2 = rel_err(fast, direct, cnt);
+        double e1 = gs_test_rel_err(fast, ref, cnt), e2 = gs_test_rel_err(fast, direct, cnt);
         tap_ok(written(fast, cnt) && untouched && pos0 && e1 < TOL && e2 < TOL,
                "rope %s n=%d heads=%d/%d hd=%d (vs ref %.2g, vs formula %.2g)", name, n, nh, nkv, hd, e1, e2);
         free(orig);
@@ -512,7 +500,7 @@ static void test_attention_case(const attn_case *c, gs_pool **pools, const char 
     for (int pi = 0; pi < n_pools; pi++) {
         poison(out, cnt);
         cpu_attention(pools[pi], out, qkv, kc, vc, &a);
-        double e = rel_err(out, ref, cnt);
+        double e = gs_test_rel_err(out, ref, cnt);
         tap_ok(store_ok && ref_ok && written(out, cnt) && e < TOL,
                "attention %s %s: heads %d/%d hd=%d bs=%d window=%d sinks=%d, %d tokens (rel err %.2g)", c->what,
                names[pi], nh, nkv, hd, bs, c->window, c->n_sink, n, e);

@@ -7,7 +7,7 @@
 #include "backend.h"
 #include "model.h"
 
-/* ||a - b|| / ||b|| (plain norm of a - b when b is all zero). */
+/* ||a - b|| / ||b|| (plain norm of a - b when b is all zero; infinity on NaN). */
 double gs_test_rel_err(const float *a, const float *b, size_t n);
 
 /* Logits at every position of one sequence of n tokens, in one prefill step

@@ -41,7 +41,8 @@
 
 #include "attention.h"
 #include "cuda/attention_cuda.h"
-#include "../tap.h" /* tests/tap.h: relative, as tests/ is not on the include path */
+#include "../tap.h"
+#include "test_support.h" /* tests/tap.h: relative, as tests/ is not on the include path */
 
 #define TOL 1e-5
 #define GUARD 16 /* 4-byte elements of 0xFF on each side of a device buffer */
@@ -153,19 +154,6 @@ static int all_finite(const float *a, size_t count)
         if (!isfinite(a[i]))
             return 0;
     return 1;
-}
-
-static double rel_err(const float *a, const float *b, size_t count)
-{
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < count; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    if (!(num == num))
-        return INFINITY;
-    return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
 /* The call's return code and the asynchronous result of its launches. */
@@ -401,7 +389,7 @@ static void run_case(const attn_case *c)
         } else {
             dbuf_get(&d_out, got);
             int fin = all_finite(got, out_count), guards = dbuf_guards_ok(&d_out);
-            double err = rel_err(got, ref, out_count);
+            double err = gs_test_rel_err(got, ref, out_count);
             tap_ok(store_ok && ref_ok && fin && guards && err < TOL, "attention %s %s (rel err %.2e)%s%s%s",
                    vname[variant], shape, err, fin ? "" : ", NOT all written/finite",
                    guards ? "" : ", GUARD ZONE OVERWRITTEN", ref_ok ? "" : ", REFERENCE NOT FINITE");

@@ -35,7 +35,8 @@
 #include "residual.h"
 #include "rope.h"
 #include "sampler.h"
-#include "../tap.h" /* tests/tap.h: relative, as tests/ is not on the include path */
+#include "../tap.h"
+#include "test_support.h" /* tests/tap.h: relative, as tests/ is not on the include path */
 
 #define TOL 1e-5
 #define GUARD 16 /* 4-byte elements of 0xFF on each side of a device buffer (64 bytes: keeps alignment) */
@@ -167,19 +168,6 @@ static int all_finite(const float *a, size_t count)
     return 1;
 }
 
-static double rel_err(const float *a, const float *b, size_t count)
-{
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < count; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    if (!(num == num))
-        return INFINITY;
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 /* The kernel's return code and the asynchronous result of the launch. */
 static int ran_ok(int rc, char *why, size_t cap)
 {
@@ -207,7 +195,7 @@ static void report(const char *name, int rc, const dbuf *out, const float *ref, 
     dbuf_get(out, got);
     int fin = all_finite(got, out->count);
     int guards = dbuf_guards_ok(out);
-    double err = rel_err(got, ref, out->count);
+    double err = gs_test_rel_err(got, ref, out->count);
     tap_ok(fin && guards && err < TOL, "%s %s: rel err %.2e%s%s", name, shape, err,
            fin ? "" : ", NOT all written/finite", guards ? "" : ", GUARD ZONE OVERWRITTEN");
     free(got);
