@@ -787,8 +787,12 @@ static int infer_llama(const st_file *st, const st_config *c, const gs_load_hint
                                hints->n_kv_head, s->n_kv_head);
     if ((rc = cfg_int(c, K_N_CTX, &s->n_ctx, err)))
         return rc;
+    /* A context the user asks for wins over the trained one: shrinking it is
+     * how a long-context model fits a small KV cache. */
+    if (hints->n_ctx > 0)
+        s->n_ctx = hints->n_ctx;
     if (s->n_ctx <= 0)
-        s->n_ctx = hints->n_ctx > 0 ? hints->n_ctx : ST_DEFAULT_N_CTX;
+        s->n_ctx = ST_DEFAULT_N_CTX;
 
     /* rope_theta: transformers 5 nests it in rope_parameters, 4 had it on top. */
     double theta = 10000.0;

@@ -819,6 +819,14 @@ static void test_fixtures(void)
             round_trip(&m, "llama_tiny", "llama_tiny_copy.safetensors", GS_FORMAT_SAFETENSORS, GS_DT_F32);
             round_trip(&m, "llama_tiny", "llama_tiny_copy.bin", GS_FORMAT_LLAMA2C, GS_DT_F32);
             gs_model_free(&m);
+            gs_model small;
+            gs_load_hints h = {0, 0, 32};
+            gs_error e2 = {0};
+            int rc2 = gs_model_load(&small, lp, GS_FORMAT_AUTO, &h, &e2);
+            tap_ok(rc2 == GS_OK && small.shape.n_ctx == 32,
+                   "llama_tiny: an n_ctx hint (32) wins over config.json's max_position_embeddings (64) %s", e2.msg);
+            if (rc2 == GS_OK)
+                gs_model_free(&small);
         }
     }
 }
