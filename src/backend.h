@@ -54,6 +54,10 @@ typedef struct gs_backend_ops {
     void (*attention)(gs_backend *be, float *out, const float *qkv, const float *k_cache,
                       const float *v_cache, const gs_attn_args *a);
     void (*residual_add)(gs_backend *be, float *x, const float *y, long count);
+    /* Fused: x += y, then out = norm(x) (RMSNorm when rms, else LayerNorm with
+     * bias b). Optional (NULL: the forward pass runs the pair unfused). */
+    void (*residual_norm)(gs_backend *be, float *x, const float *y, float *out, const float *w, const float *b,
+                          int rms, int n, int C, float eps);
     /* out[i] = in[rows[i]] for i < n: picks the rows that need logits. */
     void (*gather_rows)(gs_backend *be, float *out, const float *in, const int *rows, int n, int C);
 

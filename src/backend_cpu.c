@@ -10,6 +10,7 @@
 #include "attention.h"
 #include "backend.h"
 #include "embedding.h"
+#include "fused.h"
 #include "gather.h"
 #include "matmul.h"
 #include "norm.h"
@@ -119,6 +120,15 @@ static void op_residual_add(gs_backend *be, float *x, const float *y, long count
     cpu_residual_add(POOL(be), x, y, count);
 }
 
+static void op_residual_norm(gs_backend *be, float *x, const float *y, float *out, const float *w, const float *b,
+                             int rms, int n, int C, float eps)
+{
+    if (rms)
+        cpu_residual_rmsnorm(x, y, out, w, n, C, eps);
+    else
+        cpu_residual_layernorm(x, y, out, w, b, n, C, eps);
+}
+
 static void op_gather_rows(gs_backend *be, float *out, const float *in, const int *rows, int n, int C)
 {
     cpu_gather_rows(out, in, rows, n, C);
@@ -145,6 +155,7 @@ static const gs_backend_ops cpu_ops = {
     .attention = op_attention,
     .residual_add = op_residual_add,
     .gather_rows = op_gather_rows,
+    .residual_norm = op_residual_norm,
 };
 
 /* The CPU's model name from /proc/cpuinfo, for the status line and traces. */

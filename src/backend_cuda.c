@@ -28,6 +28,7 @@ int gs_backend_cuda_create(gs_backend **out, gs_error *err)
 #include <cuda_runtime_api.h>
 
 #include "cuda/attention_cuda.h"
+#include "cuda/fused_cuda.h"
 #include "cuda/gemv_cuda.h"
 #include "cuda/ops_cuda.h"
 
@@ -283,6 +284,16 @@ static void op_residual_add(gs_backend *be, float *x, const float *y, long count
     check_kernel(be, "residual_add", cuda_residual_add(x, y, count, IMPL(be)->stream));
 }
 
+static void op_residual_norm(gs_backend *be, float *x, const float *y, float *out, const float *w, const float *b,
+                             int rms, int n, int C, float eps)
+{
+    cudaStream_t st = IMPL(be)->stream;
+    if (rms)
+        check_kernel(be, "residual_rmsnorm", cuda_residual_rmsnorm(x, y, out, w, n, C, eps, st));
+    else
+        check_kernel(be, "residual_layernorm", cuda_residual_layernorm(x, y, out, w, b, n, C, eps, st));
+}
+
 static void op_gather_rows(gs_backend *be, float *out, const float *in, const int *rows, int n, int C)
 {
     check_kernel(be, "gather_rows", cuda_gather_rows(out, in, rows, n, C, IMPL(be)->stream));
@@ -366,6 +377,7 @@ static const gs_backend_ops cuda_ops = {
     .attention = op_attention,
     .residual_add = op_residual_add,
     .gather_rows = op_gather_rows,
+    .residual_norm = op_residual_norm,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
 };

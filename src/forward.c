@@ -282,15 +282,24 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
     OP_BEGIN(f, "embed", -1);
     op->embed(be, f->x, f->d_tokens, f->d_pos, f->w.wte, f->w.wpe, n, C);
     OP_END(f, "embed");
+    /* Fusion folds each residual add into the norm that follows it (one pass
+     * over the residual stream instead of two); the normed rows then live in
+     * att, which is free at those points. The first norm has no residual
+     * before it and the last residual feeds the gathered final norm. */
+    int fuse = f->fuse && op->residual_norm;
+    int rms = s->arch == GS_ARCH_LLAMA;
+    float *normed = fuse ? f->att : f->xn;
     for (int l = 0; l < s->n_layer; l++) {
         const gs_fw_layer *w = &f->w.layers[l];
         gs_range_begin(f->ranges, GS_RANGE_LAYER, "layer", l);
 
-        OP_BEGIN(f, "norm_attn", l);
-        norm(f, f->xn, f->x, w->ln1_w, w->ln1_b, n);
-        OP_END(f, "norm_attn");
+        if (!fuse || l == 0) {
+            OP_BEGIN(f, "norm_attn", l);
+            norm(f, normed, f->x, w->ln1_w, w->ln1_b, n);
+            OP_END(f, "norm_attn");
+        }
         OP_BEGIN(f, "matmul_qkv", l);
-        op->matmul(be, f->qkv, f->xn, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim);
+        op->matmul(be, f->qkv, normed, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim);
         OP_END(f, "matmul_qkv");
         if (s->arch == GS_ARCH_LLAMA) {
             OP_BEGIN(f, "rope", l);
@@ -306,15 +315,20 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         OP_BEGIN(f, "matmul_out", l);
         op->matmul(be, f->xn, f->att, w->wo, f->w.wdt, w->bo, n, C, C);
         OP_END(f, "matmul_out");
-        OP_BEGIN(f, "residual_attn", l);
-        op->residual_add(be, f->x, f->xn, (long)n * C);
-        OP_END(f, "residual_attn");
-
-        OP_BEGIN(f, "norm_mlp", l);
-        norm(f, f->xn, f->x, w->ln2_w, w->ln2_b, n);
-        OP_END(f, "norm_mlp");
+        if (fuse) {
+            OP_BEGIN(f, "residual_norm_mlp", l);
+            op->residual_norm(be, f->x, f->xn, normed, w->ln2_w, w->ln2_b, rms, n, C, s->norm_eps);
+            OP_END(f, "residual_norm_mlp");
+        } else {
+            OP_BEGIN(f, "residual_attn", l);
+            op->residual_add(be, f->x, f->xn, (long)n * C);
+            OP_END(f, "residual_attn");
+            OP_BEGIN(f, "norm_mlp", l);
+            norm(f, normed, f->x, w->ln2_w, w->ln2_b, n);
+            OP_END(f, "norm_mlp");
+        }
         OP_BEGIN(f, "matmul_up", l);
-        op->matmul(be, f->h_up, f->xn, w->w_up, f->w.wdt, w->b_up, n, C, H);
+        op->matmul(be, f->h_up, normed, w->w_up, f->w.wdt, w->b_up, n, C, H);
         OP_END(f, "matmul_up");
         if (s->arch == GS_ARCH_GPT2) {
             OP_BEGIN(f, "gelu", l);
@@ -322,7 +336,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             OP_END(f, "gelu");
         } else {
             OP_BEGIN(f, "matmul_gate", l);
-            op->matmul(be, f->h_gate, f->xn, w->w_gate, f->w.wdt, NULL, n, C, H);
+            op->matmul(be, f->h_gate, normed, w->w_gate, f->w.wdt, NULL, n, C, H);
             OP_END(f, "matmul_gate");
             OP_BEGIN(f, "swiglu", l);
             op->swiglu(be, f->h_up, f->h_gate, (long)n * H);
@@ -331,9 +345,16 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         OP_BEGIN(f, "matmul_down", l);
         op->matmul(be, f->xn, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C);
         OP_END(f, "matmul_down");
-        OP_BEGIN(f, "residual_mlp", l);
-        op->residual_add(be, f->x, f->xn, (long)n * C);
-        OP_END(f, "residual_mlp");
+        if (fuse && l + 1 < s->n_layer) {
+            const gs_fw_layer *next = &f->w.layers[l + 1];
+            OP_BEGIN(f, "residual_norm_attn", l);
+            op->residual_norm(be, f->x, f->xn, normed, next->ln1_w, next->ln1_b, rms, n, C, s->norm_eps);
+            OP_END(f, "residual_norm_attn");
+        } else {
+            OP_BEGIN(f, "residual_mlp", l);
+            op->residual_add(be, f->x, f->xn, (long)n * C);
+            OP_END(f, "residual_mlp");
+        }
 
         gs_range_end(f->ranges, GS_RANGE_LAYER, "layer");
     }

@@ -51,6 +51,7 @@ typedef struct gs_forward {
     int window, n_sink;      /* attention variant: sliding window and sinks */
     int attn_variant;        /* GS_ATTN_NAIVE or GS_ATTN_FUSED */
     int use_graphs;          /* record decode-shaped steps as CUDA graphs where the backend can */
+    int fuse;                /* residual add fused into the following norm where the backend can */
     /* weights in backend memory: an fp32 arena and a matrix arena (in wdt) */
     void *w_f32, *w_mat;
     gs_fw_weights w;

@@ -111,6 +111,7 @@ int gs_session_open(gs_session *s, const gs_config *c, const gs_sampler *sampler
     s->engine.fwd.n_sink = c->opt.sinks;
     s->engine.fwd.attn_variant = strcmp(c->opt.attention, "fused") == 0 ? GS_ATTN_FUSED : GS_ATTN_NAIVE;
     s->engine.fwd.use_graphs = c->opt.cuda_graphs;
+    s->engine.fwd.fuse = c->opt.fusion;
     s->engine_ready = 1;
     return GS_OK;
 }

@@ -193,6 +193,19 @@ static void test_against_plain(gs_backend *be, const char *preset)
            "%s: batched paged prefill of 2 sequences equals the plain forward (rel err %.1e, %.1e)", preset, ea, eb);
     gs_engine_destroy(&e);
 
+    /* The same with each residual add fused into the norm after it. */
+    gs_engine_init(&e, be, &m, &c, &err);
+    e.fwd.fuse = 1;
+    gs_engine_submit(&e, a, NA, 1, &err);
+    gs_engine_submit(&e, b, NB, 1, &err);
+    rc = gs_engine_step(&e, &err);
+    ea = gs_test_rel_err(e.h_logits, ra, V);
+    eb = gs_test_rel_err(e.h_logits + V, rb, V);
+    tap_ok(rc == GS_OK && ea < 1e-5 && eb < 1e-5,
+           "%s: with residual+norm fused, the prefill still equals the plain forward (rel err %.1e, %.1e)", preset, ea,
+           eb);
+    gs_engine_destroy(&e);
+
     /* Decode path: feed a token by token through the engine, compare the last logits. */
     float *last = malloc(V * sizeof(float));
     gs_ranges ranges;

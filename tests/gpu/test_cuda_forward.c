@@ -89,7 +89,8 @@ static int engine_tokens_g(gs_backend *be, const gs_model *m, int variant, int g
     if (rc)
         return rc;
     e.fwd.attn_variant = variant;
-    e.fwd.use_graphs = graphs;
+    e.fwd.use_graphs = graphs & 1; /* bit 0: CUDA graphs, bit 1: fused residual+norm */
+    e.fwd.fuse = (graphs & 2) != 0;
     int V = m->shape.vocab;
     int *prompt = malloc((size_t)plen * sizeof(int));
     for (int q = 0; q < n_req; q++) {
@@ -127,6 +128,9 @@ static void test_synthetic(gs_backend *gpu, gs_backend *cpu, const char *preset)
                "%s: with preemption (20 blocks) the GPU (%s) still generates the same tokens", preset,
                v ? "fused" : "naive");
     }
+    int rc4 = engine_tokens_g(gpu, &m, GS_ATTN_FUSED, 2, NREQ, 0, got, NREQ, PLEN, NGEN, &err);
+    tap_ok(rc4 == GS_OK && memcmp(want, got, sizeof want) == 0,
+           "%s: with residual+norm fused on the GPU, the same tokens %s", preset, err.msg);
     int rc3 = engine_tokens_g(gpu, &m, GS_ATTN_FUSED, 1, NREQ, 20, got, NREQ, PLEN, NGEN, &err);
     tap_ok(rc3 == GS_OK && memcmp(want, got, sizeof want) == 0,
            "%s: decode steps replayed as CUDA graphs (batch changing as requests finish, preemption) generate the same tokens %s",
