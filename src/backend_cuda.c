@@ -43,6 +43,7 @@ typedef struct cuda_impl {
     void *cublas_workspace;  /* cuBLAS must not allocate while a graph records */
     cudaGraphExec_t graph_exec; /* the last step's graph, updated in place when it can be */
     long graph_instantiations, graph_updates;
+    int math_mode;           /* cuBLAS math mode last set, so the hot path sets it only on change */
     int failed;            /* first failure, reported by synchronize */
     char failure[256];
 } cuda_impl;
@@ -186,6 +187,14 @@ static int ensure_scratch(gs_backend *be, void **buf, size_t *have, size_t need,
 
 /* Row-major out[n][m] = in[n][k] . w[m][k]^T is, in cuBLAS's column-major
  * terms, out^T (m x n) = w^T(op T on the k x m view) . in^T (k x n). */
+static void set_math_mode(cuda_impl *c, cublasMath_t mode)
+{
+    if (c->math_mode != (int)mode + 1) {
+        cublasSetMathMode(c->cublas, mode);
+        c->math_mode = (int)mode + 1; /* +1: 0 means never set */
+    }
+}
+
 static void op_matmul(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
                       const float *bias, int n, int k, int m)
 {
@@ -193,7 +202,7 @@ static void op_matmul(gs_backend *be, float *out, const float *in, const void *w
     const float one = 1.0f, zero = 0.0f;
     cublasStatus_t st;
     if (wdt == GS_DTYPE_F32) {
-        cublasSetMathMode(c->cublas, CUBLAS_PEDANTIC_MATH); /* fp32 means fp32: no TF32 */
+        set_math_mode(c, CUBLAS_PEDANTIC_MATH); /* fp32 means fp32: no TF32 */
         st = cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)w, k, in, k, &zero,
                          out, m);
     } else {
@@ -206,7 +215,7 @@ static void op_matmul(gs_backend *be, float *out, const float *in, const void *w
             return;
         check_kernel(be, "convert_to_half", cuda_convert_to_half(c->half_in, in, (long)n * k, bf16, c->stream));
         cudaDataType_t t = bf16 ? CUDA_R_16BF : CUDA_R_16F;
-        cublasSetMathMode(c->cublas, CUBLAS_DEFAULT_MATH);
+        set_math_mode(c, CUBLAS_DEFAULT_MATH);
         st = cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, t, k, c->half_in, t, k, &zero, out,
                           CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     }

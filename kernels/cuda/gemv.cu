@@ -46,6 +46,7 @@
 // k = 1600, m = 6400: 1.84 TB/s (66%) at n = 1. Calls under ~5 us (every GPT-2
 // 124M layer matrix) measured the host's launch rate, not the kernel: the
 // 64 x 512 product took as long (4.6 us) as 768 x 3072 (5.4 us).
+#include <atomic>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
@@ -331,14 +332,35 @@ static int launch_dtype(float *out, const float *in, const uint16_t *w, const fl
     return launch_nb<BF16, 16>(out, in, w, bias, n, k, m, vec, sms, stream);
 }
 
+// The SM count sizes the grids. Asking the driver on every call put an
+// attribute query on the decode hot path (~100 calls a step), so it is read
+// once per device; the value never changes, so a racing first read is harmless.
+static cudaError_t sm_count(int *sms)
+{
+    static std::atomic<int> cached[64];
+    int dev = 0;
+    cudaError_t rc = cudaGetDevice(&dev);
+    if (rc != cudaSuccess)
+        return rc;
+    if (dev < 0 || dev >= 64)
+        return cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev);
+    int v = cached[dev].load(std::memory_order_relaxed);
+    if (v == 0) {
+        if ((rc = cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
+            return rc;
+        cached[dev].store(v, std::memory_order_relaxed);
+    }
+    *sms = v;
+    return cudaSuccess;
+}
+
 extern "C" int cuda_gemv_half(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k,
                               int m, cudaStream_t stream)
 {
     if (n <= 0 || m <= 0)
         return 0;
-    int dev = 0, sms = 0;
-    CUDA_TRY(cudaGetDevice(&dev));
-    CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    int sms = 0;
+    CUDA_TRY(sm_count(&sms));
     const uint16_t *w16 = static_cast<const uint16_t *>(w);
     // 16-byte steps need every row start aligned: k % 8 == 0 and an aligned
     // base, for w (8 halves) and in (8 floats, two float4s).
@@ -359,9 +381,8 @@ extern "C" int cuda_convert_to_half(void *out, const float *in, long count, int 
 {
     if (count <= 0)
         return 0;
-    int dev = 0, sms = 0;
-    CUDA_TRY(cudaGetDevice(&dev));
-    CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    int sms = 0;
+    CUDA_TRY(sm_count(&sms));
     long blocks = (count + 255) / 256;
     if (blocks > 8L * sms)
         blocks = 8L * sms;  // grid-stride beyond that
