@@ -127,6 +127,7 @@ int cmd_record(int argc, char **argv)
             continue;
         steps++;
         gs_store_append_engine_counters(store, &s.engine, sink.step, clock_ns());
+        gs_store_append_kv_snapshot(store, &s.engine.kv, sink.step, clock_ns());
         if (tty && steps % 8 == 0) {
             fprintf(stderr, "\rrecording %s: %ld steps, %llu events, %.1f KiB ", cli.output, steps,
                     (unsigned long long)gs_store_count(store), gs_trace_writer_bytes(w) / 1024.0);

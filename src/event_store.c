@@ -320,7 +320,7 @@ static uint32_t cached_name(gs_store_ranges *r, const char *name)
     return id;
 }
 
-static void sink_begin(void *ctx, gs_range_level level, const char *name, int layer, uint64_t t_ns)
+static void sink_begin(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns)
 {
     gs_store_ranges *r = ctx;
     if (level == GS_RANGE_STEP)
@@ -330,7 +330,7 @@ static void sink_begin(void *ctx, gs_range_level level, const char *name, int la
     r->depth++;
 }
 
-static void sink_end(void *ctx, gs_range_level level, const char *name, int layer, uint64_t t_ns)
+static void sink_end(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns)
 {
     gs_store_ranges *r = ctx;
     if (r->depth <= 0)
@@ -347,6 +347,7 @@ static void sink_end(void *ctx, gs_range_level level, const char *name, int laye
     ev.step = r->step;
     ev.t_ns = r->open_ns[r->depth];
     ev.dur_ns = t_ns >= ev.t_ns ? t_ns - ev.t_ns : 0;
+    ev.aux = id;
     if (ev.name != GS_STORE_NO_ID)
         gs_store_append(r->store, &ev);
 }
@@ -393,6 +394,31 @@ int gs_store_append_engine_counters(gs_event_store *s, const gs_engine *e, int64
     rc |= counter(s, "kv.fragmentation", step, t_ns, kv.fragmentation);
     rc |= counter(s, "engine.running", step, t_ns, e->n_running);
     rc |= counter(s, "engine.waiting", step, t_ns, e->n_waiting);
+    return rc ? -1 : 0;
+}
+
+int gs_store_append_kv_snapshot(gs_event_store *s, const gs_kv_cache *kv, int64_t step, uint64_t t_ns)
+{
+    gs_event ev = {0};
+    ev.kind = GS_EV_KV_BLOCKS;
+    ev.name = gs_store_intern(s, "kv.blocks");
+    ev.layer = -1;
+    ev.step = step;
+    ev.t_ns = t_ns;
+    if (ev.name == GS_STORE_NO_ID)
+        return -1;
+    int rc = 0;
+    for (int b = 0; b < kv->n_blocks;) {
+        int owner = kv->block_owner[b], e = b + 1;
+        while (e < kv->n_blocks && kv->block_owner[e] == owner)
+            e++;
+        ev.u.kv.first_block = (uint32_t)b;
+        ev.u.kv.n_blocks = (uint32_t)(e - b);
+        ev.u.kv.seq = owner < 0 ? -1 : owner;
+        ev.u.kv.total_blocks = (uint32_t)kv->n_blocks;
+        rc |= gs_store_append(s, &ev);
+        b = e;
+    }
     return rc ? -1 : 0;
 }
 

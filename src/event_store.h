@@ -79,6 +79,12 @@ gs_range_sink gs_store_ranges_sink(gs_store_ranges *r);
  * engine.running, engine.waiting. Returns 0 or -1 (out of memory). */
 int gs_store_append_engine_counters(gs_event_store *s, const struct gs_engine *e, int64_t step, uint64_t t_ns);
 
+/* Appends a KV-cache snapshot: one GS_EV_KV_BLOCKS event per run of
+ * consecutive physical blocks with the same owner (free runs included), so
+ * the runs of one step cover the cache exactly once. 0 or -1. */
+struct gs_kv_cache;
+int gs_store_append_kv_snapshot(gs_event_store *s, const struct gs_kv_cache *kv, int64_t step, uint64_t t_ns);
+
 /* Appends a marker (e.g. "recording started"). */
 int gs_store_append_marker(gs_event_store *s, const char *name, int64_t step, uint64_t t_ns, double value);
 

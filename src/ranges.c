@@ -30,13 +30,15 @@ void gs_range_begin(gs_ranges *r, gs_range_level level, const char *name, int la
     r->stack[r->depth].level = level;
     r->stack[r->depth].name = name;
     r->stack[r->depth].layer = layer;
+    uint64_t id = ++r->next_id;
+    r->stack[r->depth].id = id;
     r->depth++;
     if (r->n_sinks == 0)
         return;
     uint64_t t = gs_now_ns();
     for (int i = 0; i < r->n_sinks; i++)
         if (r->sinks[i].begin)
-            r->sinks[i].begin(r->sinks[i].ctx, level, name, layer, t);
+            r->sinks[i].begin(r->sinks[i].ctx, level, name, layer, id, t);
 }
 
 void gs_range_end(gs_ranges *r, gs_range_level level, const char *name)
@@ -51,14 +53,17 @@ void gs_range_end(gs_ranges *r, gs_range_level level, const char *name)
         return;
     uint64_t t = gs_now_ns();
     int layer = r->stack[r->depth].layer;
+    uint64_t id = r->stack[r->depth].id;
     for (int i = r->n_sinks - 1; i >= 0; i--)
         if (r->sinks[i].end)
-            r->sinks[i].end(r->sinks[i].ctx, level, name, layer, t);
+            r->sinks[i].end(r->sinks[i].ctx, level, name, layer, id, t);
 }
+
+uint64_t gs_range_current_id(const gs_ranges *r) { return r->depth > 0 ? r->stack[r->depth - 1].id : 0; }
 
 void gs_op_table_init(gs_op_table *t) { memset(t, 0, sizeof *t); }
 
-static void op_table_begin(void *ctx, gs_range_level level, const char *name, int layer, uint64_t t_ns)
+static void op_table_begin(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns)
 {
     gs_op_table *t = ctx;
     if (t->depth < GS_RANGES_MAX_DEPTH)
@@ -66,7 +71,7 @@ static void op_table_begin(void *ctx, gs_range_level level, const char *name, in
     t->depth++;
 }
 
-static void op_table_end(void *ctx, gs_range_level level, const char *name, int layer, uint64_t t_ns)
+static void op_table_end(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns)
 {
     gs_op_table *t = ctx;
     t->depth--;

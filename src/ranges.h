@@ -13,8 +13,10 @@
 typedef enum { GS_RANGE_STEP = 0, GS_RANGE_LAYER = 1, GS_RANGE_OP = 2 } gs_range_level;
 
 typedef struct gs_range_sink {
-    void (*begin)(void *ctx, gs_range_level level, const char *name, int layer, uint64_t t_ns);
-    void (*end)(void *ctx, gs_range_level level, const char *name, int layer, uint64_t t_ns);
+    /* id: unique per range in this gs_ranges (1, 2, 3 ...), the same at begin
+     * and end, so a collector can tie device work to the range that launched it. */
+    void (*begin)(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns);
+    void (*end)(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns);
     void *ctx;
 } gs_range_sink;
 
@@ -29,7 +31,9 @@ typedef struct gs_ranges {
         gs_range_level level;
         const char *name;
         int layer;
+        uint64_t id;
     } stack[GS_RANGES_MAX_DEPTH];
+    uint64_t next_id;     /* ids handed out so far */
     long nesting_errors;  /* ends without a matching begin, or too deep */
 } gs_ranges;
 
@@ -41,6 +45,8 @@ int gs_ranges_add_sink(gs_ranges *r, gs_range_sink sink);
 /* name must outlive the range (string literals in practice). layer -1: none. */
 void gs_range_begin(gs_ranges *r, gs_range_level level, const char *name, int layer);
 void gs_range_end(gs_ranges *r, gs_range_level level, const char *name);
+/* Id of the innermost open range; 0 when none is open. */
+uint64_t gs_range_current_id(const gs_ranges *r);
 
 /* ---- a sink: per-op host wall time, aggregated by op name ---- */
 #define GS_OP_TABLE_MAX 64

@@ -23,8 +23,15 @@
  *            previous event's t_ns in the same chunk (the first from 0), steps
  *            likewise, so every chunk decodes on its own:
  *            u8 kind, u8 level, varint name, zigzag layer, varint track,
- *            zigzag step delta, zigzag t delta, varint dur_ns, varint aux,
- *            counters and markers: 8 bytes IEEE double value.
+ *            zigzag step delta, zigzag t delta, varint dur_ns,
+ *            zigzag aux delta (from the previous event of the same kind),
+ *            device records, syncs and metrics: zigzag range_id delta (from
+ *            the previous such event), then by kind:
+ *              counters, markers, metrics: 8 bytes IEEE double value;
+ *              copies and sets: varint bytes;
+ *              kernels: varint grid x y z, block x y z, registers, shared bytes;
+ *              KV blocks: varint first block, n blocks, zigzag seq, total.
+ *            Major 2 (this layout) replaced major 1's plain aux.
  *   END:     varint total events, varint total strings (a clean finish). */
 #ifndef GS_TRACE_FORMAT_H
 #define GS_TRACE_FORMAT_H
@@ -34,7 +41,7 @@
 
 #define GS_TRACE_MAGIC "GSTRACE\x1a"
 #define GS_TRACE_MAGIC_LEN 8
-#define GS_TRACE_MAJOR 1
+#define GS_TRACE_MAJOR 2
 #define GS_TRACE_MINOR 0
 #define GS_TRACE_HEADER_FIXED 16
 #define GS_TRACE_MAX_HEADER (4u << 20)

@@ -133,6 +133,8 @@ static int decode_events(reader *r, cursor *c)
         return -1;
     uint64_t prev_t = 0;
     int64_t prev_step = 0;
+    uint64_t prev_aux[GS_EV_KIND_MAX + 1] = {0};
+    uint64_t prev_range = 0;
     for (uint64_t k = 0; k < n; k++) {
         const uint8_t *h = get_bytes(c, 2);
         if (!h)
@@ -146,17 +148,56 @@ static int decode_events(reader *r, cursor *c)
         int64_t dstep = gs_unzigzag(get_varint(c));
         int64_t dt = gs_unzigzag(get_varint(c));
         ev.dur_ns = get_varint(c);
-        ev.aux = get_varint(c);
+        int64_t daux = gs_unzigzag(get_varint(c));
         if (c->bad || ev.kind < 1 || ev.kind > GS_EV_KIND_MAX || (ev.kind == GS_EV_RANGE && ev.level > 2) ||
+            (ev.kind == GS_EV_MEMCPY && ev.level > GS_COPY_KIND_MAX) ||
+            (ev.kind == GS_EV_SYNC && ev.level > GS_SYNC_KIND_MAX) ||
+            (ev.kind == GS_EV_METRIC && ev.level > GS_METRIC_OP) ||
             layer < INT32_MIN || layer > INT32_MAX || track > UINT32_MAX)
             return -1;
-        if (ev.kind == GS_EV_COUNTER || ev.kind == GS_EV_MARKER) {
+        ev.aux = prev_aux[ev.kind] + (uint64_t)daux;
+        prev_aux[ev.kind] = ev.aux;
+        if (ev.kind == GS_EV_KERNEL || ev.kind == GS_EV_MEMCPY || ev.kind == GS_EV_MEMSET ||
+            ev.kind == GS_EV_SYNC || ev.kind == GS_EV_METRIC) {
+            ev.range_id = prev_range + (uint64_t)gs_unzigzag(get_varint(c));
+            prev_range = ev.range_id;
+        }
+        if (ev.kind == GS_EV_COUNTER || ev.kind == GS_EV_MARKER || ev.kind == GS_EV_METRIC) {
             const uint8_t *v = get_bytes(c, 8);
             if (!v)
                 return -1;
             uint64_t bits = gs_get_u64(v);
             memcpy(&ev.value, &bits, 8);
+        } else if (ev.kind == GS_EV_MEMCPY || ev.kind == GS_EV_MEMSET) {
+            ev.value = (double)get_varint(c);
+        } else if (ev.kind == GS_EV_KERNEL) {
+            uint64_t v[8];
+            for (int i = 0; i < 8; i++)
+                v[i] = get_varint(c);
+            if (c->bad || v[0] > UINT32_MAX || v[1] > UINT32_MAX || v[2] > UINT32_MAX || v[3] > UINT16_MAX ||
+                v[4] > UINT16_MAX || v[5] > UINT16_MAX || v[6] > UINT16_MAX || v[7] > UINT32_MAX)
+                return -1;
+            for (int i = 0; i < 3; i++) {
+                ev.u.launch.grid[i] = (uint32_t)v[i];
+                ev.u.launch.block[i] = (uint16_t)v[3 + i];
+            }
+            ev.u.launch.registers = (uint16_t)v[6];
+            ev.u.launch.shared_bytes = (uint32_t)v[7];
+        } else if (ev.kind == GS_EV_KV_BLOCKS) {
+            uint64_t first = get_varint(c);
+            uint64_t nb = get_varint(c);
+            int64_t seq = gs_unzigzag(get_varint(c));
+            uint64_t total = get_varint(c);
+            /* A run must lie inside the cache it describes. */
+            if (c->bad || total > UINT32_MAX || first > total || nb > total - first || seq < -1 || seq > INT32_MAX)
+                return -1;
+            ev.u.kv.first_block = (uint32_t)first;
+            ev.u.kv.n_blocks = (uint32_t)nb;
+            ev.u.kv.seq = (int32_t)seq;
+            ev.u.kv.total_blocks = (uint32_t)total;
         }
+        if (c->bad)
+            return -1;
         ev.name = name < r->n_ids ? r->idmap[name] : r->unknown;
         ev.layer = (int32_t)layer;
         ev.track = (uint32_t)track;
@@ -205,8 +246,11 @@ int gs_trace_read_mem(const uint8_t *d, size_t n, const char *name, gs_trace *t,
                             "%s: byte offset 8: trace format version %u.%u is newer than this gptscope reads (%d.%d); "
                             "open it with a newer gptscope",
                             name, t->major, t->minor, GS_TRACE_MAJOR, GS_TRACE_MINOR);
-    if (t->major == 0)
-        return gs_error_set(err, GS_ERR_INPUT, "%s: byte offset 8: bad format version %u.%u", name, t->major, t->minor);
+    if (t->major < GS_TRACE_MAJOR)
+        return gs_error_set(err, GS_ERR_INPUT,
+                            "%s: byte offset 8: trace format version %u.%u is older than this gptscope reads (%d.%d); "
+                            "record it again",
+                            name, t->major, t->minor, GS_TRACE_MAJOR, GS_TRACE_MINOR);
     uint32_t body = gs_get_u32(d + 12);
     if (body > GS_TRACE_MAX_HEADER)
         return gs_error_set(err, GS_ERR_INPUT, "%s: byte offset 12: header length %u is too large", name, body);

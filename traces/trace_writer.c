@@ -68,6 +68,8 @@ struct gs_trace_writer {
     uint64_t pending;           /* events in `events` */
     uint64_t prev_t;
     int64_t prev_step;
+    uint64_t prev_aux[GS_EV_KIND_MAX + 1]; /* per kind: range ids and correlation ids climb by small steps */
+    uint64_t prev_range;
     uint64_t last_flush_ns;
     uint64_t total_events;
     _Atomic uint64_t bytes;
@@ -190,13 +192,54 @@ static int encode_event(void *ctx, uint64_t index, const gs_event *ev)
     put_varint(b, gs_zigzag(ev->step - w->prev_step));
     put_varint(b, gs_zigzag((int64_t)(ev->t_ns - w->prev_t)));
     put_varint(b, ev->dur_ns);
-    put_varint(b, ev->aux);
-    if (ev->kind == GS_EV_COUNTER || ev->kind == GS_EV_MARKER) {
+    unsigned k = ev->kind <= GS_EV_KIND_MAX ? ev->kind : 0;
+    put_varint(b, gs_zigzag((int64_t)(ev->aux - w->prev_aux[k])));
+    w->prev_aux[k] = ev->aux;
+    switch (ev->kind) {
+    case GS_EV_KERNEL:
+    case GS_EV_MEMCPY:
+    case GS_EV_MEMSET:
+    case GS_EV_SYNC:
+    case GS_EV_METRIC:
+        put_varint(b, gs_zigzag((int64_t)(ev->range_id - w->prev_range)));
+        w->prev_range = ev->range_id;
+        break;
+    default:
+        break;
+    }
+    switch (ev->kind) {
+    case GS_EV_COUNTER:
+    case GS_EV_MARKER:
+    case GS_EV_METRIC: {
         uint64_t bits;
         memcpy(&bits, &ev->value, 8);
         uint8_t v[8];
         gs_put_u64(v, bits);
         put_bytes(b, v, 8);
+        break;
+    }
+    case GS_EV_MEMCPY:
+    case GS_EV_MEMSET:
+        put_varint(b, ev->value > 0 ? (uint64_t)ev->value : 0);
+        break;
+    case GS_EV_KERNEL: {
+        const gs_event_launch *l = &ev->u.launch;
+        for (int i = 0; i < 3; i++)
+            put_varint(b, l->grid[i]);
+        for (int i = 0; i < 3; i++)
+            put_varint(b, l->block[i]);
+        put_varint(b, l->registers);
+        put_varint(b, l->shared_bytes);
+        break;
+    }
+    case GS_EV_KV_BLOCKS:
+        put_varint(b, ev->u.kv.first_block);
+        put_varint(b, ev->u.kv.n_blocks);
+        put_varint(b, gs_zigzag(ev->u.kv.seq));
+        put_varint(b, ev->u.kv.total_blocks);
+        break;
+    default:
+        break;
     }
     w->prev_t = ev->t_ns;
     w->prev_step = ev->step;
@@ -239,6 +282,8 @@ static int flush_events(gs_trace_writer *w, gs_error *err)
     w->events.n = 0;
     w->prev_t = 0;
     w->prev_step = 0;
+    memset(w->prev_aux, 0, sizeof w->prev_aux);
+    w->prev_range = 0;
     return rc;
 }
 
