@@ -1,0 +1,48 @@
+/* metrics_collector.h - per-kernel hardware metrics through CUPTI's Range
+ * Profiler (auto range, kernel replay).
+ *
+ * On a sampled step every kernel becomes one profiled range; each is
+ * replayed as many passes as the metric set needs and serialized, so the
+ * step's timing is distorted: the profiler marks such steps and reports
+ * exclude them. The ranges come back numbered in launch order; they are
+ * matched to the step's kernel records (already in the store, ordered by
+ * correlation id, which is launch order) and stored as GS_EV_METRIC events.
+ *
+ * Metrics (one or two passes on GH100): DRAM bytes read and written, L2
+ * bytes and sector hit rate, L1/TEX bytes and hit rate, shared-memory
+ * wavefronts, tensor-pipe and issue activity, and the kernel's own time.
+ *
+ * Where counters are not permitted (CUPTI_ERROR_INSUFFICIENT_PRIVILEGES)
+ * gs_metrics_prepare fails with a message saying how to enable them. */
+#ifndef GS_METRICS_COLLECTOR_H
+#define GS_METRICS_COLLECTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event_store.h"
+#include "status.h"
+
+typedef struct gs_metrics gs_metrics;
+
+/* Names of the collected metrics, in the order values are reported. */
+extern const char *const gs_metric_names[];
+extern const size_t gs_metric_count;
+
+int gs_metrics_create(gs_metrics **out, gs_error *err);
+/* Sets CUPTI up on the current device and context (call once the CUDA
+ * backend exists); fails with the reason when counters cannot be read. */
+int gs_metrics_prepare(gs_metrics *m, gs_error *err);
+/* Bracket the launches to measure. */
+int gs_metrics_begin(gs_metrics *m, gs_error *err);
+/* Appends one GS_EV_METRIC per kernel and metric for the kernels of `step`
+ * found in the store (kernels are matched in launch order). */
+int gs_metrics_end(gs_metrics *m, gs_event_store *store, int64_t step, gs_error *err);
+/* Without a store: the values of the ranges just measured, for tests.
+ * values[range * gs_metric_count + metric]; returns the number of ranges. */
+long gs_metrics_end_values(gs_metrics *m, double *values, size_t max_ranges, gs_error *err);
+/* Passes the metric set needs on this chip (after prepare). */
+int gs_metrics_passes(const gs_metrics *m);
+void gs_metrics_destroy(gs_metrics *m);
+
+#endif

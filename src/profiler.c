@@ -1,0 +1,224 @@
+/* profiler.c - the collectors behind one object (see profiler.h). */
+#include "profiler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build_config.h"
+#include "cupti_collector.h"
+#include "engine.h"
+#include "metrics_collector.h"
+
+#ifdef HAVE_CUDA
+#include <nvtx3/nvToolsExt.h>
+#endif
+
+#define PLACE_RING (1u << 16) /* recent ranges by id: device records arrive a few steps late at most */
+
+struct gs_profiler {
+    gs_profiler_options o;
+    gs_event_store *store;
+    gs_store_ranges store_sink;
+    gs_cupti *cupti;
+    gs_metrics *metrics;
+    int metrics_now;          /* the current step collects metrics */
+    long steps;
+    uint64_t metric_steps;
+    int pushed[GS_RANGES_MAX_DEPTH];
+    int depth;
+    struct { uint64_t id; int64_t step; int32_t layer; } place[PLACE_RING];
+    char notice[512];
+};
+
+static void note(gs_profiler *p, const char *fmt, const char *what)
+{
+    size_t n = strlen(p->notice);
+    if (n) {
+        snprintf(p->notice + n, sizeof p->notice - n, "; ");
+        n = strlen(p->notice);
+    }
+    snprintf(p->notice + n, sizeof p->notice - n, fmt, what);
+}
+
+int gs_profiler_create(gs_profiler **out, const gs_profiler_options *o, int cuda, gs_event_store *store,
+                       gs_error *err)
+{
+    *out = NULL;
+    gs_profiler *p = calloc(1, sizeof *p);
+    if (!p)
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of memory");
+    p->o = *o;
+    p->store = store;
+    if (!cuda) {
+        if (o->metrics_every > 0)
+            note(p, "%s", "hardware metrics need the CUDA backend; memory traffic is modeled");
+        p->o.device_timeline = 0;
+        p->o.metrics_every = 0;
+        p->o.nvtx = 0;
+    }
+    if (p->o.device_timeline) {
+        gs_error cerr = {0};
+        if (gs_cupti_start(&p->cupti, &cerr)) {
+            note(p, "no device timeline: %s", cerr.msg);
+            p->o.device_timeline = 0;
+        }
+    }
+    if (p->o.metrics_every > 0) {
+        gs_error merr = {0};
+        if (gs_metrics_create(&p->metrics, &merr)) {
+            note(p, "no hardware metrics: %s", merr.msg);
+            p->o.metrics_every = 0;
+        }
+    }
+#ifndef HAVE_CUDA
+    p->o.nvtx = 0;
+#endif
+    *out = p;
+    return GS_OK;
+}
+
+/* The range sink: remembers where each range sits (for device records that
+ * arrive later), pushes step and op ids as CUPTI external correlation ids,
+ * and mirrors ranges to NVTX. Registered after the store's sink, so the
+ * store has already counted the step when begin runs. */
+static void sink_begin(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns)
+{
+    (void)t_ns;
+    gs_profiler *p = ctx;
+    size_t k = id % PLACE_RING;
+    p->place[k].id = id;
+    p->place[k].step = p->store_sink.step;
+    p->place[k].layer = layer;
+    int push = p->cupti && level != GS_RANGE_LAYER; /* kernels always sit inside an op or a step */
+    if (p->depth < GS_RANGES_MAX_DEPTH)
+        p->pushed[p->depth] = push;
+    p->depth++;
+    if (push)
+        gs_cupti_push(p->cupti, id);
+#ifdef HAVE_CUDA
+    if (p->o.nvtx) {
+        if (level == GS_RANGE_LAYER) {
+            char buf[48];
+            snprintf(buf, sizeof buf, "layer %d", layer);
+            nvtxRangePushA(buf);
+        } else {
+            nvtxRangePushA(name);
+        }
+    }
+#else
+    (void)name;
+#endif
+}
+
+static void sink_end(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns)
+{
+    (void)level; (void)name; (void)layer; (void)id; (void)t_ns;
+    gs_profiler *p = ctx;
+    if (p->depth <= 0)
+        return;
+    p->depth--;
+    if (p->depth < GS_RANGES_MAX_DEPTH && p->pushed[p->depth])
+        gs_cupti_pop(p->cupti);
+#ifdef HAVE_CUDA
+    if (p->o.nvtx)
+        nvtxRangePop();
+#endif
+}
+
+static gs_range_place lookup_place(void *ctx, uint64_t id)
+{
+    gs_profiler *p = ctx;
+    size_t k = id % PLACE_RING;
+    gs_range_place where = {-1, -1, 0};
+    if (p->place[k].id == id) {
+        where.step = p->place[k].step;
+        where.layer = p->place[k].layer;
+        where.found = 1;
+    }
+    return where;
+}
+
+int gs_profiler_attach(gs_profiler *p, gs_engine *e, gs_error *err)
+{
+    gs_store_ranges_init(&p->store_sink, p->store, 0);
+    gs_range_sink mine = {sink_begin, sink_end, p};
+    if (gs_ranges_add_sink(&e->ranges, gs_store_ranges_sink(&p->store_sink)) ||
+        gs_ranges_add_sink(&e->ranges, mine))
+        return gs_error_set(err, GS_ERR_RUNTIME, "too many range collectors on one engine");
+    return GS_OK;
+}
+
+int64_t gs_profiler_next_step(const gs_profiler *p) { return p->store_sink.step + 1; }
+
+int gs_profiler_step_begin(gs_profiler *p)
+{
+    p->metrics_now = 0;
+    if (p->metrics && p->o.metrics_every > 0 && p->steps % p->o.metrics_every == p->o.metrics_every - 1) {
+        gs_error merr = {0};
+        if (gs_metrics_begin(p->metrics, &merr) == GS_OK) {
+            p->metrics_now = 1;
+        } else {
+            note(p, "hardware metrics stopped: %s", merr.msg);
+            p->o.metrics_every = 0;
+        }
+    }
+    return p->metrics_now;
+}
+
+void gs_profiler_step_end(gs_profiler *p, const gs_engine *e)
+{
+    int64_t step = p->store_sink.step;
+    uint64_t t = gs_now_ns();
+    gs_store_append_engine_counters(p->store, e, step, t);
+    gs_store_append_kv_snapshot(p->store, &e->kv, step, t);
+    p->steps++;
+    if (p->metrics_now) {
+        /* The kernels of this step must be in the store to be named. */
+        e->be->ops->synchronize(e->be);
+        gs_cupti_drain(p->cupti, p->store, lookup_place, p, 1);
+        gs_error merr = {0};
+        if (gs_metrics_end(p->metrics, p->store, step, &merr) == GS_OK) {
+            p->metric_steps++;
+            gs_store_append_marker(p->store, "metrics step", step, gs_now_ns(), (double)step);
+        } else {
+            note(p, "hardware metrics stopped: %s", merr.msg);
+            p->o.metrics_every = 0;
+        }
+        p->metrics_now = 0;
+        return;
+    }
+    if (p->cupti)
+        gs_cupti_drain(p->cupti, p->store, lookup_place, p, 0);
+}
+
+void gs_profiler_flush(gs_profiler *p, gs_engine *e)
+{
+    if (!p->cupti)
+        return;
+    e->be->ops->synchronize(e->be);
+    gs_cupti_drain(p->cupti, p->store, lookup_place, p, 1);
+}
+
+const char *gs_profiler_notice(const gs_profiler *p) { return p->notice; }
+
+void gs_profiler_get_stats(const gs_profiler *p, gs_profiler_stats *st)
+{
+    gs_cupti_stats cs;
+    gs_cupti_get_stats(p->cupti, &cs);
+    st->kernels = cs.kernels;
+    st->copies = cs.copies + cs.sets;
+    st->syncs = cs.syncs;
+    st->metric_steps = p->metric_steps;
+    st->dropped = cs.dropped + gs_store_dropped(p->store);
+    st->unattributed = cs.unattributed;
+}
+
+void gs_profiler_destroy(gs_profiler *p)
+{
+    if (!p)
+        return;
+    gs_metrics_destroy(p->metrics);
+    gs_cupti_stop(p->cupti);
+    free(p);
+}
