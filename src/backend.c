@@ -3,6 +3,11 @@
 
 #include <string.h>
 
+#include "build_config.h"
+#ifdef HAVE_CUDA
+#include "cuda/device.h"
+#endif
+
 
 int gs_backend_create(gs_backend **out, const char *name, int threads, gs_error *err)
 {
@@ -18,6 +23,18 @@ int gs_backend_create(gs_backend **out, const char *name, int threads, gs_error 
         return gs_backend_cpu_create(out, threads, err);
     }
     return gs_error_set(err, GS_ERR_INPUT, "unknown backend '%s' (expected auto, cpu or cuda)", name);
+}
+
+int gs_backend_wants_cuda(const char *name)
+{
+#ifdef HAVE_CUDA
+    if (strcmp(name, "cuda") == 0)
+        return 1;
+    return strcmp(name, "auto") == 0 && gs_cuda_device_count() > 0;
+#else
+    (void)name;
+    return 0;
+#endif
 }
 
 void gs_backend_destroy(gs_backend *be)

@@ -81,6 +81,9 @@ struct gs_backend {
  * Unknown name: GS_ERR_INPUT; "cuda" without a usable device: GS_ERR_RUNTIME. */
 int gs_backend_create(gs_backend **out, const char *name, int threads, gs_error *err);
 void gs_backend_destroy(gs_backend *be);
+/* Whether gs_backend_create(name) will try the CUDA backend (so a profiler
+ * must start CUPTI first). Creates no CUDA context. */
+int gs_backend_wants_cuda(const char *name);
 
 /* The constructors (registered in backend.c). */
 int gs_backend_cpu_create(gs_backend **out, int threads, gs_error *err);

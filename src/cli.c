@@ -17,6 +17,7 @@ enum {
     OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_PROMPT_IDS,
     OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
     OPT_STEPS, OPT_SECONDS,
+    OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX,
 };
 
 typedef struct opt_doc {
@@ -45,6 +46,9 @@ static const opt_doc table[] = {
     {{"output", required_argument, NULL, OPT_OUTPUT}, GS_OPTS_RECORD, "FILE.gst", "the trace file to write"},
     {{"steps", required_argument, NULL, OPT_STEPS}, GS_OPTS_RECORD, "N", "stop after N engine steps (the workload repeats to fill them)"},
     {{"seconds", required_argument, NULL, OPT_SECONDS}, GS_OPTS_RECORD, "S", "stop after S seconds (the workload repeats to fill them)"},
+    {{"device-trace", required_argument, NULL, OPT_DEVICE_TRACE}, GS_OPTS_PROFILE, "on|off", "CUPTI kernel timeline (CUDA; off when another profiler such as Nsight is attached)"},
+    {{"metrics-every", required_argument, NULL, OPT_METRICS_EVERY}, GS_OPTS_PROFILE, "N", "hardware counters (DRAM, L2, L1 traffic) on every Nth step; those steps are replayed and excluded from timings (0: off)"},
+    {{"nvtx", required_argument, NULL, OPT_NVTX}, GS_OPTS_PROFILE, "on|off", "NVTX ranges for Nsight Systems (CUDA)"},
     {{"help", no_argument, NULL, OPT_HELP}, 0, NULL, "show this help"},
 };
 #define N_OPTS (int)(sizeof table / sizeof table[0])
@@ -124,9 +128,20 @@ static int set_str(char *dst, size_t cap, const char *cmd, const char *opt, cons
     return GS_OK;
 }
 
+static int parse_on_off(const char *command, const char *name, const char *v, int *out, gs_error *err)
+{
+    if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+        *out = v[1] == 'n';
+        return GS_OK;
+    }
+    return gs_error_set(err, GS_ERR_INPUT, "gptscope %s: --%s takes on or off, not '%s'", command, name, v);
+}
+
 int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, char **argv, gs_error *err)
 {
     memset(cli, 0, sizeof *cli);
+    cli->device_trace = 1;
+    cli->nvtx = 1;
     cli->command = command;
     cli->groups = groups;
     cli->n_tokens = -1;
@@ -255,6 +270,16 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
             break;
         case OPT_SECONDS:
             rc = parse_float(command, "seconds", optarg, 0.001, 1e7, &cli->seconds, err);
+            break;
+        case OPT_DEVICE_TRACE:
+            rc = parse_on_off(command, "device-trace", optarg, &cli->device_trace, err);
+            break;
+        case OPT_NVTX:
+            rc = parse_on_off(command, "nvtx", optarg, &cli->nvtx, err);
+            break;
+        case OPT_METRICS_EVERY:
+            rc = parse_long(command, "metrics-every", optarg, 0, 1L << 30, &lv, err);
+            cli->metrics_every = (int)lv;
             break;
         default:
             break;

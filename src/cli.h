@@ -18,6 +18,7 @@ enum {
     GS_OPTS_WORKLOAD = 1 << 2, /* --batch --prompt-len --gen-len */
     GS_OPTS_OUTPUT = 1 << 3,   /* --json */
     GS_OPTS_RECORD = 1 << 4,   /* -o --steps --seconds */
+    GS_OPTS_PROFILE = 1 << 5,  /* --device-trace --metrics-every --nvtx */
 };
 
 typedef struct gs_cli {
@@ -33,6 +34,9 @@ typedef struct gs_cli {
     const char *output;       /* record -o FILE */
     long steps;               /* record --steps; 0 unset */
     double seconds;           /* record --seconds; 0 unset */
+    int device_trace;         /* --device-trace on|off (default on) */
+    int metrics_every;        /* --metrics-every N (default 0: off) */
+    int nvtx;                 /* --nvtx on|off (default on) */
     int help;
     char **args;              /* positional arguments left over */
     int n_args;

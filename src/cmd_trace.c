@@ -10,7 +10,9 @@
 #include "build_config.h"
 #include "cli.h"
 #include "commands.h"
+#include "backend.h"
 #include "event_store.h"
+#include "profiler.h"
 #include "rng.h"
 #include "session.h"
 #include "../traces/export.h"
@@ -28,7 +30,7 @@ int cmd_record(int argc, char **argv)
 {
     gs_cli cli;
     gs_error err = {0};
-    unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_RECORD;
+    unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_RECORD | GS_OPTS_PROFILE;
     int rc = gs_cli_parse(&cli, "record", groups, argc, argv, &err);
     if (rc) {
         gs_cli_free(&cli);
@@ -52,20 +54,39 @@ int cmd_record(int argc, char **argv)
     }
     gs_config cfg = cli.cfg;
     const gs_workload *wl = &cfg.workload;
+    gs_event_store *store = gs_store_create(0);
+    gs_profiler *prof = NULL;
+    gs_profiler_options po = {cli.device_trace, cli.metrics_every, cli.nvtx};
+    /* Before the session: CUPTI must see the CUDA modules load. */
+    if (!store || (rc = gs_profiler_create(&prof, &po, gs_backend_wants_cuda(cfg.backend), store, &err))) {
+        gs_store_destroy(store);
+        gs_cli_free(&cli);
+        return store ? gs_report(&err) : (fprintf(stderr, "gptscope record: out of memory\n"), GS_ERR_RUNTIME);
+    }
     gs_session s;
     if ((rc = gs_session_open(&s, &cfg, NULL, &err))) {
+        gs_profiler_destroy(prof);
+        gs_store_destroy(store);
         gs_cli_free(&cli);
         return gs_report(&err);
     }
-    gs_event_store *store = gs_store_create(0);
+    if ((rc = gs_profiler_attach(prof, &s.engine, &err))) {
+        gs_session_close(&s);
+        gs_profiler_destroy(prof);
+        gs_store_destroy(store);
+        gs_cli_free(&cli);
+        return gs_report(&err);
+    }
+    if (gs_profiler_notice(prof)[0])
+        fprintf(stderr, "gptscope record: %s\n", gs_profiler_notice(prof));
     char *yaml = NULL;
     int ylen = gs_config_to_yaml(&cfg, NULL, 0);
     if (ylen >= 0 && (yaml = malloc((size_t)ylen + 1)))
         gs_config_to_yaml(&cfg, yaml, ylen + 1);
-    if (!store || !yaml) {
-        free(yaml);
-        gs_store_destroy(store);
+    if (!yaml) {
         gs_session_close(&s);
+        gs_profiler_destroy(prof);
+        gs_store_destroy(store);
         gs_cli_free(&cli);
         fprintf(stderr, "gptscope record: out of memory\n");
         return GS_ERR_RUNTIME;
@@ -80,9 +101,6 @@ int cmd_record(int argc, char **argv)
     free(yaml);
     if (!rc)
         rc = gs_trace_writer_start_thread(w, &err);
-    gs_store_ranges sink;
-    gs_store_ranges_init(&sink, store, 0);
-    gs_ranges_add_sink(&s.engine.ranges, gs_store_ranges_sink(&sink));
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
@@ -121,13 +139,15 @@ int cmd_record(int argc, char **argv)
             submitted++;
         }
         due += wl->arrival_rate;
-        if (rc || (rc = gs_engine_step(&s.engine, &err)))
+        if (rc)
             break;
+        gs_profiler_step_begin(prof);
+        if ((rc = gs_engine_step(&s.engine, &err)))
+            break;
+        gs_profiler_step_end(prof, &s.engine);
         if (s.engine.last.n_tokens == 0)
             continue;
         steps++;
-        gs_store_append_engine_counters(store, &s.engine, sink.step, clock_ns());
-        gs_store_append_kv_snapshot(store, &s.engine.kv, sink.step, clock_ns());
         if (tty && steps % 8 == 0) {
             fprintf(stderr, "\rrecording %s: %ld steps, %llu events, %.1f KiB ", cli.output, steps,
                     (unsigned long long)gs_store_count(store), gs_trace_writer_bytes(w) / 1024.0);
@@ -137,8 +157,10 @@ int cmd_record(int argc, char **argv)
     free(prompt);
     if (!prompt && rc == GS_OK)
         rc = gs_error_set(&err, GS_ERR_RUNTIME, "out of memory");
+    gs_profiler_flush(prof, &s.engine);
     if (stop_requested)
-        gs_store_append_marker(store, "recording stopped by signal", sink.step, clock_ns(), stop_requested);
+        gs_store_append_marker(store, "recording stopped by signal", gs_profiler_next_step(prof) - 1, clock_ns(),
+                               stop_requested);
     gs_error cerr = {0};
     int crc = w ? gs_trace_writer_close(w, &cerr) : GS_OK;
     sigaction(SIGINT, &old_int, NULL);
@@ -149,8 +171,16 @@ int cmd_record(int argc, char **argv)
         fprintf(stderr, "gptscope record: %ld steps, %llu events (%llu dropped) written to %s%s\n", steps,
                 (unsigned long long)gs_store_count(store), (unsigned long long)gs_store_dropped(store), cli.output,
                 stop_requested ? " (stopped by signal)" : "");
-    gs_store_destroy(store);
+    gs_profiler_stats ps;
+    gs_profiler_get_stats(prof, &ps);
+    if (!rc && !crc && (ps.kernels || ps.dropped))
+        fprintf(stderr, "gptscope record: %llu kernels, %llu copies, %llu syncs, %llu metric steps, %llu device records "
+                "dropped, %llu unattributed\n", (unsigned long long)ps.kernels, (unsigned long long)ps.copies,
+                (unsigned long long)ps.syncs, (unsigned long long)ps.metric_steps, (unsigned long long)ps.dropped,
+                (unsigned long long)ps.unattributed);
     gs_session_close(&s);
+    gs_profiler_destroy(prof);
+    gs_store_destroy(store);
     gs_cli_free(&cli);
     if (rc)
         return gs_report(&err);

@@ -47,3 +47,13 @@ extern "C" void gs_cuda_versions(int *runtime, int *driver)
     cudaRuntimeGetVersion(runtime);
     cudaDriverGetVersion(driver);
 }
+
+extern "C" int gs_cuda_device_count(void)
+{
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return count;
+}
