@@ -44,6 +44,17 @@ void gs_cupti_stop(gs_cupti *c) { (void)c; }
 #define NODE_RING (1u << 16)  /* graph node id -> range id */
 #define NAME_SLOTS 4096       /* CUPTI name pointer -> our demangled copy */
 #define STACK_MAX 16
+#define GRAPHS 64             /* recent graphs whose kernel nodes we remember */
+#define LAUNCH_RING 256       /* graph launches being delivered: kernels seen so far */
+
+/* The kernel nodes of one captured graph, in creation order, each with the
+ * range open when it was captured. A graph's kernels run in that order on
+ * our single stream, so the i-th kernel record of a launch is node i. */
+typedef struct graph_kernels {
+    uint32_t graph_id;
+    uint64_t *ranges;
+    int n, cap;
+} graph_kernels;
 
 /* The C++ runtime's demangler (libstdc++ is linked into CUDA builds). */
 extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
@@ -55,6 +66,7 @@ typedef struct pending {
     uint32_t corr;
     uint64_t start, end;
     uint64_t graph_node;
+    uint32_t graph_id;
     const char *name;    /* owned by the collector's name table */
     double bytes;
     gs_event_launch launch;
@@ -66,6 +78,12 @@ struct gs_cupti {
     size_t n_pend, cap_pend;
     struct { uint32_t corr; uint64_t range; } corr_map[CORR_RING];
     struct { uint64_t node; uint64_t range; } node_map[NODE_RING];
+    graph_kernels graphs[GRAPHS];
+    int next_graph;
+    struct { uint32_t corr; int seen; } launches[LAUNCH_RING];
+    struct { uint32_t exec_id, graph_id; } execs[GRAPHS]; /* executable graph -> the graph it came from */
+    int next_exec;
+    int last_graph;       /* index into graphs of the graph captured last */
     struct { const char *key; char *copy; } names[NAME_SLOTS];
     int n_names;
     gs_cupti_stats st;
@@ -196,6 +214,7 @@ static void parse_record(gs_cupti *c, CUpti_Activity *rec)
         p.start = k->start;
         p.end = k->end;
         p.graph_node = k->graphNodeId;
+        p.graph_id = k->graphId;
         p.name = kernel_name(c, k->name);
         p.launch.grid[0] = (uint32_t)k->gridX;
         p.launch.grid[1] = (uint32_t)k->gridY;
@@ -290,6 +309,67 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream_id, uint8_t
     free(buffer);
 }
 
+static graph_kernels *graph_find(gs_cupti *c, uint32_t gid)
+{
+    for (int i = 0; i < GRAPHS; i++)
+        if (c->graphs[i].graph_id == gid && c->graphs[i].ranges)
+            return &c->graphs[i];
+    return NULL;
+}
+
+/* Under lock. */
+static void graph_add_kernel(gs_cupti *c, uint32_t gid, uint64_t range)
+{
+    graph_kernels *g = graph_find(c, gid);
+    if (!g) {
+        c->last_graph = c->next_graph;
+        g = &c->graphs[c->next_graph];
+        c->next_graph = (c->next_graph + 1) % GRAPHS;
+        free(g->ranges);
+        memset(g, 0, sizeof *g);
+        g->graph_id = gid;
+        g->cap = 64;
+        g->ranges = malloc((size_t)g->cap * sizeof *g->ranges);
+        if (!g->ranges)
+            return;
+    }
+    if (g->n == g->cap) {
+        uint64_t *r = realloc(g->ranges, (size_t)g->cap * 2 * sizeof *r);
+        if (!r)
+            return;
+        g->ranges = r;
+        g->cap *= 2;
+    }
+    g->ranges[g->n++] = range;
+}
+
+/* The range of a graph kernel record: by its node id when CUPTI reports the
+ * captured node's id, else by its position in its launch. */
+static uint64_t graph_kernel_range(gs_cupti *c, const pending *p)
+{
+    size_t k = p->graph_node % NODE_RING;
+    if (c->node_map[k].node == p->graph_node && c->node_map[k].range)
+        return c->node_map[k].range;
+    size_t l = p->corr % LAUNCH_RING;
+    if (c->launches[l].corr != p->corr) {
+        c->launches[l].corr = p->corr;
+        c->launches[l].seen = 0;
+    }
+    int ordinal = c->launches[l].seen++;
+    graph_kernels *g = graph_find(c, p->graph_id);
+    for (int i = 0; !g && i < GRAPHS; i++)
+        if (c->execs[i].exec_id == p->graph_id && c->execs[i].graph_id)
+            g = graph_find(c, c->execs[i].graph_id);
+    if (!g && c->graphs[c->last_graph].ranges) {
+        g = &c->graphs[c->last_graph]; /* the graph captured last: how the engine uses graphs today */
+        c->st.graph_guessed++;
+    }
+    if (g && ordinal < g->n)
+        return g->ranges[ordinal];
+    c->st.graph_unmapped++;
+    return 0;
+}
+
 /* Graph nodes: remember the range open when a node is created (stream
  * capture runs on the engine thread inside the op's range), and carry it to
  * the node's clone when the graph is instantiated. */
@@ -308,9 +388,24 @@ static void CUPTIAPI on_callback(void *userdata, CUpti_CallbackDomain domain, CU
         if (cuptiGetGraphNodeId(gd->node, &id) != CUPTI_SUCCESS)
             return;
         uint64_t range = c->depth > 0 ? c->stack[c->depth - 1] : 0;
+        uint32_t gid = 0;
+        int kernel = gd->nodeType == CU_GRAPH_NODE_TYPE_KERNEL && cuptiGetGraphId(gd->graph, &gid) == CUPTI_SUCCESS;
         pthread_mutex_lock(&c->lock);
         c->node_map[id % NODE_RING].node = id;
         c->node_map[id % NODE_RING].range = range;
+        c->st.graph_nodes++;
+        if (kernel)
+            graph_add_kernel(c, gid, range);
+        pthread_mutex_unlock(&c->lock);
+    } else if (cbid == CUPTI_CBID_RESOURCE_GRAPHEXEC_CREATED) {
+        uint32_t gid = 0, eid = 0;
+        if (!gd->graph || !gd->graphExec || cuptiGetGraphId(gd->graph, &gid) != CUPTI_SUCCESS ||
+            cuptiGetGraphExecId(gd->graphExec, &eid) != CUPTI_SUCCESS)
+            return;
+        pthread_mutex_lock(&c->lock);
+        c->execs[c->next_exec].exec_id = eid;
+        c->execs[c->next_exec].graph_id = gid;
+        c->next_exec = (c->next_exec + 1) % GRAPHS;
         pthread_mutex_unlock(&c->lock);
     } else if (cbid == CUPTI_CBID_RESOURCE_GRAPHNODE_CLONED) {
         if (cuptiGetGraphNodeId(gd->node, &id) != CUPTI_SUCCESS ||
@@ -320,6 +415,7 @@ static void CUPTIAPI on_callback(void *userdata, CUpti_CallbackDomain domain, CU
         uint64_t range = c->node_map[orig % NODE_RING].node == orig ? c->node_map[orig % NODE_RING].range : 0;
         c->node_map[id % NODE_RING].node = id;
         c->node_map[id % NODE_RING].range = range;
+        c->st.graph_nodes++;
         pthread_mutex_unlock(&c->lock);
     }
 }
@@ -378,6 +474,7 @@ int gs_cupti_start(gs_cupti **out, gs_error *err)
     c->subscribed = 1;
     TRY_CUPTI(cuptiEnableCallback(1, c->subscriber, CUPTI_CB_DOMAIN_RESOURCE, CUPTI_CBID_RESOURCE_GRAPHNODE_CREATED));
     TRY_CUPTI(cuptiEnableCallback(1, c->subscriber, CUPTI_CB_DOMAIN_RESOURCE, CUPTI_CBID_RESOURCE_GRAPHNODE_CLONED));
+    TRY_CUPTI(cuptiEnableCallback(1, c->subscriber, CUPTI_CB_DOMAIN_RESOURCE, CUPTI_CBID_RESOURCE_GRAPHEXEC_CREATED));
     TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL));
     TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY));
     TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMSET));
@@ -426,10 +523,9 @@ long gs_cupti_drain(gs_cupti *c, gs_event_store *store, gs_range_lookup_fn looku
     for (size_t i = 0; i < c->n_pend; i++) {
         const pending *p = &c->pend[i];
         uint64_t range = 0;
-        if (p->graph_node) {
-            size_t k = p->graph_node % NODE_RING;
-            if (c->node_map[k].node == p->graph_node)
-                range = c->node_map[k].range;
+        if (p->graph_node && p->kind == GS_EV_KERNEL) {
+            c->st.graph_kernels++;
+            range = graph_kernel_range(c, p);
         }
         if (!range) {
             size_t k = p->corr % CORR_RING;
@@ -492,6 +588,8 @@ void gs_cupti_stop(gs_cupti *c)
     pthread_mutex_unlock(&c->lock);
     for (int i = 0; i < NAME_SLOTS; i++)
         free(c->names[i].copy);
+    for (int i = 0; i < GRAPHS; i++)
+        free(c->graphs[i].ranges);
     free(c->pend);
     pthread_mutex_destroy(&c->lock);
     free(c);

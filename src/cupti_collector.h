@@ -53,6 +53,10 @@ typedef struct gs_cupti_stats {
     uint64_t dropped;        /* records CUPTI reported dropped (buffers full) */
     uint64_t unattributed;   /* device records with no launching range found */
     uint64_t buffers;        /* activity buffers completed */
+    uint64_t graph_nodes;    /* graph nodes seen created or cloned (attribution of graph kernels) */
+    uint64_t graph_kernels;  /* kernel records launched by a graph */
+    uint64_t graph_unmapped; /* graph kernel records whose node was not seen */
+    uint64_t graph_guessed;  /* graph kernels placed by the last captured graph (no id matched) */
 } gs_cupti_stats;
 void gs_cupti_get_stats(const gs_cupti *c, gs_cupti_stats *st);
 

@@ -21,6 +21,70 @@ const char *const gs_metric_names[] = {
 };
 const size_t gs_metric_count = sizeof gs_metric_names / sizeof gs_metric_names[0];
 
+typedef struct step_kernels {
+    int64_t step;
+    gs_event *ev;
+    size_t n, cap;
+} step_kernels;
+
+static int collect_kernel(void *ctx, uint64_t index, const gs_event *ev)
+{
+    (void)index;
+    step_kernels *k = ctx;
+    if (ev->kind != GS_EV_KERNEL || ev->step != k->step)
+        return 0;
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 256;
+        gs_event *p = realloc(k->ev, cap * sizeof *p);
+        if (!p)
+            return 1;
+        k->ev = p;
+        k->cap = cap;
+    }
+    k->ev[k->n++] = *ev;
+    return 0;
+}
+
+static int by_correlation(const void *a, const void *b)
+{
+    const gs_event *x = a, *y = b;
+    return x->aux < y->aux ? -1 : x->aux > y->aux;
+}
+
+long gs_metrics_store_values(gs_event_store *store, int64_t step, const double *values, long n_ranges)
+{
+    step_kernels k = {step, NULL, 0, 0};
+    gs_store_query_steps(store, step, step, collect_kernel, &k);
+    qsort(k.ev, k.n, sizeof *k.ev, by_correlation);
+    /* Ranges follow launch order, as kernel correlation ids do. If the counts
+     * differ (a kernel CUPTI did not profile), match the common prefix. */
+    size_t pairs = k.n < (size_t)n_ranges ? k.n : (size_t)n_ranges;
+    uint32_t names[32];
+    for (size_t j = 0; j < gs_metric_count && j < 32; j++)
+        names[j] = gs_store_intern(store, gs_metric_names[j]);
+    for (size_t i = 0; i < pairs; i++) {
+        const gs_event *kern = &k.ev[i];
+        for (size_t j = 0; j < gs_metric_count && j < 32; j++) {
+            gs_event ev;
+            memset(&ev, 0, sizeof ev);
+            ev.kind = GS_EV_METRIC;
+            ev.level = GS_METRIC_KERNEL;
+            ev.name = names[j];
+            ev.layer = kern->layer;
+            ev.track = kern->track;
+            ev.step = step;
+            ev.t_ns = kern->t_ns;
+            ev.aux = kern->aux;
+            ev.range_id = kern->range_id;
+            ev.value = values[i * gs_metric_count + j];
+            if (ev.name != GS_STORE_NO_ID)
+                gs_store_append(store, &ev);
+        }
+    }
+    free(k.ev);
+    return (long)k.n;
+}
+
 #ifndef HAVE_CUDA
 
 int gs_metrics_create(gs_metrics **out, gs_error *err)
@@ -34,11 +98,6 @@ int gs_metrics_prepare(gs_metrics *m, gs_error *err)
     return gs_error_set(err, GS_ERR_RUNTIME, "hardware metrics need a CUDA build");
 }
 int gs_metrics_begin(gs_metrics *m, gs_error *err) { return gs_metrics_prepare(m, err); }
-int gs_metrics_end(gs_metrics *m, gs_event_store *store, int64_t step, gs_error *err)
-{
-    (void)store; (void)step;
-    return gs_metrics_prepare(m, err);
-}
 long gs_metrics_end_values(gs_metrics *m, double *values, size_t max_ranges, gs_error *err)
 {
     (void)values; (void)max_ranges;
@@ -295,79 +354,6 @@ long gs_metrics_end_values(gs_metrics *m, double *values, size_t max_ranges, gs_
         }
     }
     return got;
-}
-
-typedef struct step_kernels {
-    int64_t step;
-    gs_event *ev;
-    size_t n, cap;
-} step_kernels;
-
-static int collect_kernel(void *ctx, uint64_t index, const gs_event *ev)
-{
-    (void)index;
-    step_kernels *k = ctx;
-    if (ev->kind != GS_EV_KERNEL || ev->step != k->step)
-        return 0;
-    if (k->n == k->cap) {
-        size_t cap = k->cap ? k->cap * 2 : 256;
-        gs_event *p = realloc(k->ev, cap * sizeof *p);
-        if (!p)
-            return 1;
-        k->ev = p;
-        k->cap = cap;
-    }
-    k->ev[k->n++] = *ev;
-    return 0;
-}
-
-static int by_correlation(const void *a, const void *b)
-{
-    const gs_event *x = a, *y = b;
-    return x->aux < y->aux ? -1 : x->aux > y->aux;
-}
-
-int gs_metrics_end(gs_metrics *m, gs_event_store *store, int64_t step, gs_error *err)
-{
-    double *values = malloc((size_t)MAX_RANGES * gs_metric_count * sizeof(double));
-    if (!values)
-        return gs_error_set(err, GS_ERR_RUNTIME, "out of memory");
-    long n = gs_metrics_end_values(m, values, MAX_RANGES, err);
-    if (n < 0) {
-        free(values);
-        return (int)-n;
-    }
-    step_kernels k = {step, NULL, 0, 0};
-    gs_store_query_steps(store, step, step, collect_kernel, &k);
-    qsort(k.ev, k.n, sizeof *k.ev, by_correlation);
-    /* Ranges follow launch order, as kernel correlation ids do. If the counts
-     * differ (a kernel CUPTI did not profile), match the common prefix. */
-    size_t pairs = k.n < (size_t)n ? k.n : (size_t)n;
-    uint32_t names[32];
-    for (size_t j = 0; j < gs_metric_count && j < 32; j++)
-        names[j] = gs_store_intern(store, gs_metric_names[j]);
-    for (size_t i = 0; i < pairs; i++) {
-        const gs_event *kern = &k.ev[i];
-        for (size_t j = 0; j < gs_metric_count && j < 32; j++) {
-            gs_event ev;
-            memset(&ev, 0, sizeof ev);
-            ev.kind = GS_EV_METRIC;
-            ev.level = GS_METRIC_KERNEL;
-            ev.name = names[j];
-            ev.layer = kern->layer;
-            ev.track = kern->track;
-            ev.step = step;
-            ev.t_ns = kern->t_ns;
-            ev.aux = kern->aux;
-            ev.range_id = kern->range_id;
-            ev.value = values[i * gs_metric_count + j];
-            if (ev.name != GS_STORE_NO_ID)
-                gs_store_append(store, &ev);
-        }
-    }
-    free(k.ev);
-    free(values);
-    return GS_OK;
 }
 
 void gs_metrics_destroy(gs_metrics *m)

@@ -35,12 +35,13 @@ int gs_metrics_create(gs_metrics **out, gs_error *err);
 int gs_metrics_prepare(gs_metrics *m, gs_error *err);
 /* Bracket the launches to measure. */
 int gs_metrics_begin(gs_metrics *m, gs_error *err);
-/* Appends one GS_EV_METRIC per kernel and metric for the kernels of `step`
- * found in the store (kernels are matched in launch order). */
-int gs_metrics_end(gs_metrics *m, gs_event_store *store, int64_t step, gs_error *err);
-/* Without a store: the values of the ranges just measured, for tests.
- * values[range * gs_metric_count + metric]; returns the number of ranges. */
+/* Stops the session: values[range * gs_metric_count + metric] for ranges
+ * in launch order; returns the number of ranges, or -status. */
 long gs_metrics_end_values(gs_metrics *m, double *values, size_t max_ranges, gs_error *err);
+/* Appends one GS_EV_METRIC per kernel and metric for the kernels of `step`
+ * already in the store, matched to ranges in launch order (correlation id).
+ * Returns the number of kernels the step has. Needs no GPU. */
+long gs_metrics_store_values(gs_event_store *store, int64_t step, const double *values, long n_ranges);
 /* Passes the metric set needs on this chip (after prepare). */
 int gs_metrics_passes(const gs_metrics *m);
 void gs_metrics_destroy(gs_metrics *m);

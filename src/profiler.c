@@ -14,6 +14,7 @@
 #include <nvtx3/nvToolsExt.h>
 #endif
 
+#define METRIC_RANGES 4096   /* kernels measured in one sampled step */
 #define PLACE_RING (1u << 16) /* recent ranges by id: device records arrive a few steps late at most */
 
 struct gs_profiler {
@@ -23,7 +24,10 @@ struct gs_profiler {
     gs_cupti *cupti;
     gs_metrics *metrics;
     int metrics_now;          /* the current step collects metrics */
+    double *metric_values;    /* [METRIC_RANGES][gs_metric_count] */
+    long last_metric_ranges, last_metric_kernels;
     long steps;
+    int attached;
     uint64_t metric_steps;
     int pushed[GS_RANGES_MAX_DEPTH];
     int depth;
@@ -66,6 +70,7 @@ int gs_profiler_create(gs_profiler **out, const gs_profiler_options *o, int cuda
     }
     if (p->o.metrics_every > 0) {
         gs_error merr = {0};
+        p->metric_values = malloc((size_t)METRIC_RANGES * gs_metric_count * sizeof(double));
         if (gs_metrics_create(&p->metrics, &merr)) {
             note(p, "no hardware metrics: %s", merr.msg);
             p->o.metrics_every = 0;
@@ -141,11 +146,24 @@ static gs_range_place lookup_place(void *ctx, uint64_t id)
 
 int gs_profiler_attach(gs_profiler *p, gs_engine *e, gs_error *err)
 {
-    gs_store_ranges_init(&p->store_sink, p->store, 0);
+    /* A later engine (a rebuilt variant) continues the step numbering. */
+    gs_store_ranges_init(&p->store_sink, p->store, p->attached ? p->store_sink.step + 1 : 0);
+    p->attached = 1;
+    p->depth = 0;
     gs_range_sink mine = {sink_begin, sink_end, p};
     if (gs_ranges_add_sink(&e->ranges, gs_store_ranges_sink(&p->store_sink)) ||
         gs_ranges_add_sink(&e->ranges, mine))
         return gs_error_set(err, GS_ERR_RUNTIME, "too many range collectors on one engine");
+    if (p->metrics) {
+        /* Now that the device context exists: say at once if counters are off limits. */
+        gs_error merr = {0};
+        if (gs_metrics_prepare(p->metrics, &merr)) {
+            note(p, "no hardware metrics: %s", merr.msg);
+            p->o.metrics_every = 0;
+            gs_metrics_destroy(p->metrics);
+            p->metrics = NULL;
+        }
+    }
     return GS_OK;
 }
 
@@ -174,11 +192,16 @@ void gs_profiler_step_end(gs_profiler *p, const gs_engine *e)
     gs_store_append_kv_snapshot(p->store, &e->kv, step, t);
     p->steps++;
     if (p->metrics_now) {
-        /* The kernels of this step must be in the store to be named. */
+        /* Stop the session first: CUPTI delivers the step's kernel records
+         * after it, and they must be in the store to carry the values. */
         e->be->ops->synchronize(e->be);
-        gs_cupti_drain(p->cupti, p->store, lookup_place, p, 1);
         gs_error merr = {0};
-        if (gs_metrics_end(p->metrics, p->store, step, &merr) == GS_OK) {
+        long n = p->metric_values ? gs_metrics_end_values(p->metrics, p->metric_values, METRIC_RANGES, &merr)
+                                  : -gs_error_set(&merr, GS_ERR_RUNTIME, "out of memory");
+        gs_cupti_drain(p->cupti, p->store, lookup_place, p, 1);
+        if (n >= 0) {
+            p->last_metric_ranges = n;
+            p->last_metric_kernels = gs_metrics_store_values(p->store, step, p->metric_values, n);
             p->metric_steps++;
             gs_store_append_marker(p->store, "metrics step", step, gs_now_ns(), (double)step);
         } else {
@@ -212,6 +235,12 @@ void gs_profiler_get_stats(const gs_profiler *p, gs_profiler_stats *st)
     st->metric_steps = p->metric_steps;
     st->dropped = cs.dropped + gs_store_dropped(p->store);
     st->unattributed = cs.unattributed;
+    st->graph_kernels = cs.graph_kernels;
+    st->graph_unmapped = cs.graph_unmapped;
+    st->graph_nodes = cs.graph_nodes;
+    st->graph_guessed = cs.graph_guessed;
+    st->last_metric_ranges = p->last_metric_ranges;
+    st->last_metric_kernels = p->last_metric_kernels;
 }
 
 void gs_profiler_destroy(gs_profiler *p)
@@ -220,5 +249,6 @@ void gs_profiler_destroy(gs_profiler *p)
         return;
     gs_metrics_destroy(p->metrics);
     gs_cupti_stop(p->cupti);
+    free(p->metric_values);
     free(p);
 }

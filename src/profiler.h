@@ -50,6 +50,8 @@ typedef struct gs_profiler_stats {
     uint64_t kernels, copies, syncs, metric_steps;
     uint64_t dropped;       /* device records lost (CUPTI buffers) or store appends lost */
     uint64_t unattributed;  /* device records with no launching range */
+    uint64_t graph_kernels, graph_unmapped, graph_guessed, graph_nodes;
+    long last_metric_ranges, last_metric_kernels; /* the last sampled step: ranges measured, kernels matched */
 } gs_profiler_stats;
 void gs_profiler_get_stats(const gs_profiler *p, gs_profiler_stats *st);
 void gs_profiler_destroy(gs_profiler *p);

@@ -1,8 +1,11 @@
 /* ranges.c - range bookkeeping and the host-timer op table. */
 #include "ranges.h"
 
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+
+static _Atomic uint64_t next_range_id;
 
 uint64_t gs_now_ns(void)
 {
@@ -30,7 +33,10 @@ void gs_range_begin(gs_ranges *r, gs_range_level level, const char *name, int la
     r->stack[r->depth].level = level;
     r->stack[r->depth].name = name;
     r->stack[r->depth].layer = layer;
-    uint64_t id = ++r->next_id;
+    /* Unique in the process, not just in this gs_ranges: several engines may
+     * feed one profiler, and device records find their range by id. */
+    uint64_t id = atomic_fetch_add_explicit(&next_range_id, 1, memory_order_relaxed) + 1;
+    r->next_id++;
     r->stack[r->depth].id = id;
     r->depth++;
     if (r->n_sinks == 0)

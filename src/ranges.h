@@ -13,7 +13,7 @@
 typedef enum { GS_RANGE_STEP = 0, GS_RANGE_LAYER = 1, GS_RANGE_OP = 2 } gs_range_level;
 
 typedef struct gs_range_sink {
-    /* id: unique per range in this gs_ranges (1, 2, 3 ...), the same at begin
+    /* id: unique per range in the process (never 0), the same at begin
      * and end, so a collector can tie device work to the range that launched it. */
     void (*begin)(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns);
     void (*end)(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns);
@@ -33,7 +33,7 @@ typedef struct gs_ranges {
         int layer;
         uint64_t id;
     } stack[GS_RANGES_MAX_DEPTH];
-    uint64_t next_id;     /* ids handed out so far */
+    uint64_t next_id;     /* ranges begun so far */
     long nesting_errors;  /* ends without a matching begin, or too deep */
 } gs_ranges;
 

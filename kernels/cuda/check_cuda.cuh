@@ -16,6 +16,14 @@
         }                                                                                  \
     } while (0)
 
-#define CUDA_LAUNCHED() CUDA_TRY(cudaGetLastError())
+// Every launch is counted, so tests can check that the profiler saw each
+// kernel the engine launched (cuBLAS's own launches are not counted).
+extern "C" unsigned long long gs_cuda_launch_count;
+
+#define CUDA_LAUNCHED()                    \
+    do {                                   \
+        gs_cuda_launch_count++;            \
+        CUDA_TRY(cudaGetLastError());      \
+    } while (0)
 
 static inline int gs_ceil_div(long a, long b) { return (int)((a + b - 1) / b); }

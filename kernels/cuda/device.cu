@@ -57,3 +57,9 @@ extern "C" int gs_cuda_device_count(void)
     }
     return count;
 }
+
+extern "C" {
+unsigned long long gs_cuda_launch_count = 0;
+}
+
+extern "C" unsigned long long gs_cuda_launches(void) { return gs_cuda_launch_count; }

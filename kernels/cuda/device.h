@@ -21,6 +21,8 @@ typedef struct gs_cuda_device_info {
 /* Fills up to cap devices; returns the device count, or -1 with reason set
  * when the runtime cannot reach a device (no driver, no GPU). */
 int gs_cuda_device_list(gs_cuda_device_info *out, int cap, char *reason, size_t reason_cap);
+/* Kernels launched by gptscope's own launchers so far (not cuBLAS's). */
+unsigned long long gs_cuda_launches(void);
 /* Devices the runtime can reach; 0 when none (creates no context). */
 int gs_cuda_device_count(void);
 /* The runtime and driver versions (e.g. 13000), 0 when unknown. */

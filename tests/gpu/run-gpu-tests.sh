@@ -39,6 +39,7 @@ run attention "$BUILD/tests/gpu/test_cuda_attention"
 run gemv "$BUILD/tests/gpu/test_cuda_gemv"
 run fused "$BUILD/tests/gpu/test_cuda_fused"
 run forward "$BUILD/tests/gpu/test_cuda_forward"
+run profiler "$BUILD/tests/gpu/test_cuda_profiler"
 
 # The command line on the GPU: greedy ids equal the CPU's; too big a batch fails with exit 1.
 a=$("$GS" generate --backend cpu --model "${GS_MODELS_DIR:-../shared/models}/stories260K.bin" -n 64)
