@@ -556,7 +556,8 @@ void gs_profile_report_print(FILE *f, const gs_profile *p)
 
     fprintf(f, "\nroofline (FLOPs modeled; bytes (m) where measured, else (model); time measured)\n");
     fprintf(f, "%-20s %8s %10s %10s %12s %7s  %s\n", "op", "AI F/B", "FLOP/s", "B/s", "attainable", "%roof",
-            "bound");
+            "bound (bytes)");
+    int over = 0;
     for (int i = 0; i < p->n_ops; i++) {
         const gs_profile_op_row *r = &p->ops[i];
         int any = r->modeled || r->measured_calls > 0;
@@ -567,7 +568,11 @@ void gs_profile_report_print(FILE *f, const gs_profile *p)
                 si(b3, sizeof b3, r->roof.attainable_flops_per_s, p->have_peaks && r->modeled),
                 r->roof.pct_of_roofline, p->have_peaks ? (r->roof.compute_bound ? "compute" : "memory") : "-",
                 r->measured_calls ? " (m)" : " (model)");
+        over |= p->have_peaks && r->roof.pct_of_roofline > 100;
     }
+    if (over)
+        fprintf(f, "(above 100%%: the op's bytes came from a cache faster than the peak copy bandwidth,\n"
+                   " or moved fewer bytes than the model's minimum; the peaks are DRAM-sized measurements)\n");
 
     if (!p->have_kernels) {
         fprintf(f, "\nkernels  none recorded (the CPU backend runs no device kernels)\n");
