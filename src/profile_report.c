@@ -222,7 +222,7 @@ static int by_corr(const void *a, const void *b)
 
 static inst_rec *find_inst(gather *g, uint64_t range_id)
 {
-    if (!range_id)
+    if (!range_id || !g->n_insts)
         return NULL;
     inst_rec key = {.range_id = range_id};
     return bsearch(&key, g->insts, g->n_insts, sizeof key, by_range_id);
@@ -230,6 +230,8 @@ static inst_rec *find_inst(gather *g, uint64_t range_id)
 
 static kern_rec *find_kern(gather *g, uint64_t corr)
 {
+    if (!g->n_kerns)
+        return NULL;
     kern_rec key = {.corr = corr};
     return bsearch(&key, g->kerns, g->n_kerns, sizeof key, by_corr);
 }
@@ -414,8 +416,10 @@ int gs_profile_build(gs_event_store *s, const gs_cost_config *cost, const gs_pea
         p->have_peaks = peaks->flops_per_s > 0 && peaks->bw_bytes_per_s > 0;
     }
     if (rc == 0) {
-        qsort(g.insts, g.n_insts, sizeof *g.insts, by_range_id);
-        qsort(g.kerns, g.n_kerns, sizeof *g.kerns, by_corr);
+        if (g.n_insts) /* qsort and bsearch want a real array even for zero elements */
+            qsort(g.insts, g.n_insts, sizeof *g.insts, by_range_id);
+        if (g.n_kerns)
+            qsort(g.kerns, g.n_kerns, sizeof *g.kerns, by_corr);
         /* Kernels: their op instance (and through it their step). */
         for (size_t i = 0; i < g.n_kerns; i++) {
             kern_rec *k = &g.kerns[i];
