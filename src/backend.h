@@ -27,6 +27,9 @@ typedef struct gs_backend_ops {
     int (*upload)(gs_backend *be, void *dst, const void *src, size_t bytes);
     int (*download)(gs_backend *be, void *dst, const void *src, size_t bytes);
     int (*synchronize)(gs_backend *be);
+    /* Device-to-device copy of bytes (enqueued like an op; regions must not
+     * overlap). The peak-bandwidth measurement (peaks.h) times it. */
+    int (*copy)(gs_backend *be, void *dst, const void *src, size_t bytes);
     /* Stores count fp32 weights at dst converted to dt (dst holds count *
      * gs_dtype_size(dt) bytes). GS_ERR_INPUT when this backend cannot compute
      * with dt, with a message saying so. */

@@ -119,6 +119,16 @@ static int cuda_download(gs_backend *be, void *dst, const void *src, size_t byte
     return GS_OK;
 }
 
+static int cuda_copy(gs_backend *be, void *dst, const void *src, size_t bytes)
+{
+    cudaError_t rc = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, IMPL(be)->stream);
+    if (rc != cudaSuccess) {
+        note_failure(be, "cudaMemcpyAsync (device to device)", rc, cudaGetErrorString(rc));
+        return GS_ERR_RUNTIME;
+    }
+    return GS_OK;
+}
+
 static int cuda_synchronize(gs_backend *be)
 {
     cuda_impl *c = IMPL(be);
@@ -373,6 +383,7 @@ static const gs_backend_ops cuda_ops = {
     .upload = cuda_upload,
     .download = cuda_download,
     .synchronize = cuda_synchronize,
+    .copy = cuda_copy,
     .upload_weights = cuda_upload_weights,
     .mem_info = cuda_mem_info,
     .embed = op_embed,

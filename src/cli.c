@@ -16,7 +16,7 @@ enum {
     OPT_MODEL = 1000, OPT_FORMAT, OPT_BACKEND, OPT_SEED, OPT_THREADS,
     OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_PROMPT_IDS,
     OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
-    OPT_STEPS, OPT_SECONDS,
+    OPT_STEPS, OPT_SECONDS, OPT_PROFILE, OPT_REMEASURE_PEAKS,
     OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX,
 };
 
@@ -43,12 +43,14 @@ static const opt_doc table[] = {
     {{"prompt-len", required_argument, NULL, OPT_PROMPT_LEN}, GS_OPTS_WORKLOAD, "N", "prompt tokens per request (workload.prompt_len)"},
     {{"gen-len", required_argument, NULL, OPT_GEN_LEN}, GS_OPTS_WORKLOAD, "N", "tokens generated per request (workload.gen_len)"},
     {{"json", no_argument, NULL, OPT_JSON}, GS_OPTS_OUTPUT, NULL, "print the result as JSON"},
+    {{"profile", no_argument, NULL, OPT_PROFILE}, GS_OPTS_PROFILE, NULL, "per-op and per-kernel profile with the roofline (measured and modeled, labelled)"},
+    {{"remeasure-peaks", no_argument, NULL, OPT_REMEASURE_PEAKS}, GS_OPTS_PROFILE, NULL, "measure the device's peak rates again instead of reading the cache"},
     {{"output", required_argument, NULL, OPT_OUTPUT}, GS_OPTS_RECORD, "FILE.gst", "the trace file to write"},
     {{"steps", required_argument, NULL, OPT_STEPS}, GS_OPTS_RECORD, "N", "stop after N engine steps (the workload repeats to fill them)"},
     {{"seconds", required_argument, NULL, OPT_SECONDS}, GS_OPTS_RECORD, "S", "stop after S seconds (the workload repeats to fill them)"},
-    {{"device-trace", required_argument, NULL, OPT_DEVICE_TRACE}, GS_OPTS_PROFILE, "on|off", "CUPTI kernel timeline (CUDA; off when another profiler such as Nsight is attached)"},
-    {{"metrics-every", required_argument, NULL, OPT_METRICS_EVERY}, GS_OPTS_PROFILE, "N", "hardware counters (DRAM, L2, L1 traffic) on every Nth step; those steps are replayed and excluded from timings (0: off)"},
-    {{"nvtx", required_argument, NULL, OPT_NVTX}, GS_OPTS_PROFILE, "on|off", "NVTX ranges for Nsight Systems (CUDA)"},
+    {{"device-trace", required_argument, NULL, OPT_DEVICE_TRACE}, GS_OPTS_COLLECT, "on|off", "CUPTI kernel timeline (CUDA; off when another profiler such as Nsight is attached)"},
+    {{"metrics-every", required_argument, NULL, OPT_METRICS_EVERY}, GS_OPTS_COLLECT, "N", "hardware counters (DRAM, L2, L1 traffic) on every Nth step; those steps are replayed and excluded from timings (0: off)"},
+    {{"nvtx", required_argument, NULL, OPT_NVTX}, GS_OPTS_COLLECT, "on|off", "NVTX ranges for Nsight Systems (CUDA)"},
     {{"help", no_argument, NULL, OPT_HELP}, 0, NULL, "show this help"},
 };
 #define N_OPTS (int)(sizeof table / sizeof table[0])
@@ -258,6 +260,12 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
             break;
         case OPT_JSON:
             cli->json = 1;
+            break;
+        case OPT_PROFILE:
+            cli->profile = 1;
+            break;
+        case OPT_REMEASURE_PEAKS:
+            cli->remeasure_peaks = 1;
             break;
         case OPT_LOGITS_OUT:
             cli->logits_out = optarg;

@@ -18,7 +18,8 @@ enum {
     GS_OPTS_WORKLOAD = 1 << 2, /* --batch --prompt-len --gen-len */
     GS_OPTS_OUTPUT = 1 << 3,   /* --json */
     GS_OPTS_RECORD = 1 << 4,   /* -o --steps --seconds */
-    GS_OPTS_PROFILE = 1 << 5,  /* --device-trace --metrics-every --nvtx */
+    GS_OPTS_PROFILE = 1 << 5,  /* --profile --remeasure-peaks */
+    GS_OPTS_COLLECT = 1 << 6,  /* --device-trace --metrics-every --nvtx */
 };
 
 typedef struct gs_cli {
@@ -30,6 +31,8 @@ typedef struct gs_cli {
     int *prompt_ids;          /* --prompt-ids, owned */
     int n_prompt_ids;
     int json;
+    int profile;              /* bench --profile */
+    int remeasure_peaks;      /* bench --remeasure-peaks: ignore the cached peak rates */
     const char *logits_out;   /* generate --logits-out FILE */
     const char *output;       /* record -o FILE */
     long steps;               /* record --steps; 0 unset */

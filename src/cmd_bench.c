@@ -4,14 +4,23 @@
  * physical floor beside each figure: decode reads every weight once per step,
  * so its floor is weight bytes over the matrix-vector bandwidth measured here;
  * prefill is compute-bound, so its floor is FLOPs over the measured matmul
- * rate. Floors are labelled as derived from measurements, never as measured. */
+ * rate. Floors are labelled as derived from measurements, never as measured.
+ *
+ * --profile records the run into an event store (ranges and the step.*
+ * counters) and prints profile_report.h's tables against the device's peaks
+ * (peaks.h). Device collectors attach in profile_begin/profile_end. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "backend.h"
+#include "event_store.h"
+#include "profiler.h"
 #include "op_report.h"
+#include "peaks.h"
+#include "profile_report.h"
 #include "rng.h"
 #include "session.h"
 
@@ -78,29 +87,105 @@ static int measure_peaks(gs_backend *be, gs_dtype wdt, bench_result *r, gs_error
     return GS_OK;
 }
 
+/* What --profile keeps during the run: the store and the profiler feeding
+ * it (host ranges, step counters, and on CUDA the CUPTI kernel timeline and
+ * sampled hardware metrics). */
+typedef struct bench_profile {
+    gs_event_store *store;
+    gs_profiler *profiler;
+    gs_profile report;
+    int built;
+} bench_profile;
+
+/* Before the session: CUPTI must start before the first CUDA call. */
+static int profile_create(bench_profile *bp, const gs_cli *cli, const gs_config *cfg, gs_error *err)
+{
+    memset(bp, 0, sizeof *bp);
+    bp->store = gs_store_create(0);
+    if (!bp->store)
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of memory for the profile's event store");
+    gs_profiler_options po = {cli->device_trace, cli->metrics_every, cli->nvtx};
+    return gs_profiler_create(&bp->profiler, &po, gs_backend_wants_cuda(cfg->backend), bp->store, err);
+}
+
+/* After the session opened, before the first step. */
+static int profile_begin(bench_profile *bp, gs_session *s, gs_error *err)
+{
+    int rc = gs_profiler_attach(bp->profiler, &s->engine, err);
+    if (rc == GS_OK && gs_profiler_notice(bp->profiler)[0])
+        fprintf(stderr, "gptscope bench: %s\n", gs_profiler_notice(bp->profiler));
+    return rc;
+}
+
+/* After the run: a device collector flushes into bp->store here, before the
+ * report is built. Then the peaks (cached per device) and the tables. */
+static int profile_end(bench_profile *bp, gs_session *s, int remeasure)
+{
+    gs_profiler_flush(bp->profiler, &s->engine);
+    gs_peaks pk;
+    gs_error perr = {0};
+    int have_peaks = gs_peaks_get(s->be, remeasure, &pk, &perr) == GS_OK;
+    if (!have_peaks)
+        fprintf(stderr, "gptscope bench: peak rates unavailable, no roofline: %s\n", perr.msg);
+    gs_cost_config cost = {
+        .shape = s->model.shape,
+        .weight_dtype = s->engine.fwd.w.wdt,
+        .kv_elem_bytes = (int)sizeof(float), /* the KV cache holds fp32 today */
+        .attn_variant = s->engine.fwd.attn_variant,
+        .fused = s->engine.fwd.fuse && s->be->ops->residual_norm,
+    };
+    if (gs_profile_build(bp->store, &cost, have_peaks ? &pk : NULL, &bp->report) != 0)
+        return -1;
+    bp->built = 1;
+    return 0;
+}
+
+/* After the session closed. */
+static void profile_free(bench_profile *bp)
+{
+    if (bp->built)
+        gs_profile_free(&bp->report);
+    gs_profiler_destroy(bp->profiler);
+    bp->profiler = NULL;
+    gs_store_destroy(bp->store);
+    bp->store = NULL;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     gs_cli cli;
     gs_error err = {0};
-    unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_OUTPUT;
+    unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_OUTPUT | GS_OPTS_PROFILE | GS_OPTS_COLLECT;
     int rc = gs_cli_parse(&cli, "bench", groups, argc, argv, &err);
     if (rc) {
         gs_cli_free(&cli);
         return gs_report(&err);
     }
     if (cli.help) {
-        printf("usage: gptscope bench [-c CONFIG] [--model M] [--batch B] [--prompt-len P] [--gen-len G] [--json]\n\n"
+        printf("usage: gptscope bench [-c CONFIG] [--model M] [--batch B] [--prompt-len P] [--gen-len G] [--json] [--profile]\n\n"
                "Runs B requests of P prompt tokens generating G tokens each, and prints\n"
-               "prefill and decode throughput, ms/token and memory next to their floors.\n\noptions:\n");
+               "prefill and decode throughput, ms/token and memory next to their floors.\n"
+               "--profile adds per-op and per-kernel tables and the roofline: times measured,\n"
+               "FLOPs modeled, bytes measured (m) where the device gives counters, else modeled.\n\noptions:\n");
         gs_cli_print_options(groups);
         gs_cli_free(&cli);
         return 0;
     }
     gs_config cfg = cli.cfg;
     const gs_workload *wl = &cfg.workload;
+    bench_profile prof;
+    memset(&prof, 0, sizeof prof);
+    /* --metrics-every alone also runs the collectors (for overhead figures). */
+    int profiling = cli.profile || cli.metrics_every > 0;
+    if (profiling && (rc = profile_create(&prof, &cli, &cfg, &err))) {
+        profile_free(&prof);
+        gs_cli_free(&cli);
+        return gs_report(&err);
+    }
     gs_session s;
     rc = gs_session_open(&s, &cfg, NULL, &err);
     if (rc) {
+        profile_free(&prof);
         gs_cli_free(&cli);
         return gs_report(&err);
     }
@@ -110,6 +195,8 @@ int cmd_bench(int argc, char **argv)
     gs_op_table ops;
     gs_op_table_init(&ops);
     gs_ranges_add_sink(&s.engine.ranges, gs_op_table_sink(&ops));
+    if (rc == GS_OK && profiling)
+        rc = profile_begin(&prof, &s, &err);
     int n_req = wl->requests > 0 ? wl->requests : wl->batch;
     int *prompt = malloc((size_t)wl->prompt_len * sizeof(int));
     gs_rng rng;
@@ -129,7 +216,11 @@ int cmd_bench(int argc, char **argv)
         due += wl->arrival_rate;
         if (rc)
             break;
+        if (prof.profiler)
+            gs_profiler_step_begin(prof.profiler);
         rc = gs_engine_step(&s.engine, &err);
+        if (rc == GS_OK && prof.profiler)
+            gs_profiler_step_end(prof.profiler, &s.engine);
         const gs_step_info *st = &s.engine.last;
         if (st->n_prefill_tokens > 0) {
             r.prefill_tokens += st->n_prefill_tokens;
@@ -142,8 +233,11 @@ int cmd_bench(int argc, char **argv)
         }
     }
     free(prompt);
+    if (rc == GS_OK && cli.profile && profile_end(&prof, &s, cli.remeasure_peaks) != 0)
+        rc = gs_error_set(&err, GS_ERR_RUNTIME, "out of memory building the profile");
     if (rc) {
         gs_session_close(&s);
+        profile_free(&prof);
         gs_cli_free(&cli);
         return gs_report(&err);
     }
@@ -165,11 +259,25 @@ int cmd_bench(int argc, char **argv)
                "\"decode_tokens\":%ld,\"decode_s\":%.6f,\"decode_tokens_per_s\":%.3f,\"ms_per_decode_step\":%.4f,"
                "\"weight_bytes\":%zu,\"kv_cache_bytes\":%zu,\"activation_bytes\":%zu,"
                "\"measured_matvec_gb_per_s\":%.3f,\"measured_matmul_gflops\":%.3f,"
-               "\"decode_floor_ms_per_step\":%.4f,\"prefill_floor_tokens_per_s\":%.3f}\n",
+               "\"decode_floor_ms_per_step\":%.4f,\"prefill_floor_tokens_per_s\":%.3f",
                cfg.model, gs_dtype_name(s.engine.fwd.w.wdt), s.be->ops->name, s.be->device_name, params, wl->batch, wl->prompt_len, wl->gen_len,
                n_req, r.prefill_tokens, r.prefill_s, prefill_tps, r.decode_tokens, r.decode_s, decode_tps,
                ms_per_step, r.weight_bytes, r.kv_bytes, r.act_bytes, r.bw_gbs, r.gflops, decode_floor_ms,
                prefill_floor_tps);
+        if (prof.built) {
+            printf(",\"profile\":");
+            gs_profile_report_json(stdout, &prof.report);
+        }
+        if (prof.profiler) {
+            gs_profiler_stats ps;
+            gs_profiler_get_stats(prof.profiler, &ps);
+            printf(",\"collector\":{\"kernels\":%llu,\"copies\":%llu,\"syncs\":%llu,\"dropped\":%llu,"
+                   "\"unattributed\":%llu,\"metrics_steps\":%llu}",
+                   (unsigned long long)ps.kernels, (unsigned long long)ps.copies, (unsigned long long)ps.syncs,
+                   (unsigned long long)ps.dropped, (unsigned long long)ps.unattributed,
+                   (unsigned long long)ps.metric_steps);
+        }
+        printf("}\n");
     } else {
         printf("model    %s (%s, %.1fM params, %s weights)\n", cfg.model,
                sh->arch == GS_ARCH_GPT2 ? "GPT-2 style" : "Llama style", params / 1e6,
@@ -192,9 +300,23 @@ int cmd_bench(int argc, char **argv)
         printf("memory   weights %.1f MiB, KV cache %.1f MiB (%zu bytes/token), activations %.1f MiB\n\n",
                (double)r.weight_bytes / (1 << 20), (double)r.kv_bytes / (1 << 20),
                gs_forward_kv_bytes_per_token(sh), (double)r.act_bytes / (1 << 20));
-        gs_op_report_print(stdout, &ops, s.engine.steps);
+        if (prof.built)
+            gs_profile_report_print(stdout, &prof.report);
+        else
+            gs_op_report_print(stdout, &ops, s.engine.steps);
+        if (prof.profiler) {
+            gs_profiler_stats ps;
+            gs_profiler_get_stats(prof.profiler, &ps);
+            printf("\ncollector %llu kernels, %llu copies/sets, %llu syncs recorded; %llu device records dropped; "
+                   "%llu outside any op (weight uploads, peak probes); %llu metrics steps%s%s\n",
+                   (unsigned long long)ps.kernels, (unsigned long long)ps.copies, (unsigned long long)ps.syncs,
+                   (unsigned long long)ps.dropped, (unsigned long long)ps.unattributed,
+                   (unsigned long long)ps.metric_steps, gs_profiler_notice(prof.profiler)[0] ? "\nnote     " : "",
+                   gs_profiler_notice(prof.profiler));
+        }
     }
     gs_session_close(&s);
+    profile_free(&prof);
     gs_cli_free(&cli);
     return 0;
 }

@@ -30,7 +30,7 @@ int cmd_record(int argc, char **argv)
 {
     gs_cli cli;
     gs_error err = {0};
-    unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_RECORD | GS_OPTS_PROFILE;
+    unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_RECORD | GS_OPTS_COLLECT;
     int rc = gs_cli_parse(&cli, "record", groups, argc, argv, &err);
     if (rc) {
         gs_cli_free(&cli);

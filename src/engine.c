@@ -237,6 +237,7 @@ int gs_engine_step(gs_engine *e, gs_error *err)
     for (int i = 0; i < e->n_running; i++) {
         gs_request *r = &e->reqs[e->running[i]];
         int take = takes[i];
+        gs_step_shape_add_seq(&e->last.batch, r->n_cached, take, e->fwd.window, e->fwd.n_sink);
         stage_tokens(e, r, take, &n);
         if (r->n_cached + take == req_len(r)) {
             e->h_logit_rows[n_logits] = n - 1;
@@ -247,6 +248,7 @@ int gs_engine_step(gs_engine *e, gs_error *err)
         else
             e->last.n_prefill_tokens += take;
     }
+    e->last.batch.n_logits = n_logits;
     if (n == 0) {
         e->last.ns = gs_now_ns() - t0;
         return GS_OK;

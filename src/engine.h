@@ -16,6 +16,7 @@
 #include "forward.h"
 #include "kv_cache.h"
 #include "model.h"
+#include "op_cost.h"
 #include "ranges.h"
 #include "rng.h"
 #include "sampler.h"
@@ -50,6 +51,7 @@ typedef struct gs_step_info {
     int n_tokens, n_prefill_tokens, n_decode_tokens, n_seqs, n_sampled;
     int preempted;           /* preemptions this step */
     uint64_t ns;             /* wall time of the step */
+    gs_step_shape batch;     /* composition for the analytic model: sequences, tokens, attended positions */
 } gs_step_info;
 
 typedef struct gs_engine {

@@ -389,6 +389,13 @@ int gs_store_append_engine_counters(gs_event_store *s, const gs_engine *e, int64
     int rc = 0;
     rc |= counter(s, "tokens/s", step, t_ns, tps);
     rc |= counter(s, "step.tokens", step, t_ns, st->n_tokens);
+    /* The batch composition, so a trace alone can be run through op_cost.h. */
+    rc |= counter(s, "step.seqs", step, t_ns, (double)st->batch.n_seqs);
+    rc |= counter(s, "step.prefill_tokens", step, t_ns, st->n_prefill_tokens);
+    rc |= counter(s, "step.decode_tokens", step, t_ns, st->n_decode_tokens);
+    rc |= counter(s, "step.logits", step, t_ns, (double)st->batch.n_logits);
+    rc |= counter(s, "step.attn_pairs", step, t_ns, (double)st->batch.attn_pairs);
+    rc |= counter(s, "step.attn_ctx", step, t_ns, (double)st->batch.attn_keys);
     rc |= counter(s, "kv.blocks_used", step, t_ns, kv.blocks_used);
     rc |= counter(s, "kv.blocks_free", step, t_ns, kv.blocks_free);
     rc |= counter(s, "kv.fragmentation", step, t_ns, kv.fragmentation);

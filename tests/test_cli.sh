@@ -105,6 +105,23 @@ ok $? "info lists the presets"
 expect 0 '' "bench --json on a tiny model" -- "$GS" bench --model gpt2-tiny --batch 2 --prompt-len 8 --gen-len 4 --json
 grep -q '"decode_tokens_per_s"' "$TMP/out"
 ok $? "bench --json reports decode tokens/s"
+# bench --profile: the per-op table and the roofline, every byte modeled on the CPU.
+expect 0 '' "bench --profile on a tiny model" -- env XDG_CACHE_HOME="$TMP/cache" "$GS" bench --model llama-tiny --batch 2 --prompt-len 8 --gen-len 4 --profile
+grep -q '^op  *calls  *total ms  *mean us  *share  *FLOP/call  *B/call  *B/call' "$TMP/out" &&
+grep -q '^roofline' "$TMP/out" && grep -q 'all modeled' "$TMP/out" &&
+grep -Eq '^matmul_qkv +8 +[0-9.]+ +[0-9.]+ +[0-9.]+% +[0-9.]+k +[0-9.]+k +- *$' "$TMP/out" &&
+grep -Eq '^swiglu +[0-9.]+ .*memory \(model\)$' "$TMP/out"
+ok $? "bench --profile prints the op table header, a matmul_qkv row and a roofline row"
+ls "$TMP/cache/gptscope/"peaks-cpu-*.txt >/dev/null 2>&1
+ok $? "bench --profile caches the measured peaks under XDG_CACHE_HOME"
+expect 0 '' "bench --profile --json" -- env XDG_CACHE_HOME="$TMP/cache" "$GS" bench --model gpt2-tiny --batch 2 --prompt-len 8 --gen-len 4 --profile --json
+if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import json,sys; d=json.load(sys.stdin); p=d["profile"]; assert p["peaks"]["source"]=="measured, cached"; assert any(o["name"]=="matmul_qkv" and o["roofline_bytes_source"]=="model" and o["flops_per_call_model"]>0 for o in p["ops"])' <"$TMP/out"
+    ok $? "bench --profile --json parses, reads the cached peaks, has modeled op rows"
+else
+    grep -q '"profile":{.*"name":"matmul_qkv"' "$TMP/out"
+    ok $? "bench --profile --json has op rows (python3 absent: not parsed)"
+fi
 expect 0 '' "live demo on a tiny model" -- "$GS" --model llama-tiny -n 4
 grep -q "matmul_qkv" "$TMP/out"
 ok $? "the demo prints the per-op table"

@@ -149,6 +149,45 @@ static void check_bad_requests(gs_backend *be)
     gs_model_free(&m);
 }
 
+/* The batch composition the analytic model reads: a chunked prefill, then
+ * decode steps, with a window and sinks applied as the kernels apply them. */
+static void check_batch_shape(gs_backend *be)
+{
+    gs_model m;
+    gs_error err = {0};
+    make_model(&m, "gpt2-tiny", 4);
+    gs_engine e;
+    gs_engine_config c;
+    gs_engine_config_defaults(&c);
+    c.max_batch = 2;
+    c.max_tokens_per_step = 6;
+    gs_engine_init(&e, be, &m, &c, &err);
+    e.fwd.window = 4;
+    e.fwd.n_sink = 1;
+    int p1[5] = {1, 2, 3, 4, 5}, p2[3] = {6, 7, 8};
+    gs_engine_submit(&e, p1, 5, 2, &err);
+    gs_engine_submit(&e, p2, 3, 2, &err);
+    /* Step 0: budget 6: p1's 5 tokens (positions 0..4) and 1 of p2 (position 0).
+     * p1: window 4 + sink 1 sees 1,2,3,4,5 positions (p=4: 1..4 and sink 0): 15 pairs, 5 keys;
+     * p2: 1 pair, 1 key. Only p1 is complete, so 1 logit row. */
+    int rc = gs_engine_step(&e, &err);
+    const gs_step_shape *b = &e.last.batch;
+    tap_ok(rc == GS_OK && b->n_tokens == 6 && b->n_seqs == 2 && b->n_logits == 1 && b->attn_pairs == 16 &&
+               b->attn_keys == 6,
+           "step 0: 6 tokens of 2 sequences, 1 logit row, 16 pairs, 6 keys (got %lld %lld %lld %lld %lld)",
+           (long long)b->n_tokens, (long long)b->n_seqs, (long long)b->n_logits, (long long)b->attn_pairs,
+           (long long)b->attn_keys);
+    /* Step 1: p1 decodes at position 5 (window 2..5 + sink 0: 5), p2 finishes
+     * its prompt at positions 1, 2 (2 + 3): 10 pairs; keys 5 + 3. */
+    rc = gs_engine_step(&e, &err);
+    tap_ok(rc == GS_OK && b->n_tokens == 3 && b->n_seqs == 2 && b->n_logits == 2 && b->attn_pairs == 10 &&
+               b->attn_keys == 8,
+           "step 1: 3 tokens, 2 logit rows, 10 pairs, 8 keys (got %lld %lld %lld %lld)", (long long)b->n_tokens,
+           (long long)b->n_logits, (long long)b->attn_pairs, (long long)b->attn_keys);
+    gs_engine_destroy(&e);
+    gs_model_free(&m);
+}
+
 int main(void)
 {
     gs_backend *be1 = NULL, *be2 = NULL;
@@ -158,6 +197,7 @@ int main(void)
     check_model(be1, "gpt2-tiny");
     check_model(be2, "llama-tiny");
     check_bad_requests(be2);
+    check_batch_shape(be2);
     gs_backend_destroy(be1);
     gs_backend_destroy(be2);
     return tap_done();
