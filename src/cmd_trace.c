@@ -283,7 +283,7 @@ int cmd_export(int argc, char **argv)
     gs_error err = {0};
     char pname[300];
     snprintf(pname, sizeof pname, "gptscope: %s", t.device);
-    gs_export_info info = {pname, t.device};
+    gs_export_info info = {pname, t.device, 1};
     if (f == GS_EXPORT_CHROME)
         rc = gs_export_chrome(t.store, &info, out, &err);
     else if (f == GS_EXPORT_FOLDED)

@@ -21,10 +21,15 @@ int gs_export_format_from_name(const char *path);
 typedef struct gs_export_info {
     const char *process_name;  /* "gptscope: gpt2-124m on cpu" */
     const char *device;
+    int pid;                   /* Chrome process id; 0: 1 + the source's index */
 } gs_export_info;
 
 /* Each writes path (".gz" suffix: gzip for chrome) and returns a status. */
 int gs_export_chrome(gs_event_store *s, const gs_export_info *info, const char *path, gs_error *err);
+/* Several sources in one file, a process each (two configurations compared
+ * in one run): one clock, flow ids unique across the file. */
+int gs_export_chrome_multi(gs_event_store *const *stores, const gs_export_info *infos, int n, const char *path,
+                           gs_error *err);
 /* Folded stacks by self time; unit_ns 1 (ns) or 1000 (us). */
 int gs_export_folded(gs_event_store *s, const char *path, int unit_ns, gs_error *err);
 int gs_export_csv(gs_event_store *s, const char *path, gs_error *err);
