@@ -392,8 +392,10 @@ static void put_range(chrome *c, const gs_event *ev)
         size_t first, end = metric_find(&c->metrics, 0, ev->aux, GS_METRIC_OP, &first);
         if (end > first) {
             double bytes = put_metrics(c, first, end);
-            if (bytes >= 0)
-                put_rate(o, bytes, ev->dur_ns);
+            if (bytes >= 0) { /* no rate: the op's host time is not when its bytes moved */
+                gs_out_lit(o, ",\"bytes\":");
+                gs_out_num(o, bytes);
+            }
         }
     }
     gs_out_lit(o, "}}");
