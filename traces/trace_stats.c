@@ -197,10 +197,8 @@ static int metric_visit(void *ctx, uint64_t index, const gs_event *ev)
     size_t k = subject_slot(j, ev->aux, ev->range_id, ev->level);
     subject *s = &j->s[k];
     if (s->scope < 0) {
-        s->aux = ev->aux;
-        s->range_id = ev->range_id;
-        s->scope = ev->level;
-        s->total = -1;
+        subject fresh = {ev->aux, ev->range_id, ev->level, 0, -1, 0, 0};
+        *s = fresh;
     }
     if (cls == 1)
         s->total = ev->value;
