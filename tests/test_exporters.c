@@ -519,7 +519,8 @@ int main(void)
     uint64_t want = (f.qkv_kernel_ns_layer0 + 500) / 1000;
     char line[200];
     snprintf(line, sizeof line, "\nstep;layer 0;qkv;gemv_f16_kernel %llu\n", (unsigned long long)want);
-    tap_ok(text && strstr(text, line), "folded: kernels under their op, weight = their device time (%s)", line + 1);
+    tap_ok(text && strstr(text, line), "folded: kernels under their op, weight = their device time (%.*s)",
+           (int)strlen(line) - 2, line + 1);
     tap_ok(text && strstr(text, "\nstep;sampling;cudaStreamSynchronize ") && strstr(text, "\nstep;layer 2;attention;kv_append_kernel ") &&
                strstr(text, "\nstep;embedding;memcpy HtoD ") && strstr(text, "(no range);weird \"name\"\\\t"),
            "folded: syncs under their op, copies and side-stream kernels under theirs, unattributed under (no range)");
