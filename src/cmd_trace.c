@@ -213,7 +213,8 @@ int cmd_replay(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: gptscope replay [--summary] FILE.gst\n\n"
                    "Opens a recorded trace. Until the terminal UI lands, prints the summary:\n"
-                   "duration, steps, tokens/s and the top ops by time.\n");
+                   "duration, steps, tokens/s, the top ops by time and, when the trace has\n"
+                   "device records, the top kernels by device time and copy totals.\n");
             return 0;
         } else if (strcmp(argv[i], "--summary") == 0) {
             summary = 1;
@@ -264,6 +265,33 @@ int cmd_replay(int argc, char **argv)
     }
     if (!shown)
         printf("(no op ranges in this trace)\n");
+    if (a.kernels) {
+        /* Share of device time in kernels: kernels overlap host ranges, so not of step time. */
+        printf("\n%-40s %10s %12s %12s %8s\n", "top kernels by device time", "calls", "total ms", "mean us", "share");
+        shown = 0;
+        for (int i = 0; i < a.n_rows && shown < 10; i++) {
+            const gs_agg_row *r = &a.rows[i];
+            if (r->level != GS_AGG_KERNEL)
+                continue;
+            printf("%-40.40s %10ld %12.3f %12.3f %7.1f%%\n", gs_store_string(t.store, r->name), r->calls,
+                   (double)r->total_ns * 1e-6, (double)r->total_ns * 1e-3 / (double)r->calls,
+                   100.0 * (double)r->total_ns / (double)a.kernel_ns);
+            shown++;
+        }
+        printf("kernels  %llu, %.3f ms of device time\n", (unsigned long long)a.kernels, (double)a.kernel_ns * 1e-6);
+    }
+    static const char *copy_names[GS_COPY_KIND_MAX + 1] = {"other", "HtoD", "DtoH", "DtoD"};
+    for (int k = 0; k <= GS_COPY_KIND_MAX; k++)
+        if (a.copies[k])
+            printf("copies   %-5s %8llu, %12.0f bytes, %10.3f ms, %8.2f GB/s\n", copy_names[k],
+                   (unsigned long long)a.copies[k], a.copy_bytes[k], (double)a.copy_ns[k] * 1e-6,
+                   a.copy_ns[k] ? a.copy_bytes[k] / (double)a.copy_ns[k] : 0.0);
+    if (a.sets)
+        printf("sets           %8llu, %12.0f bytes, %10.3f ms\n", (unsigned long long)a.sets, a.set_bytes,
+               (double)a.set_ns * 1e-6);
+    if (a.syncs)
+        printf("syncs          %8llu, %10.3f ms waiting on the device\n", (unsigned long long)a.syncs,
+               (double)a.sync_ns * 1e-6);
     gs_agg_free(&a);
     gs_trace_free(&t);
     return 0;
@@ -276,8 +304,9 @@ int cmd_export(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: gptscope export FILE.gst -o OUT [--format chrome|folded|csv]\n\n"
                    "Writes Chrome-trace JSON for Perfetto (.json, or .json.gz gzip-compressed),\n"
-                   "folded stacks for flame-graph tools (.folded, self time in microseconds)\n"
-                   "or CSV (.csv, one row per op). The format comes from OUT's name unless given.\n");
+                   "folded stacks for flame-graph tools (.folded, microseconds: host self time\n"
+                   "of ranges, device time of kernels under their op) or CSV (.csv, one row per\n"
+                   "range, kernel, copy and set name with time and measured bytes). The format comes from OUT's name unless given.\n");
             return 0;
         } else if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc) {
             out = argv[++i];
@@ -313,7 +342,7 @@ int cmd_export(int argc, char **argv)
     gs_error err = {0};
     char pname[300];
     snprintf(pname, sizeof pname, "gptscope: %s", t.device);
-    gs_export_info info = {pname, t.device};
+    gs_export_info info = {pname, t.device, 1};
     if (f == GS_EXPORT_CHROME)
         rc = gs_export_chrome(t.store, &info, out, &err);
     else if (f == GS_EXPORT_FOLDED)

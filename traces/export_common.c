@@ -72,7 +72,7 @@ int gs_out_open(gs_outfile *o, const char *path, int gzip, gs_error *err)
     return GS_OK;
 }
 
-static void out_flush(gs_outfile *o)
+void gs_out_flush(gs_outfile *o)
 {
     if (!o->n)
         return;
@@ -88,7 +88,7 @@ static void out_flush(gs_outfile *o)
 void gs_out_write(gs_outfile *o, const char *p, size_t n)
 {
     if (o->n + n > sizeof o->buf)
-        out_flush(o);
+        gs_out_flush(o);
     if (n > sizeof o->buf) {
         if (o->gz ? gzwrite(o->gz, p, (unsigned)n) != (int)n : fwrite(p, 1, n, o->f) != n)
             o->failed = 1;
@@ -101,7 +101,7 @@ void gs_out_write(gs_outfile *o, const char *p, size_t n)
 void gs_out_printf(gs_outfile *o, const char *fmt, ...)
 {
     if (sizeof o->buf - o->n < 1024)
-        out_flush(o);
+        gs_out_flush(o);
     va_list ap;
     va_start(ap, fmt);
     int k = vsnprintf(o->buf + o->n, sizeof o->buf - o->n, fmt, ap);
@@ -148,7 +148,7 @@ void gs_out_json_string(gs_outfile *o, const char *s)
 
 int gs_out_close(gs_outfile *o, gs_error *err)
 {
-    out_flush(o);
+    gs_out_flush(o);
     if (o->gz) {
         if (gzclose(o->gz) != Z_OK)
             o->failed = 1;
@@ -160,4 +160,47 @@ int gs_out_close(gs_outfile *o, gs_error *err)
     if (o->failed)
         return gs_error_set(err, GS_ERR_RUNTIME, "%s: write failed", o->path);
     return GS_OK;
+}
+
+void gs_out_us(gs_outfile *o, uint64_t ns)
+{
+    gs_out_u64(o, ns / 1000);
+    unsigned frac = (unsigned)(ns % 1000);
+    if (!frac)
+        return;
+    char *p = gs_out_room(o);
+    p[0] = '.';
+    p[1] = (char)('0' + frac / 100);
+    p[2] = (char)('0' + frac / 10 % 10);
+    p[3] = (char)('0' + frac % 10);
+    o->n += frac % 100 == 0 ? 2 : frac % 10 == 0 ? 3 : 4;
+}
+
+void gs_out_num(gs_outfile *o, double v)
+{
+    if (!(v == v) || v > 1e300 || v < -1e300) {
+        gs_out_lit(o, "0");
+        return;
+    }
+    if (v > -9e15 && v < 9e15 && v == (double)(int64_t)v) {
+        gs_out_i64(o, (int64_t)v);
+        return;
+    }
+    char *p = gs_out_room(o);
+    int k = snprintf(p, 32, "%.9g", v);
+    if (k > 0 && k < 32)
+        o->n += (size_t)k;
+}
+
+void gs_out_fixed3(gs_outfile *o, double v)
+{
+    if (!(v > -9e12 && v < 9e12)) {
+        gs_out_num(o, v);
+        return;
+    }
+    int neg = v < 0;
+    uint64_t m = (uint64_t)((neg ? -v : v) * 1000.0 + 0.5);
+    if (neg && m)
+        gs_out_lit(o, "-");
+    gs_out_us(o, m); /* the same digits: thousandths with trailing zeros dropped */
 }

@@ -1,6 +1,9 @@
-/* export_csv.c - one row per (level, name): calls and times. Bytes columns
- * stay empty until the analytic model and CUPTI metrics land (unavailable,
- * never zero). */
+/* export_csv.c - one row per (level, name): steps, layers, ops, kernels,
+ * copies and sets, with calls and times. Bytes are measured ones only:
+ * copies and sets carry theirs; kernels and ops have DRAM bytes on the calls
+ * that CUPTI metrics sampled (bytes_measured_calls says how many). A byte
+ * column with nothing measured stays empty (unavailable, never zero);
+ * bytes_modeled waits for the analytic model. */
 #include <string.h>
 
 #include "export.h"
@@ -8,7 +11,8 @@
 
 static const char *level_name(int level)
 {
-    return level == 0 ? "step" : level == 1 ? "layer" : level == 2 ? "op" : "kernel";
+    return level == 0 ? "step" : level == 1 ? "layer" : level == 2 ? "op" : level == GS_AGG_KERNEL ? "kernel"
+         : level == GS_AGG_MEMCPY ? "memcpy" : "memset";
 }
 
 static void csv_field(gs_outfile *o, const char *s)
@@ -39,14 +43,24 @@ int gs_export_csv(gs_event_store *s, const char *path, gs_error *err)
         gs_agg_free(&a);
         return rc;
     }
-    gs_out_printf(&o, "level,name,calls,total_us,mean_us,min_us,max_us,share_of_steps_pct,bytes_modeled,bytes_measured\n");
+    gs_out_printf(&o, "level,name,calls,total_us,mean_us,min_us,max_us,share_of_steps_pct,bytes_modeled,"
+                      "bytes_measured_per_call,bytes_measured_calls,achieved_GBps\n");
     for (int i = 0; i < a.n_rows; i++) {
         const gs_agg_row *r = &a.rows[i];
         gs_out_printf(&o, "%s,", level_name(r->level));
         csv_field(&o, gs_store_string(s, r->name));
-        gs_out_printf(&o, ",%ld,%.3f,%.3f,%.3f,%.3f,%.2f,,\n", r->calls, r->total_ns / 1e3,
+        gs_out_printf(&o, ",%ld,%.3f,%.3f,%.3f,%.3f,%.2f,,", r->calls, r->total_ns / 1e3,
                       r->total_ns / 1e3 / (double)r->calls, r->min_ns / 1e3, r->max_ns / 1e3,
                       a.step_ns ? 100.0 * (double)r->total_ns / (double)a.step_ns : 0.0);
+        if (r->bytes_calls > 0) {
+            gs_out_printf(&o, "%.0f,%ld,", r->bytes / (double)r->bytes_calls, r->bytes_calls);
+            /* Device records only: an op's host time is not the time its bytes moved in. */
+            if (r->bytes_ns > 0 && r->level >= GS_AGG_KERNEL)
+                gs_out_printf(&o, "%.3f", r->bytes / (double)r->bytes_ns); /* bytes per ns = GB/s */
+            gs_out_lit(&o, "\n");
+        } else {
+            gs_out_lit(&o, ",,\n");
+        }
     }
     gs_agg_free(&a);
     return gs_out_close(&o, err);

@@ -1,7 +1,15 @@
-/* export_folded.c - folded stacks ("step;layer 3;attention 12345") by self
- * time, for flamegraph.pl, speedscope and inferno. Nesting is recovered from
- * the ranges' times on each track: a range contains those that start inside
- * it. Self time = duration minus the children's. */
+/* export_folded.c - folded stacks ("step;layer 3;attention 12345") for
+ * flamegraph.pl, speedscope and inferno, weights rounded to the unit (the
+ * CLI writes microseconds).
+ *
+ * Host side: ranges and syncs nest by time on each track (a range contains
+ * those that start inside it); a frame's weight is its self time, duration
+ * minus its children's. Device side: each kernel, copy and set is a frame
+ * under the range that launched it (range_id), "step;layer 3;attention;
+ * flash_decode_kernel", weighted by its device time. So on a GPU trace an
+ * op's width is its host time plus its device work: the op's own line is
+ * launch overhead, its kernel lines the GPU time. Device records whose range
+ * is unknown go under "(no range)". */
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +97,93 @@ static size_t append_frame(char *path, size_t len, const char *name, int layer, 
     return len;
 }
 
+/* Range id -> its full path, kept for the device records launched from it. */
+typedef struct paths {
+    uint64_t *keys; /* 0 empty */
+    uint32_t *off, *len;
+    size_t cap, n;
+    char *text;
+    size_t used, text_cap;
+    int oom;
+} paths;
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static void paths_add(paths *p, uint64_t id, const char *path, size_t len)
+{
+    if (!id || p->oom)
+        return;
+    if ((p->n + 1) * 2 > p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 1024;
+        uint64_t *k = calloc(cap, sizeof *k);
+        uint32_t *o = malloc(cap * sizeof *o), *l = malloc(cap * sizeof *l);
+        if (!k || !o || !l) {
+            free(k), free(o), free(l);
+            p->oom = 1;
+            return;
+        }
+        for (size_t i = 0; i < p->cap; i++) {
+            if (!p->keys[i])
+                continue;
+            size_t j = mix64(p->keys[i]) & (cap - 1);
+            while (k[j])
+                j = (j + 1) & (cap - 1);
+            k[j] = p->keys[i], o[j] = p->off[i], l[j] = p->len[i];
+        }
+        free(p->keys), free(p->off), free(p->len);
+        p->keys = k, p->off = o, p->len = l, p->cap = cap;
+    }
+    size_t j = mix64(id) & (p->cap - 1);
+    while (p->keys[j]) {
+        if (p->keys[j] == id)
+            return; /* a duplicate id (damaged file): the first wins */
+        j = (j + 1) & (p->cap - 1);
+    }
+    if (p->used + len > p->text_cap) {
+        size_t cap = p->text_cap ? p->text_cap : 1 << 16;
+        while (cap < p->used + len)
+            cap *= 2;
+        char *t = cap > UINT32_MAX ? NULL : realloc(p->text, cap);
+        if (!t) {
+            p->oom = 1;
+            return;
+        }
+        p->text = t, p->text_cap = cap;
+    }
+    memcpy(p->text + p->used, path, len);
+    p->keys[j] = id, p->off[j] = (uint32_t)p->used, p->len[j] = (uint32_t)len;
+    p->used += len;
+    p->n++;
+}
+
+static const char *paths_find(const paths *p, uint64_t id, size_t *len)
+{
+    if (!id || !p->cap)
+        return NULL;
+    size_t j = mix64(id) & (p->cap - 1);
+    while (p->keys[j]) {
+        if (p->keys[j] == id) {
+            *len = p->len[j];
+            return p->text + p->off[j];
+        }
+        j = (j + 1) & (p->cap - 1);
+    }
+    return NULL;
+}
+
+static void paths_free(paths *p)
+{
+    free(p->keys), free(p->off), free(p->len), free(p->text);
+}
+
+static int is_device(int kind) { return kind == GS_EV_KERNEL || kind == GS_EV_MEMCPY || kind == GS_EV_MEMSET; }
+
 static void pop(table *t, frame *st, int *depth, char *path)
 {
     frame *f = &st[--*depth];
@@ -103,13 +198,14 @@ int gs_export_folded(gs_event_store *s, const char *path_out, int unit_ns, gs_er
     if (gs_evlist_load(s, &l))
         return gs_error_set(err, GS_ERR_RUNTIME, "out of memory exporting %s", path_out);
     table t = {0};
+    paths ids = {0};
     frame st[MAX_DEPTH];
     int depth = 0;
     char path[PATH_MAX_LEN] = "";
     uint32_t track = UINT32_MAX;
     for (size_t i = 0; i < l.n; i++) {
         const gs_event *ev = &l.ev[i];
-        if (ev->kind != GS_EV_RANGE && ev->kind != GS_EV_KERNEL)
+        if (ev->kind != GS_EV_RANGE && ev->kind != GS_EV_SYNC)
             continue;
         if (ev->track != track) {
             while (depth)
@@ -128,9 +224,32 @@ int gs_export_folded(gs_event_store *s, const char *path_out, int unit_ns, gs_er
         frame f = {ev->t_ns + ev->dur_ns, ev->dur_ns, 0, 0};
         f.path_len = append_frame(path, len, gs_store_string(s, ev->name), ev->layer, with_layer);
         st[depth++] = f;
+        if (ev->kind == GS_EV_RANGE)
+            paths_add(&ids, ev->aux, path, f.path_len);
     }
     while (depth)
         pop(&t, st, &depth, path);
+    /* Device records under the range that launched them. */
+    for (size_t i = 0; i < l.n; i++) {
+        const gs_event *ev = &l.ev[i];
+        if (!is_device(ev->kind))
+            continue;
+        size_t len = 0;
+        const char *p = paths_find(&ids, ev->range_id, &len);
+        if (!p) {
+            p = "(no range)";
+            len = strlen(p);
+        }
+        if (len >= PATH_MAX_LEN)
+            len = PATH_MAX_LEN - 1;
+        memcpy(path, p, len);
+        path[len] = '\0';
+        len = append_frame(path, len, gs_store_string(s, ev->name), 0, 0);
+        table_add(&t, path, ev->dur_ns);
+    }
+    if (ids.oom)
+        t.oom = 1;
+    paths_free(&ids);
     gs_evlist_free(&l);
     if (t.oom) {
         for (size_t i = 0; i < t.cap; i++)
@@ -148,7 +267,8 @@ int gs_export_folded(gs_event_store *s, const char *path_out, int unit_ns, gs_er
     gs_outfile o;
     int rc = gs_out_open(&o, path_out, 0, err);
     for (size_t i = 0; i < n; i++) {
-        uint64_t v = t.e[i].ns / (uint64_t)(unit_ns > 0 ? unit_ns : 1);
+        uint64_t unit = (uint64_t)(unit_ns > 0 ? unit_ns : 1);
+        uint64_t v = t.e[i].ns / unit + (t.e[i].ns % unit >= (unit + 1) / 2); /* rounded: 1.6 us -> 2 */
         if (!rc && v > 0)
             gs_out_printf(&o, "%s %llu\n", t.e[i].path, (unsigned long long)v);
         free(t.e[i].path);
