@@ -38,7 +38,7 @@ static void draw(gs_ui *ui, int y0, int h)
     gs_w_text(ui, y++, 1, ui->cols - 2, A_BOLD, "Keys");
     for (size_t i = 0; i < sizeof keys / sizeof keys[0] && y < y0 + h; i++, y++) {
         gs_w_text(ui, y, 2, 22, A_BOLD, "%s", keys[i].keys);
-        gs_w_text(ui, y, 24, ui->cols - 24 - 18, A_NORMAL, "%s", keys[i].what);
+        gs_w_text(ui, y, 24, ui->cols >= 100 ? ui->cols - 24 - 26 : ui->cols - 25, A_NORMAL, "%s", keys[i].what);
         if (ui->cols >= 100)
             gs_w_text(ui, y, ui->cols - 24, 24, gs_w_attr(ui, GS_C_DIM), "%s", keys[i].where);
     }

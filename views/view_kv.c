@@ -109,10 +109,9 @@ static void draw(gs_ui *ui, int y0, int h)
         int used_rows = (int)((s->n_blocks / per + (uint32_t)w - 1) / (uint32_t)w);
         y += used_rows + 1;
         gs_w_text(ui, y++, 2, ui->cols - 4, A_NORMAL,
-                  "%u blocks%s, %d sequence%s holding blocks; %s = one sequence (%s), %s free",
+                  "%u blocks%s, %d sequence%s; one %s per sequence, %s = free",
                   s->n_blocks, per > 1 ? (snprintf(b1, sizeof b1, " (%u per cell)", per), b1) : "", nseq,
-                  nseq == 1 ? "" : "s", ui->color ? "a color" : "a letter",
-                  ui->color ? "colors repeat after 6" : "a, b, c ...", ui->utf8 ? "·" : ".");
+                  nseq == 1 ? "" : "s", ui->color ? "color" : "letter", ui->utf8 ? "·" : ".");
         if (s->snap_step != ui->cursor_step)
             gs_w_text(ui, y++, 2, ui->cols - 4, gs_w_attr(ui, GS_C_DIM), "(snapshot of step %lld, the newest at or before the cursor)",
                       (long long)s->snap_step);
@@ -136,9 +135,9 @@ static void draw(gs_ui *ui, int y0, int h)
     gs_w_sparkline(ui, y++, 21, sw, frag, n, 1.0, gs_w_attr(ui, GS_C_SEQ0 + 3));
     y++;
     gs_w_text(ui, y++, 1, ui->cols - 2, gs_w_attr(ui, GS_C_DIM),
-              "fragmentation = share of allocated token slots not holding a token (last-block waste)");
+              "fragmentation: share of allocated token slots holding no token");
     gs_w_text(ui, y++, 1, ui->cols - 2, gs_w_attr(ui, GS_C_DIM),
-              "preemptions and bytes per token: not recorded in the event store yet");
+              "preemptions, bytes per token: not in the event store yet");
 }
 
 static void release(gs_view *v)

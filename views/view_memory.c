@@ -274,11 +274,13 @@ static void draw(gs_ui *ui, int y0, int h)
         gs_w_text(ui, y++, 2, ui->cols - 4, A_NORMAL,
                   "Hardware memory metrics were not collected in this %s.", ui->live ? "run" : "trace");
         gs_w_text(ui, y++, 2, ui->cols - 4, A_NORMAL,
-                  "DRAM, L2, L1 and shared-memory traffic and hit rates are measured by CUPTI on a CUDA");
+                  "DRAM, L2, L1 and shared-memory traffic and hit rates are measured by");
         gs_w_text(ui, y++, 2, ui->cols - 4, A_NORMAL,
-                  "machine: run with --backend cuda --metrics-every N (e.g. 20; those steps are replayed");
+                  "CUPTI on a CUDA machine. To collect them on every Nth step (those steps");
         gs_w_text(ui, y++, 2, ui->cols - 4, A_NORMAL,
-                  "and left out of the timings), e.g. gptscope record --metrics-every 20 -o run.gst");
+                  "are replayed, so they are left out of the timings), run for example");
+        gs_w_text(ui, y++, 4, ui->cols - 6, A_BOLD, "gptscope --backend cuda --metrics-every 20");
+        gs_w_text(ui, y++, 4, ui->cols - 6, A_BOLD, "gptscope record --backend cuda --metrics-every 20 -o run.gst");
         y++;
     } else {
         gs_w_text(ui, y++, 1, ui->cols - 2, A_BOLD, "Memory traffic per op and kernel, measured by CUPTI (%s)", scope);
@@ -326,7 +328,7 @@ static void draw(gs_ui *ui, int y0, int h)
     } else if (!s->n_rows && y < y0 + h - 3) {
         gs_w_text(ui, y++, 2, ui->cols - 4, A_NORMAL, "%s",
                   ui->ix.n_kernels ? "No device copies in this window."
-                                   : "No device timeline either: a CPU run (or --device-trace off), host ranges only.");
+                                   : "No device timeline either: a CPU run (or --device-trace off).");
     }
     /* bandwidth over time: DRAM on metrics steps, else copies */
     double v[GS_UI_HIST];

@@ -533,11 +533,12 @@ static void search(gs_ui *ui, int next)
     /* next match after the selection, on any track, in the window shown */
     uint64_t ref = s->has_sel ? s->sel.t : 0;
     uint64_t refi = s->has_sel ? s->sel.index : 0;
-    int best = -1;
+    int best = -1, matches = 0;
     for (int i = 0; i < s->n_items; i++) {
         const tl_item *it = &s->items[i];
         if (!strstr(gs_store_string(ui->store, it->name), ui->search))
             continue;
+        matches++;
         int after = it->t > ref || (it->t == ref && it->index > refi) || (!next && !s->has_sel);
         if (after && (best < 0 || it->t < s->items[best].t))
             best = i;
@@ -550,6 +551,9 @@ static void search(gs_ui *ui, int next)
     s->sel = s->items[best];
     s->has_sel = 1;
     s->row = s->sel.row;
+    ui->follow = 0;
+    gs_ui_message(ui, "'%s': %d match%s in the window shown (highlighted); n: next", ui->search, matches,
+                  matches == 1 ? "" : "es");
 }
 
 static void release(gs_view *v)

@@ -51,11 +51,11 @@ static void draw(gs_ui *ui, int y0, int h)
     }
     y++;
     gs_w_text(ui, y++, 2, ui->cols - 4, gs_w_attr(ui, GS_C_DIM),
-              "Switching these from here, with a cost table (speed, memory and quality of each");
+              "Switching these from here, with a measured cost table (speed, memory,");
     gs_w_text(ui, y++, 2, ui->cols - 4, gs_w_attr(ui, GS_C_DIM),
-              "choice, measured), arrives with the toggles feature. Today: set them in a YAML");
+              "quality of each choice), arrives with the toggles feature. Today: set");
     gs_w_text(ui, y++, 2, ui->cols - 4, gs_w_attr(ui, GS_C_DIM),
-              "file (examples/*.yaml) and start gptscope with -c FILE.yaml.");
+              "them in a YAML file (examples/*.yaml) and run gptscope -c FILE.yaml.");
 }
 
 void gs_view_toggles_init(gs_view *v)

@@ -224,17 +224,18 @@ void gs_w_status(gs_ui *ui, int y)
             gs_w_sparkline(ui, y, x, ns < 10 ? ns : 10, spark + 32 - ns, ns, 0, bar);
         x += 11;
     }
+    int fits = 1;
     snprintf(seg, sizeof seg, "| %.2f ms/token ", step_ms);
-    if (x + (int)strlen(seg) <= end) {
+    if ((fits = x + (int)strlen(seg) <= end)) {
         gs_w_text(ui, y, x, end - x, bar, "%s", seg);
         x += (int)strlen(seg);
     }
     snprintf(seg, sizeof seg, "| mem %s ", ui->info->memory ? ui->info->memory : "n/a");
-    if (x + (int)strlen(seg) <= end) {
+    if (fits && (fits = x + (int)strlen(seg) <= end)) {
         gs_w_text(ui, y, x, end - x, bar, "%s", seg);
         x += (int)strlen(seg);
     }
-    if (x + 12 <= end)
+    if (fits && x + 12 <= end)
         gs_w_text(ui, y, x, end - x, bar, "| %s", ui->info->device ? ui->info->device : "?");
     gs_w_text(ui, y, end + 1, ui->cols - end - 1, bar | A_BOLD, "%s", mode);
 }
