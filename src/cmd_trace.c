@@ -18,6 +18,7 @@
 #include "../traces/export.h"
 #include "../traces/trace_reader.h"
 #include "../traces/trace_writer.h"
+#include "../views/ui.h"
 
 /* ---- record, replay, export: the trace file commands ---- */
 
@@ -205,19 +206,50 @@ static int open_trace(const char *cmd, const char *path, gs_trace *t)
     return GS_OK;
 }
 
+/* The model's name from the header's configuration ("model: \"gpt2-tiny\""). */
+static void yaml_model(const char *yaml, char *out, int cap)
+{
+    snprintf(out, (size_t)cap, "?");
+    const char *p = yaml ? strstr(yaml, "model:") : NULL;
+    if (!p || (p != yaml && p[-1] != '\n'))
+        return;
+    p += 6;
+    while (*p == ' ' || *p == '"')
+        p++;
+    int n = 0;
+    while (p[n] && p[n] != '"' && p[n] != '\n')
+        n++;
+    snprintf(out, (size_t)cap, "%.*s", n, p);
+}
+
+static int replay_ui(const char *path, gs_trace *t, int ascii)
+{
+    char model[128];
+    yaml_model(t->config_yaml, model, sizeof model);
+    gs_ui_info info = {path, model, t->device, NULL, t->config_yaml, NULL, ascii, NULL};
+    gs_error err = {0};
+    int rc = gs_ui_run(t->store, &info, &err);
+    if (rc)
+        fprintf(stderr, "gptscope replay: %s\n", err.msg);
+    return rc;
+}
+
 int cmd_replay(int argc, char **argv)
 {
     const char *path = NULL;
-    int summary = 0;
+    int summary = 0, ascii = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: gptscope replay [--summary] FILE.gst\n\n"
-                   "Opens a recorded trace. Until the terminal UI lands, prints the summary:\n"
-                   "duration, steps, tokens/s, the top ops by time and, when the trace has\n"
-                   "device records, the top kernels by device time and copy totals.\n");
+            printf("usage: gptscope replay [--summary] [--ascii] FILE.gst\n\n"
+                   "Opens a recorded trace in the terminal UI (timeline, flame, memory, KV cache)\n"
+                   "with a time cursor to scrub through it ([ and ] step, F1 lists the keys).\n"
+                   "--summary prints duration, steps, tokens/s, the top ops and kernels by time instead;\n"
+                   "so does replay when stdout is not a terminal. --ascii: no Unicode glyphs.\n");
             return 0;
         } else if (strcmp(argv[i], "--summary") == 0) {
             summary = 1;
+        } else if (strcmp(argv[i], "--ascii") == 0) {
+            ascii = 1;
         } else if (argv[i][0] == '-' || path) {
             fprintf(stderr, "gptscope replay: unexpected argument '%s' (see gptscope replay --help)\n", argv[i]);
             return GS_ERR_INPUT;
@@ -225,7 +257,6 @@ int cmd_replay(int argc, char **argv)
             path = argv[i];
         }
     }
-    (void)summary; /* the UI is not there yet: the summary is what replay shows */
     if (!path) {
         fprintf(stderr, "gptscope replay: a trace file is required (see gptscope replay --help)\n");
         return GS_ERR_INPUT;
@@ -234,6 +265,11 @@ int cmd_replay(int argc, char **argv)
     int rc = open_trace("replay", path, &t);
     if (rc)
         return rc;
+    if (!summary && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+        rc = replay_ui(path, &t, ascii);
+        gs_trace_free(&t);
+        return rc;
+    }
     gs_agg a;
     if (gs_agg_build(t.store, &a)) {
         gs_agg_free(&a);
