@@ -93,6 +93,7 @@ struct gs_cupti {
     CUpti_SubscriberHandle subscriber;
     int subscribed;
     int64_t clock_offset;  /* CUPTI time - gs_now_ns, when CUPTI would not take our clock */
+    int no_correlation;
 };
 
 /* CUPTI's callbacks carry no user pointer for buffers: one collector per process. */
@@ -479,11 +480,17 @@ int gs_cupti_start(gs_cupti **out, gs_error *err)
     TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY));
     TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMSET));
     TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_SYNCHRONIZATION));
-    TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION));
-    for (size_t i = 0; i < sizeof runtime_ids / sizeof runtime_ids[0]; i++)
-        TRY_CUPTI(cuptiActivityEnableRuntimeApi(runtime_ids[i], 1));
-    for (size_t i = 0; i < sizeof driver_ids / sizeof driver_ids[0]; i++)
-        TRY_CUPTI(cuptiActivityEnableDriverApi(driver_ids[i], 1));
+    /* GS_CUPTI_NO_CORRELATION=1 (an experiment for the overhead benchmark):
+     * kernels only, not tied to ops. */
+    const char *lean = getenv("GS_CUPTI_NO_CORRELATION");
+    c->no_correlation = lean && *lean == '1';
+    if (!c->no_correlation) {
+        TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION));
+        for (size_t i = 0; i < sizeof runtime_ids / sizeof runtime_ids[0]; i++)
+            TRY_CUPTI(cuptiActivityEnableRuntimeApi(runtime_ids[i], 1));
+        for (size_t i = 0; i < sizeof driver_ids / sizeof driver_ids[0]; i++)
+            TRY_CUPTI(cuptiActivityEnableDriverApi(driver_ids[i], 1));
+    }
     /* Deliver completed buffers at least this often, so live views stay fresh. */
     TRY_CUPTI(cuptiActivityFlushPeriod(50));
     *out = c;
@@ -495,7 +502,7 @@ fail:
 
 void gs_cupti_push(gs_cupti *c, uint64_t range_id)
 {
-    if (!c)
+    if (!c || c->no_correlation)
         return;
     if (c->depth < STACK_MAX)
         c->stack[c->depth] = range_id;
@@ -505,7 +512,7 @@ void gs_cupti_push(gs_cupti *c, uint64_t range_id)
 
 void gs_cupti_pop(gs_cupti *c)
 {
-    if (!c || c->depth == 0)
+    if (!c || c->depth == 0 || c->no_correlation)
         return;
     c->depth--;
     uint64_t last = 0;

@@ -51,38 +51,65 @@ static int by_correlation(const void *a, const void *b)
     return x->aux < y->aux ? -1 : x->aux > y->aux;
 }
 
-long gs_metrics_store_values(gs_event_store *store, int64_t step, const double *values, long n_ranges)
+static void append_metrics(gs_event_store *store, int64_t step, const gs_event *kern, uint64_t range_id,
+                           const double *values)
 {
+    for (size_t j = 0; j < gs_metric_count; j++) {
+        gs_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.kind = GS_EV_METRIC;
+        ev.level = GS_METRIC_KERNEL;
+        ev.name = gs_store_intern(store, gs_metric_names[j]);
+        ev.layer = kern->layer;
+        ev.track = kern->track;
+        ev.step = step;
+        ev.t_ns = kern->t_ns;
+        ev.aux = kern->aux;
+        ev.range_id = range_id;
+        ev.value = values[j];
+        if (ev.name != GS_STORE_NO_ID)
+            gs_store_append(store, &ev);
+    }
+}
+
+long gs_metrics_store_values(gs_event_store *store, int64_t step, const double *values, long n_ranges,
+                             gs_metrics_remap_fn remap, void *remap_ctx, int *borrowed)
+{
+    *borrowed = 0;
     step_kernels k = {step, NULL, 0, 0};
     gs_store_query_steps(store, step, step, collect_kernel, &k);
-    qsort(k.ev, k.n, sizeof *k.ev, by_correlation);
-    /* Ranges follow launch order, as kernel correlation ids do. If the counts
-     * differ (a kernel CUPTI did not profile), match the common prefix. */
-    size_t pairs = k.n < (size_t)n_ranges ? k.n : (size_t)n_ranges;
-    uint32_t names[32];
-    for (size_t j = 0; j < gs_metric_count && j < 32; j++)
-        names[j] = gs_store_intern(store, gs_metric_names[j]);
-    for (size_t i = 0; i < pairs; i++) {
-        const gs_event *kern = &k.ev[i];
-        for (size_t j = 0; j < gs_metric_count && j < 32; j++) {
-            gs_event ev;
-            memset(&ev, 0, sizeof ev);
-            ev.kind = GS_EV_METRIC;
-            ev.level = GS_METRIC_KERNEL;
-            ev.name = names[j];
-            ev.layer = kern->layer;
-            ev.track = kern->track;
-            ev.step = step;
-            ev.t_ns = kern->t_ns;
-            ev.aux = kern->aux;
-            ev.range_id = kern->range_id;
-            ev.value = values[i * gs_metric_count + j];
-            if (ev.name != GS_STORE_NO_ID)
-                gs_store_append(store, &ev);
+    long rc = -1;
+    if (k.n > 0 && k.n == (size_t)n_ranges) {
+        qsort(k.ev, k.n, sizeof *k.ev, by_correlation);
+        for (size_t i = 0; i < k.n; i++)
+            append_metrics(store, step, &k.ev[i], k.ev[i].range_id, values + i * gs_metric_count);
+        rc = (long)k.n;
+    } else if (k.n == 0 && remap && step > 0) {
+        /* Kernel replay hides the step's own kernel records: take the kernel
+         * sequence of the step before, when it is the same length (a decode
+         * step after a decode step), and move each onto this step's range of
+         * the same op. */
+        step_kernels prev = {step - 1, NULL, 0, 0};
+        gs_store_query_steps(store, step - 1, step - 1, collect_kernel, &prev);
+        if (prev.n > 0 && prev.n == (size_t)n_ranges) {
+            qsort(prev.ev, prev.n, sizeof *prev.ev, by_correlation);
+            uint64_t *ranges = malloc(prev.n * sizeof *ranges);
+            size_t i = 0;
+            for (; ranges && i < prev.n; i++)
+                if (!(ranges[i] = remap(remap_ctx, prev.ev[i].range_id)))
+                    break;
+            if (ranges && i == prev.n) {
+                for (i = 0; i < prev.n; i++)
+                    append_metrics(store, step, &prev.ev[i], ranges[i], values + i * gs_metric_count);
+                *borrowed = 1;
+                rc = (long)prev.n;
+            }
+            free(ranges);
         }
+        free(prev.ev);
     }
     free(k.ev);
-    return (long)k.n;
+    return rc;
 }
 
 #ifndef HAVE_CUDA

@@ -38,10 +38,16 @@ int gs_metrics_begin(gs_metrics *m, gs_error *err);
 /* Stops the session: values[range * gs_metric_count + metric] for ranges
  * in launch order; returns the number of ranges, or -status. */
 long gs_metrics_end_values(gs_metrics *m, double *values, size_t max_ranges, gs_error *err);
-/* Appends one GS_EV_METRIC per kernel and metric for the kernels of `step`
- * already in the store, matched to ranges in launch order (correlation id).
- * Returns the number of kernels the step has. Needs no GPU. */
-long gs_metrics_store_values(gs_event_store *store, int64_t step, const double *values, long n_ranges);
+/* Appends one GS_EV_METRIC per kernel and metric, matching measured ranges
+ * to kernels in launch order (correlation id): the kernels of `step` when
+ * the store has them, one per range; else (CUPTI emits no activity records
+ * for kernels under kernel replay) the kernels of step - 1 when their number
+ * equals the ranges, each moved by remap onto this step's range of the same
+ * op, and *borrowed is set. Returns the kernels matched, or -1 when the
+ * sequence cannot be matched (nothing is appended). Needs no GPU. */
+typedef uint64_t (*gs_metrics_remap_fn)(void *ctx, uint64_t prev_range_id);
+long gs_metrics_store_values(gs_event_store *store, int64_t step, const double *values, long n_ranges,
+                             gs_metrics_remap_fn remap, void *remap_ctx, int *borrowed);
 /* Passes the metric set needs on this chip (after prepare). */
 int gs_metrics_passes(const gs_metrics *m);
 void gs_metrics_destroy(gs_metrics *m);

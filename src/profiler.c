@@ -31,7 +31,8 @@ struct gs_profiler {
     uint64_t metric_steps;
     int pushed[GS_RANGES_MAX_DEPTH];
     int depth;
-    struct { uint64_t id; int64_t step; int32_t layer; } place[PLACE_RING];
+    struct { uint64_t id; int64_t step; int32_t layer; const char *name; } place[PLACE_RING];
+    uint64_t metric_steps_unmatched;
     char notice[512];
 };
 
@@ -95,6 +96,7 @@ static void sink_begin(void *ctx, gs_range_level level, const char *name, int la
     p->place[k].id = id;
     p->place[k].step = p->store_sink.step;
     p->place[k].layer = layer;
+    p->place[k].name = name; /* range names are literals */
     int push = p->cupti && level != GS_RANGE_LAYER; /* kernels always sit inside an op or a step */
     if (p->depth < GS_RANGES_MAX_DEPTH)
         p->pushed[p->depth] = push;
@@ -142,6 +144,29 @@ static gs_range_place lookup_place(void *ctx, uint64_t id)
         where.found = 1;
     }
     return where;
+}
+
+/* The range of the same op (name and layer) one step later. */
+static uint64_t remap_next_step(void *ctx, uint64_t prev_id)
+{
+    gs_profiler *p = ctx;
+    size_t k = prev_id % PLACE_RING;
+    if (p->place[k].id != prev_id)
+        return 0;
+    const char *name = p->place[k].name;
+    int32_t layer = p->place[k].layer;
+    int64_t step = p->place[k].step + 1;
+    /* Ids climb: the step's ranges sit just after prev_id in the ring. */
+    for (uint64_t id = prev_id + 1; id < prev_id + PLACE_RING; id++) {
+        size_t j = id % PLACE_RING;
+        if (p->place[j].id != id)
+            break;
+        if (p->place[j].step == step && p->place[j].layer == layer && p->place[j].name == name)
+            return id;
+        if (p->place[j].step > step)
+            break;
+    }
+    return 0;
 }
 
 int gs_profiler_attach(gs_profiler *p, gs_engine *e, gs_error *err)
@@ -200,9 +225,14 @@ void gs_profiler_step_end(gs_profiler *p, const gs_engine *e)
                                   : -gs_error_set(&merr, GS_ERR_RUNTIME, "out of memory");
         gs_cupti_drain(p->cupti, p->store, lookup_place, p, 1);
         if (n >= 0) {
+            int borrowed = 0;
             p->last_metric_ranges = n;
-            p->last_metric_kernels = gs_metrics_store_values(p->store, step, p->metric_values, n);
+            p->last_metric_kernels =
+                gs_metrics_store_values(p->store, step, p->metric_values, n, remap_next_step, p, &borrowed);
+            if (p->last_metric_kernels < 0)
+                p->metric_steps_unmatched++;
             p->metric_steps++;
+            /* Marked either way: the step was replayed, its timing is not representative. */
             gs_store_append_marker(p->store, "metrics step", step, gs_now_ns(), (double)step);
         } else {
             note(p, "hardware metrics stopped: %s", merr.msg);
@@ -241,6 +271,7 @@ void gs_profiler_get_stats(const gs_profiler *p, gs_profiler_stats *st)
     st->graph_guessed = cs.graph_guessed;
     st->last_metric_ranges = p->last_metric_ranges;
     st->last_metric_kernels = p->last_metric_kernels;
+    st->metric_steps_unmatched = p->metric_steps_unmatched;
 }
 
 void gs_profiler_destroy(gs_profiler *p)

@@ -52,6 +52,7 @@ typedef struct gs_profiler_stats {
     uint64_t unattributed;  /* device records with no launching range */
     uint64_t graph_kernels, graph_unmapped, graph_guessed, graph_nodes;
     long last_metric_ranges, last_metric_kernels; /* the last sampled step: ranges measured, kernels matched */
+    uint64_t metric_steps_unmatched;               /* sampled steps whose kernels could not be matched */
 } gs_profiler_stats;
 void gs_profiler_get_stats(const gs_profiler *p, gs_profiler_stats *st);
 void gs_profiler_destroy(gs_profiler *p);
