@@ -18,6 +18,7 @@ i=0
 while [ $i -lt "$REPEAT" ]; do
     run "profiler off"
     run "timeline on" --profile --nvtx off
+    GS_CUPTI_NO_CORRELATION=1 run "timeline, no op links" --profile --nvtx off
     run "timeline+nvtx on" --profile
     run "metrics every 100" --profile --metrics-every 100
     i=$((i + 1))
