@@ -335,22 +335,11 @@ static long stop_and_decode(gs_metrics *m, gs_error *err)
     return (long)gi.numTotalRanges;
 }
 
-/* Values of range i; its launch-order index from its name ("0", "1", ...). */
-static int range_values(gs_metrics *m, size_t i, double *values, long *order, gs_error *err)
+/* Values of range i. The image lists a session's ranges in launch order;
+ * their names ("0", "1", ...) keep counting across sessions on a context, so
+ * the position in the image, not the name, is the kernel's index. */
+static int range_values(gs_metrics *m, size_t i, double *values, gs_error *err)
 {
-    CUpti_RangeProfiler_CounterData_GetRangeInfo_Params ri = {
-        .structSize = CUpti_RangeProfiler_CounterData_GetRangeInfo_Params_STRUCT_SIZE};
-    ri.pCounterDataImage = m->counter_data;
-    ri.counterDataImageSize = m->counter_size;
-    ri.rangeIndex = i;
-    ri.rangeDelimiter = "/";
-    *order = (long)i;
-    if (cuptiRangeProfilerCounterDataGetRangeInfo(&ri) == CUPTI_SUCCESS && ri.rangeName) {
-        char *end = NULL;
-        long v = strtol(ri.rangeName, &end, 10);
-        if (end && end != ri.rangeName && *end == '\0' && v >= 0)
-            *order = v;
-    }
     CUpti_Profiler_Host_EvaluateToGpuValues_Params ev = {.structSize = CUpti_Profiler_Host_EvaluateToGpuValues_Params_STRUCT_SIZE};
     ev.pHostObject = m->host;
     ev.pCounterDataImage = m->counter_data;
@@ -368,17 +357,11 @@ long gs_metrics_end_values(gs_metrics *m, double *values, size_t max_ranges, gs_
     long n = stop_and_decode(m, err);
     if (n < 0)
         return n;
-    long got = 0;
-    double tmp[32];
-    for (long i = 0; i < n; i++) {
-        long order;
-        int rc = range_values(m, (size_t)i, tmp, &order, err);
+    long got = n < (long)max_ranges ? n : (long)max_ranges;
+    for (long i = 0; i < got; i++) {
+        int rc = range_values(m, (size_t)i, values + (size_t)i * gs_metric_count, err);
         if (rc)
             return -rc;
-        if (order >= 0 && (size_t)order < max_ranges) {
-            memcpy(values + (size_t)order * gs_metric_count, tmp, gs_metric_count * sizeof(double));
-            got = order + 1 > got ? order + 1 : got;
-        }
     }
     return got;
 }
