@@ -286,6 +286,8 @@ int cmd_replay(int argc, char **argv)
            (unsigned long long)a.counters, (unsigned long long)a.markers, t.chunks,
            t.bad_chunks ? " (some skipped: see warnings)" : "");
     printf("duration %.3f s, %ld steps (%.3f s inside steps)\n", dur, a.steps, (double)a.step_ns * 1e-9);
+    if (a.sampled_steps)
+        printf("sampled  %ld steps replayed for hardware metrics are left out of the times below\n", a.sampled_steps);
     printf("tokens   %.0f, %.1f tokens/s over step time\n\n", a.tokens,
            a.step_ns ? a.tokens / ((double)a.step_ns * 1e-9) : 0.0);
     printf("%-24s %10s %12s %12s %8s\n", "top ops by time", "calls", "total ms", "mean us", "share");

@@ -57,6 +57,7 @@ typedef struct gs_agg {
     uint32_t *hash;            /* row index + 1 by (level, name); 0 empty */
     size_t hash_cap;
     long steps;                /* step ranges */
+    long sampled_steps;        /* steps replayed for hardware metrics: left out of every timing */
     uint64_t step_ns;          /* sum of step durations */
     uint64_t t_first, t_last;  /* earliest start, latest end over all events */
     double tokens;             /* sum of the step.tokens counter */

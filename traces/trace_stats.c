@@ -64,8 +64,39 @@ static int row_get(gs_agg *a, int level, uint32_t name)
 typedef struct agg_ctx {
     gs_agg *a;
     uint32_t tokens_id;
+    uint32_t sampled_id;   /* the "metrics step" marker's name */
+    int64_t *sampled;      /* steps carrying that marker */
+    size_t n_sampled, cap_sampled;
     int oom;
 } agg_ctx;
+
+static int find_sampled(void *ctx, uint64_t index, const gs_event *ev)
+{
+    (void)index;
+    agg_ctx *c = ctx;
+    if (ev->kind != GS_EV_MARKER || ev->name != c->sampled_id)
+        return 0;
+    if (c->n_sampled == c->cap_sampled) {
+        size_t cap = c->cap_sampled ? c->cap_sampled * 2 : 16;
+        int64_t *p = realloc(c->sampled, cap * sizeof *p);
+        if (!p) {
+            c->oom = 1;
+            return 1;
+        }
+        c->sampled = p;
+        c->cap_sampled = cap;
+    }
+    c->sampled[c->n_sampled++] = ev->step;
+    return 0;
+}
+
+static int is_sampled(const agg_ctx *c, int64_t step)
+{
+    for (size_t i = 0; i < c->n_sampled; i++)
+        if (c->sampled[i] == step)
+            return 1;
+    return 0;
+}
 
 static int agg_visit(void *ctx, uint64_t index, const gs_event *ev)
 {
@@ -77,6 +108,13 @@ static int agg_visit(void *ctx, uint64_t index, const gs_event *ev)
     if (ev->t_ns + ev->dur_ns > a->t_last)
         a->t_last = ev->t_ns + ev->dur_ns;
     int level;
+    /* A step replayed for hardware counters ran serialized and slow: its
+     * times and tokens would mislead every figure below. */
+    if (c->n_sampled && ev->kind != GS_EV_MARKER && ev->kind != GS_EV_METRIC && is_sampled(c, ev->step)) {
+        if (ev->kind == GS_EV_RANGE && ev->level == GS_RANGE_STEP)
+            a->sampled_steps++;
+        return 0;
+    }
     switch (ev->kind) {
     case GS_EV_COUNTER:
         a->counters++;
@@ -264,12 +302,19 @@ int gs_agg_build(gs_event_store *s, gs_agg *a)
     memset(a, 0, sizeof *a);
     uint64_t count = gs_store_count(s);
     /* Find the id of "step.tokens" without adding it (readers never intern). */
-    agg_ctx c = {a, GS_STORE_NO_ID, 0};
+    agg_ctx c = {a, GS_STORE_NO_ID, GS_STORE_NO_ID, NULL, 0, 0, 0};
     uint32_t n = gs_store_n_strings(s);
-    for (uint32_t i = 0; i < n && c.tokens_id == GS_STORE_NO_ID; i++)
-        if (strcmp(gs_store_string(s, i), "step.tokens") == 0)
+    for (uint32_t i = 0; i < n; i++) {
+        const char *str = gs_store_string(s, i);
+        if (strcmp(str, "step.tokens") == 0)
             c.tokens_id = i;
-    uint64_t seen = gs_store_visit(s, 0, count, agg_visit, &c);
+        else if (strcmp(str, "metrics step") == 0)
+            c.sampled_id = i;
+    }
+    if (c.sampled_id != GS_STORE_NO_ID)
+        gs_store_visit(s, 0, count, find_sampled, &c);
+    uint64_t seen = c.oom ? 0 : gs_store_visit(s, 0, count, agg_visit, &c);
+    free(c.sampled);
     if (c.oom || seen != count - gs_store_first(s))
         return -1;
     if (a->metrics && join_metrics(s, a, count))
