@@ -284,7 +284,7 @@ int cmd_live(int argc, char **argv)
     gs_error err = {0};
     int ascii = 0, headless = 0;
     argc = take_ui_flags(argc, argv, &ascii, &headless);
-    unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_SAMPLING | GS_OPTS_PROFILE;
+    unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_SAMPLING | GS_OPTS_COLLECT;
     int rc = gs_cli_parse(&cli, "live", groups, argc, argv, &err);
     if (rc) {
         gs_cli_free(&cli);

@@ -198,9 +198,11 @@ static int index_event(void *ctx, uint64_t index, const gs_event *ev)
     case GS_EV_KERNEL:
     case GS_EV_MEMCPY:
     case GS_EV_MEMSET: {
-        if (ev->kind == GS_EV_KERNEL)
+        if (ev->kind == GS_EV_KERNEL) {
             ix->n_kernels++;
-        else
+            if (ev->step > ix->last_device_step)
+                ix->last_device_step = ev->step;
+        } else
             ix->n_copies++;
         int seen = 0;
         for (int i = 0; i < ix->n_streams; i++)
@@ -572,8 +574,13 @@ int gs_ui_run(gs_event_store *store, const gs_ui_info *info, gs_error *err)
             int64_t last = ui->ix.steps[ui->ix.n_steps - 1].step;
             if (ui->cursor_step < 0)
                 ui->cursor_step = ui->live ? last : ui->ix.steps[0].step;
+            /* Device records arrive tens of milliseconds after their step
+             * (CUPTI delivers buffers periodically): follow the newest step
+             * whose kernels are in, so the stream tracks are never empty. */
             if (ui->follow)
-                ui->cursor_step = last;
+                ui->cursor_step = ui->ix.n_kernels && ui->ix.last_device_step >= ui->ix.steps[0].step
+                                      ? ui->ix.last_device_step
+                                      : last;
             if (ui->cursor_step < ui->ix.steps[0].step)
                 ui->cursor_step = ui->ix.steps[0].step; /* live: dropped from the window */
         }

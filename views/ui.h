@@ -80,6 +80,7 @@ typedef struct gs_ui_index {
     gs_ui_step *steps;          /* ordered by step */
     int n_steps, cap_steps;
     uint64_t n_kernels, n_copies, n_metrics, n_kv, n_ranges;
+    int64_t last_device_step;   /* newest step with kernel records (they arrive late) */
     int n_streams;
     uint32_t streams[16];       /* device tracks seen */
     uint8_t *counter_kind;      /* per string id: which counter (0 none) */
