@@ -106,11 +106,13 @@ expect 0 '' "bench --json on a tiny model" -- "$GS" bench --model gpt2-tiny --ba
 grep -q '"decode_tokens_per_s"' "$TMP/out"
 ok $? "bench --json reports decode tokens/s"
 # bench --profile: the per-op table and the roofline, every byte modeled on the CPU.
+# (Which bound an op gets depends on the peaks measured on this machine: a
+# sanitizer build measures far lower ones, so either bound is accepted.)
 expect 0 '' "bench --profile on a tiny model" -- env XDG_CACHE_HOME="$TMP/cache" "$GS" bench --model llama-tiny --batch 2 --prompt-len 8 --gen-len 4 --profile
 grep -q '^op  *calls  *total ms  *mean us  *share  *FLOP/call  *B/call  *B/call' "$TMP/out" &&
 grep -q '^roofline' "$TMP/out" && grep -q 'all modeled' "$TMP/out" &&
 grep -Eq '^matmul_qkv +8 +[0-9.]+ +[0-9.]+ +[0-9.]+% +[0-9.]+k +[0-9.]+k +- *$' "$TMP/out" &&
-grep -Eq '^swiglu +[0-9.]+ .*memory \(model\)$' "$TMP/out"
+grep -Eq '^swiglu +[0-9.]+ .*(memory|compute) \(model\)$' "$TMP/out"
 ok $? "bench --profile prints the op table header, a matmul_qkv row and a roofline row"
 ls "$TMP/cache/gptscope/"peaks-cpu-*.txt >/dev/null 2>&1
 ok $? "bench --profile caches the measured peaks under XDG_CACHE_HOME"
