@@ -69,8 +69,15 @@ typedef struct gs_backend_ops {
      * the step's attention shape, so scratch can be reserved before recording
      * (nothing may allocate while recording). */
     int (*graph_begin)(gs_backend *be, const gs_attn_args *aa);
-    int (*graph_end)(gs_backend *be);
+    /* Ends the recording, keeps the graph under key and runs it. */
+    int (*graph_end)(gs_backend *be, uint64_t key);
+    /* Runs the graph kept under key: GS_OK, or GS_GRAPH_NONE when there is
+     * none (record one). A key names everything the recorded kernels' host
+     * arguments depend on, so a kept graph replays untouched. */
+    int (*graph_replay)(gs_backend *be, uint64_t key);
 } gs_backend_ops;
+
+#define GS_GRAPH_NONE (-1)
 
 struct gs_backend {
     const gs_backend_ops *ops;

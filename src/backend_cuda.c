@@ -32,6 +32,8 @@ int gs_backend_cuda_create(gs_backend **out, gs_error *err)
 #include "cuda/gemv_cuda.h"
 #include "cuda/ops_cuda.h"
 
+#define GRAPH_CACHE 32
+
 typedef struct cuda_impl {
     int device;
     cudaStream_t stream;
@@ -41,12 +43,26 @@ typedef struct cuda_impl {
     void *half_in;           /* activations converted for half-precision products */
     size_t half_in_bytes;
     void *cublas_workspace;  /* cuBLAS must not allocate while a graph records */
-    cudaGraphExec_t graph_exec; /* the last step's graph, updated in place when it can be */
-    long graph_instantiations, graph_updates;
+    /* Recorded steps kept by key (batch shape, context bucket, variant):
+     * replayed untouched, so a decode step costs one launch. */
+    struct { uint64_t key; cudaGraphExec_t exec; } graphs[GRAPH_CACHE];
+    int next_graph;
+    long graph_instantiations, graph_replays;
     int math_mode;           /* cuBLAS math mode last set, so the hot path sets it only on change */
     int failed;            /* first failure, reported by synchronize */
     char failure[256];
 } cuda_impl;
+
+/* Kept graphs hold raw pointers to scratch buffers: whenever one moves, they go. */
+static void graphs_clear(cuda_impl *c)
+{
+    for (int i = 0; i < GRAPH_CACHE; i++) {
+        if (c->graphs[i].exec)
+            cudaGraphExecDestroy(c->graphs[i].exec);
+        c->graphs[i].exec = NULL;
+        c->graphs[i].key = 0;
+    }
+}
 
 #define IMPL(be) ((cuda_impl *)(be)->impl)
 
@@ -73,8 +89,7 @@ static void cuda_destroy(gs_backend *be)
             cudaFree(c->attn_scratch);
         if (c->half_in)
             cudaFree(c->half_in);
-        if (c->graph_exec)
-            cudaGraphExecDestroy(c->graph_exec);
+        graphs_clear(c);
         if (c->cublas_workspace)
             cudaFree(c->cublas_workspace);
         if (c->cublas)
@@ -177,6 +192,7 @@ static int ensure_scratch(gs_backend *be, void **buf, size_t *have, size_t need,
         cudaStreamSynchronize(c->stream);
         cudaFree(*buf);
     }
+    graphs_clear(c);
     *buf = NULL;
     *have = 0;
     if (cudaMalloc(buf, want) != cudaSuccess) {
@@ -331,10 +347,19 @@ static int cuda_graph_begin(gs_backend *be, const gs_attn_args *aa)
     return GS_OK;
 }
 
-/* Ends the recording; the kernel parameters change every step (positions,
- * lengths), so the executable graph is updated in place when the topology
- * allows and instantiated again when it does not. */
-static int cuda_graph_end(gs_backend *be)
+static int cuda_graph_launch(gs_backend *be, cudaGraphExec_t exec)
+{
+    cudaError_t rc = cudaGraphLaunch(exec, IMPL(be)->stream);
+    if (rc != cudaSuccess) {
+        note_failure(be, "cudaGraphLaunch", rc, cudaGetErrorString(rc));
+        return GS_ERR_RUNTIME;
+    }
+    return GS_OK;
+}
+
+/* Ends the recording, instantiates it, keeps it under key (replacing the
+ * oldest kept one when full) and runs it. */
+static int cuda_graph_end(gs_backend *be, uint64_t key)
 {
     cuda_impl *c = IMPL(be);
     cudaGraph_t graph = NULL;
@@ -346,33 +371,38 @@ static int cuda_graph_end(gs_backend *be)
             cudaGraphDestroy(graph);
         return GS_ERR_RUNTIME;
     }
-    if (c->graph_exec) {
-        cudaGraphExecUpdateResultInfo info;
-        if (cudaGraphExecUpdate(c->graph_exec, graph, &info) == cudaSuccess) {
-            c->graph_updates++;
-        } else {
-            cudaGetLastError();
-            cudaGraphExecDestroy(c->graph_exec);
-            c->graph_exec = NULL;
-        }
-    }
-    if (!c->graph_exec) {
-        rc = cudaGraphInstantiate(&c->graph_exec, graph, 0);
-        if (rc != cudaSuccess) {
-            c->graph_exec = NULL;
-            cudaGraphDestroy(graph);
-            note_failure(be, "cudaGraphInstantiate", rc, cudaGetErrorString(rc));
-            return GS_ERR_RUNTIME;
-        }
-        c->graph_instantiations++;
-    }
+    cudaGraphExec_t exec = NULL;
+    rc = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
-    rc = cudaGraphLaunch(c->graph_exec, c->stream);
     if (rc != cudaSuccess) {
-        note_failure(be, "cudaGraphLaunch", rc, cudaGetErrorString(rc));
+        note_failure(be, "cudaGraphInstantiate", rc, cudaGetErrorString(rc));
         return GS_ERR_RUNTIME;
     }
-    return GS_OK;
+    c->graph_instantiations++;
+    int slot = -1;
+    for (int i = 0; i < GRAPH_CACHE && slot < 0; i++)
+        if (c->graphs[i].exec && c->graphs[i].key == key)
+            slot = i;
+    if (slot < 0) {
+        slot = c->next_graph;
+        c->next_graph = (c->next_graph + 1) % GRAPH_CACHE;
+    }
+    if (c->graphs[slot].exec)
+        cudaGraphExecDestroy(c->graphs[slot].exec);
+    c->graphs[slot].key = key;
+    c->graphs[slot].exec = exec;
+    return cuda_graph_launch(be, exec);
+}
+
+static int cuda_graph_replay(gs_backend *be, uint64_t key)
+{
+    cuda_impl *c = IMPL(be);
+    for (int i = 0; i < GRAPH_CACHE; i++)
+        if (c->graphs[i].exec && c->graphs[i].key == key) {
+            c->graph_replays++;
+            return cuda_graph_launch(be, c->graphs[i].exec);
+        }
+    return GS_GRAPH_NONE;
 }
 
 static const gs_backend_ops cuda_ops = {
@@ -400,6 +430,7 @@ static const gs_backend_ops cuda_ops = {
     .residual_norm = op_residual_norm,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
+    .graph_replay = cuda_graph_replay,
 };
 
 int gs_backend_cuda_create(gs_backend **out, gs_error *err)

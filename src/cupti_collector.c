@@ -41,20 +41,8 @@ void gs_cupti_stop(gs_cupti *c) { (void)c; }
 
 #define BUFFER_BYTES (4u << 20)
 #define CORR_RING (1u << 17)  /* correlation id -> range id; ids climb, so a ring keyed by id suffices */
-#define NODE_RING (1u << 16)  /* graph node id -> range id */
 #define NAME_SLOTS 4096       /* CUPTI name pointer -> our demangled copy */
 #define STACK_MAX 16
-#define GRAPHS 64             /* recent graphs whose kernel nodes we remember */
-#define LAUNCH_RING 256       /* graph launches being delivered: kernels seen so far */
-
-/* The kernel nodes of one captured graph, in creation order, each with the
- * range open when it was captured. A graph's kernels run in that order on
- * our single stream, so the i-th kernel record of a launch is node i. */
-typedef struct graph_kernels {
-    uint32_t graph_id;
-    uint64_t *ranges;
-    int n, cap;
-} graph_kernels;
 
 /* The C++ runtime's demangler (libstdc++ is linked into CUDA builds). */
 extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
@@ -66,7 +54,6 @@ typedef struct pending {
     uint32_t corr;
     uint64_t start, end;
     uint64_t graph_node;
-    uint32_t graph_id;
     const char *name;    /* owned by the collector's name table */
     double bytes;
     gs_event_launch launch;
@@ -77,21 +64,12 @@ struct gs_cupti {
     pending *pend;
     size_t n_pend, cap_pend;
     struct { uint32_t corr; uint64_t range; } corr_map[CORR_RING];
-    struct { uint64_t node; uint64_t range; } node_map[NODE_RING];
-    graph_kernels graphs[GRAPHS];
-    int next_graph;
-    struct { uint32_t corr; int seen; } launches[LAUNCH_RING];
-    struct { uint32_t exec_id, graph_id; } execs[GRAPHS]; /* executable graph -> the graph it came from */
-    int next_exec;
-    int last_graph;       /* index into graphs of the graph captured last */
     struct { const char *key; char *copy; } names[NAME_SLOTS];
     int n_names;
     gs_cupti_stats st;
     /* engine thread only */
     uint64_t stack[STACK_MAX];
     int depth;
-    CUpti_SubscriberHandle subscriber;
-    int subscribed;
     int64_t clock_offset;  /* CUPTI time - gs_now_ns, when CUPTI would not take our clock */
     int no_correlation;
 };
@@ -215,7 +193,6 @@ static void parse_record(gs_cupti *c, CUpti_Activity *rec)
         p.start = k->start;
         p.end = k->end;
         p.graph_node = k->graphNodeId;
-        p.graph_id = k->graphId;
         p.name = kernel_name(c, k->name);
         p.launch.grid[0] = (uint32_t)k->gridX;
         p.launch.grid[1] = (uint32_t)k->gridY;
@@ -310,117 +287,6 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream_id, uint8_t
     free(buffer);
 }
 
-static graph_kernels *graph_find(gs_cupti *c, uint32_t gid)
-{
-    for (int i = 0; i < GRAPHS; i++)
-        if (c->graphs[i].graph_id == gid && c->graphs[i].ranges)
-            return &c->graphs[i];
-    return NULL;
-}
-
-/* Under lock. */
-static void graph_add_kernel(gs_cupti *c, uint32_t gid, uint64_t range)
-{
-    graph_kernels *g = graph_find(c, gid);
-    if (!g) {
-        c->last_graph = c->next_graph;
-        g = &c->graphs[c->next_graph];
-        c->next_graph = (c->next_graph + 1) % GRAPHS;
-        free(g->ranges);
-        memset(g, 0, sizeof *g);
-        g->graph_id = gid;
-        g->cap = 64;
-        g->ranges = malloc((size_t)g->cap * sizeof *g->ranges);
-        if (!g->ranges)
-            return;
-    }
-    if (g->n == g->cap) {
-        uint64_t *r = realloc(g->ranges, (size_t)g->cap * 2 * sizeof *r);
-        if (!r)
-            return;
-        g->ranges = r;
-        g->cap *= 2;
-    }
-    g->ranges[g->n++] = range;
-}
-
-/* The range of a graph kernel record: by its node id when CUPTI reports the
- * captured node's id, else by its position in its launch. */
-static uint64_t graph_kernel_range(gs_cupti *c, const pending *p)
-{
-    size_t k = p->graph_node % NODE_RING;
-    if (c->node_map[k].node == p->graph_node && c->node_map[k].range)
-        return c->node_map[k].range;
-    size_t l = p->corr % LAUNCH_RING;
-    if (c->launches[l].corr != p->corr) {
-        c->launches[l].corr = p->corr;
-        c->launches[l].seen = 0;
-    }
-    int ordinal = c->launches[l].seen++;
-    graph_kernels *g = graph_find(c, p->graph_id);
-    for (int i = 0; !g && i < GRAPHS; i++)
-        if (c->execs[i].exec_id == p->graph_id && c->execs[i].graph_id)
-            g = graph_find(c, c->execs[i].graph_id);
-    if (!g && c->graphs[c->last_graph].ranges) {
-        g = &c->graphs[c->last_graph]; /* the graph captured last: how the engine uses graphs today */
-        c->st.graph_guessed++;
-    }
-    if (g && ordinal < g->n)
-        return g->ranges[ordinal];
-    c->st.graph_unmapped++;
-    return 0;
-}
-
-/* Graph nodes: remember the range open when a node is created (stream
- * capture runs on the engine thread inside the op's range), and carry it to
- * the node's clone when the graph is instantiated. */
-static void CUPTIAPI on_callback(void *userdata, CUpti_CallbackDomain domain, CUpti_CallbackId cbid,
-                                 const void *cbdata)
-{
-    gs_cupti *c = userdata;
-    if (domain != CUPTI_CB_DOMAIN_RESOURCE)
-        return;
-    const CUpti_ResourceData *rd = cbdata;
-    const CUpti_GraphData *gd = rd->resourceDescriptor;
-    if (!gd)
-        return;
-    uint64_t id = 0, orig = 0;
-    if (cbid == CUPTI_CBID_RESOURCE_GRAPHNODE_CREATED) {
-        if (cuptiGetGraphNodeId(gd->node, &id) != CUPTI_SUCCESS)
-            return;
-        uint64_t range = c->depth > 0 ? c->stack[c->depth - 1] : 0;
-        uint32_t gid = 0;
-        int kernel = gd->nodeType == CU_GRAPH_NODE_TYPE_KERNEL && cuptiGetGraphId(gd->graph, &gid) == CUPTI_SUCCESS;
-        pthread_mutex_lock(&c->lock);
-        c->node_map[id % NODE_RING].node = id;
-        c->node_map[id % NODE_RING].range = range;
-        c->st.graph_nodes++;
-        if (kernel)
-            graph_add_kernel(c, gid, range);
-        pthread_mutex_unlock(&c->lock);
-    } else if (cbid == CUPTI_CBID_RESOURCE_GRAPHEXEC_CREATED) {
-        uint32_t gid = 0, eid = 0;
-        if (!gd->graph || !gd->graphExec || cuptiGetGraphId(gd->graph, &gid) != CUPTI_SUCCESS ||
-            cuptiGetGraphExecId(gd->graphExec, &eid) != CUPTI_SUCCESS)
-            return;
-        pthread_mutex_lock(&c->lock);
-        c->execs[c->next_exec].exec_id = eid;
-        c->execs[c->next_exec].graph_id = gid;
-        c->next_exec = (c->next_exec + 1) % GRAPHS;
-        pthread_mutex_unlock(&c->lock);
-    } else if (cbid == CUPTI_CBID_RESOURCE_GRAPHNODE_CLONED) {
-        if (cuptiGetGraphNodeId(gd->node, &id) != CUPTI_SUCCESS ||
-            cuptiGetGraphNodeId(gd->originalNode, &orig) != CUPTI_SUCCESS)
-            return;
-        pthread_mutex_lock(&c->lock);
-        uint64_t range = c->node_map[orig % NODE_RING].node == orig ? c->node_map[orig % NODE_RING].range : 0;
-        c->node_map[id % NODE_RING].node = id;
-        c->node_map[id % NODE_RING].range = range;
-        c->st.graph_nodes++;
-        pthread_mutex_unlock(&c->lock);
-    }
-}
-
 #define TRY_CUPTI(call)                                                                               \
     do {                                                                                              \
         CUptiResult r_ = (call);                                                                      \
@@ -471,11 +337,6 @@ int gs_cupti_start(gs_cupti **out, gs_error *err)
         uint64_t after = gs_now_ns();
         c->clock_offset = (int64_t)(cupti_ns - (before + (after - before) / 2));
     }
-    TRY_CUPTI(cuptiSubscribe(&c->subscriber, (CUpti_CallbackFunc)on_callback, c));
-    c->subscribed = 1;
-    TRY_CUPTI(cuptiEnableCallback(1, c->subscriber, CUPTI_CB_DOMAIN_RESOURCE, CUPTI_CBID_RESOURCE_GRAPHNODE_CREATED));
-    TRY_CUPTI(cuptiEnableCallback(1, c->subscriber, CUPTI_CB_DOMAIN_RESOURCE, CUPTI_CBID_RESOURCE_GRAPHNODE_CLONED));
-    TRY_CUPTI(cuptiEnableCallback(1, c->subscriber, CUPTI_CB_DOMAIN_RESOURCE, CUPTI_CBID_RESOURCE_GRAPHEXEC_CREATED));
     TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL));
     TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY));
     TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMSET));
@@ -530,15 +391,13 @@ long gs_cupti_drain(gs_cupti *c, gs_event_store *store, gs_range_lookup_fn looku
     for (size_t i = 0; i < c->n_pend; i++) {
         const pending *p = &c->pend[i];
         uint64_t range = 0;
-        if (p->graph_node && p->kind == GS_EV_KERNEL) {
+        /* A graph's kernels carry the graph launch's correlation id, so they
+         * belong to the range that launched the graph (graph_replay). */
+        if (p->graph_node && p->kind == GS_EV_KERNEL)
             c->st.graph_kernels++;
-            range = graph_kernel_range(c, p);
-        }
-        if (!range) {
-            size_t k = p->corr % CORR_RING;
-            if (c->corr_map[k].corr == p->corr)
-                range = c->corr_map[k].range;
-        }
+        size_t ck = p->corr % CORR_RING;
+        if (c->corr_map[ck].corr == p->corr)
+            range = c->corr_map[ck].range;
         gs_range_place where = {-1, -1, 0};
         if (range && lookup)
             where = lookup(lookup_ctx, range);
@@ -588,15 +447,11 @@ void gs_cupti_stop(gs_cupti *c)
     cuptiActivityDisable(CUPTI_ACTIVITY_KIND_MEMSET);
     cuptiActivityDisable(CUPTI_ACTIVITY_KIND_SYNCHRONIZATION);
     cuptiActivityDisable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
-    if (c->subscribed)
-        cuptiUnsubscribe(c->subscriber);
     pthread_mutex_lock(&c->lock);
     the_collector = NULL;
     pthread_mutex_unlock(&c->lock);
     for (int i = 0; i < NAME_SLOTS; i++)
         free(c->names[i].copy);
-    for (int i = 0; i < GRAPHS; i++)
-        free(c->graphs[i].ranges);
     free(c->pend);
     pthread_mutex_destroy(&c->lock);
     free(c);

@@ -10,9 +10,10 @@
  * Timestamps: CUPTI is handed gs_now_ns as its timestamp source, so device
  * records arrive on the same monotonic clock as the host ranges.
  *
- * Graph launches carry no per-node API record; nodes are tied to the range
- * open when they were captured (CUPTI resource callbacks for node creation
- * and cloning at instantiation).
+ * Graph launches carry no per-node API record: a graph's kernels carry the
+ * graph launch's correlation id and belong to the range that launched the
+ * graph (CUPTI creates a graph's nodes when the capture ends, outside any
+ * op, so per-op attribution inside a graph is not available).
  *
  * Only in CUDA builds (HAVE_CUDA); gs_cupti_start answers GS_ERR_RUNTIME
  * elsewhere. One collector per process (CUPTI allows one subscriber). */
@@ -53,10 +54,7 @@ typedef struct gs_cupti_stats {
     uint64_t dropped;        /* records CUPTI reported dropped (buffers full) */
     uint64_t unattributed;   /* device records with no launching range found */
     uint64_t buffers;        /* activity buffers completed */
-    uint64_t graph_nodes;    /* graph nodes seen created or cloned (attribution of graph kernels) */
     uint64_t graph_kernels;  /* kernel records launched by a graph */
-    uint64_t graph_unmapped; /* graph kernel records whose node was not seen */
-    uint64_t graph_guessed;  /* graph kernels placed by the last captured graph (no id matched) */
 } gs_cupti_stats;
 void gs_cupti_get_stats(const gs_cupti *c, gs_cupti_stats *st);
 

@@ -271,13 +271,37 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         .token_seq = f->d_seq, .token_pos = f->d_pos, .block_tables = f->d_tables,
         .window = f->window, .n_sink = f->n_sink, .variant = f->attn_variant,
     };
-    /* Decode-shaped steps can be recorded as one CUDA graph and replayed: the
-     * ~150 launches of a step then cost one. Inputs were uploaded above,
-     * outside the recording; the logits are read back after it. Host ranges
-     * inside a recording time the recording, not the kernels. */
-    int graphed = f->use_graphs && op->graph_begin && n <= GS_GRAPH_MAX_TOKENS;
-    if (graphed && (rc = op->graph_begin(be, &aa)) != GS_OK)
-        return gs_error_set(err, GS_ERR_RUNTIME, "starting a CUDA graph recording failed");
+    /* Decode-shaped steps are recorded once per shape as a CUDA graph and
+     * replayed untouched: the ~150 launches of a step then cost one. What the
+     * kernels read per step (tokens, positions, slots, block tables) lives in
+     * device buffers uploaded above; what they take as host arguments is the
+     * key: the token and logit-row counts, the attention variant and window,
+     * and the context rounded up to a power of two (kernels mask positions a
+     * token cannot see, so a larger bound only adds idle blocks). Host ranges
+     * inside a recording time the recording; a replayed step has one op,
+     * graph_replay, which launched all its kernels. */
+    int graphed = f->use_graphs && op->graph_begin && op->graph_end && n <= GS_GRAPH_MAX_TOKENS;
+    uint64_t graph_key = 0;
+    if (graphed) {
+        int ctx = f->max_blocks_per_seq * f->block_size, bucket = 64;
+        while (bucket < aa.max_pos && bucket < ctx)
+            bucket *= 2;
+        aa.max_pos = bucket < ctx ? bucket : ctx;
+        graph_key = (uint64_t)n | (uint64_t)b->n_logits << 8 | (uint64_t)aa.max_pos << 16 |
+                    (uint64_t)(f->attn_variant & 3) << 40 | (uint64_t)(f->fuse ? 1 : 0) << 42 |
+                    ((uint64_t)f->n_sink & 0xff) << 43 | ((uint64_t)f->window & 0x1fff) << 51;
+        if (op->graph_replay) {
+            OP_BEGIN(f, "graph_replay", -1);
+            rc = op->graph_replay(be, graph_key);
+            OP_END(f, "graph_replay");
+            if (rc == GS_OK)
+                goto logits;
+            if (rc != GS_GRAPH_NONE)
+                return gs_error_set(err, GS_ERR_RUNTIME, "replaying the step's CUDA graph failed");
+        }
+        if ((rc = op->graph_begin(be, &aa)) != GS_OK)
+            return gs_error_set(err, GS_ERR_RUNTIME, "starting a CUDA graph recording failed");
+    }
 
     OP_BEGIN(f, "embed", -1);
     op->embed(be, f->x, f->d_tokens, f->d_pos, f->w.wte, f->w.wpe, n, C);
@@ -369,8 +393,9 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         op->matmul(be, f->logits, f->gathered, f->w.lm_head, f->w.wdt, NULL, b->n_logits, C, s->vocab);
         OP_END(f, "matmul_logits");
     }
-    if (graphed && (rc = op->graph_end(be)) != GS_OK)
-        return gs_error_set(err, GS_ERR_RUNTIME, "replaying the step's CUDA graph failed");
+    if (graphed && (rc = op->graph_end(be, graph_key)) != GS_OK)
+        return gs_error_set(err, GS_ERR_RUNTIME, "recording the step's CUDA graph failed");
+logits:
     if (b->n_logits > 0) {
         OP_BEGIN(f, "download_logits", -1);
         rc = op->download(be, logits_out, f->logits, (size_t)b->n_logits * (size_t)s->vocab * sizeof(float));

@@ -266,9 +266,6 @@ void gs_profiler_get_stats(const gs_profiler *p, gs_profiler_stats *st)
     st->dropped = cs.dropped + gs_store_dropped(p->store);
     st->unattributed = cs.unattributed;
     st->graph_kernels = cs.graph_kernels;
-    st->graph_unmapped = cs.graph_unmapped;
-    st->graph_nodes = cs.graph_nodes;
-    st->graph_guessed = cs.graph_guessed;
     st->last_metric_ranges = p->last_metric_ranges;
     st->last_metric_kernels = p->last_metric_kernels;
     st->metric_steps_unmatched = p->metric_steps_unmatched;

@@ -50,7 +50,7 @@ typedef struct gs_profiler_stats {
     uint64_t kernels, copies, syncs, metric_steps;
     uint64_t dropped;       /* device records lost (CUPTI buffers) or store appends lost */
     uint64_t unattributed;  /* device records with no launching range */
-    uint64_t graph_kernels, graph_unmapped, graph_guessed, graph_nodes;
+    uint64_t graph_kernels;
     long last_metric_ranges, last_metric_kernels; /* the last sampled step: ranges measured, kernels matched */
     uint64_t metric_steps_unmatched;               /* sampled steps whose kernels could not be matched */
 } gs_profiler_stats;
