@@ -106,7 +106,8 @@ static int profile_create(bench_profile *bp, const gs_cli *cli, const gs_config 
     bp->store = gs_store_create(0);
     if (!bp->store)
         return gs_error_set(err, GS_ERR_RUNTIME, "out of memory for the profile's event store");
-    gs_profiler_options po = {cli->device_trace, cli->metrics_every, cli->nvtx};
+    gs_profiler_options po = {.device_timeline = cli->device_trace, .metrics_every = cli->metrics_every,
+                             .nvtx = cli->nvtx, .metrics_fast = cli->metrics_fast};
     return gs_profiler_create(&bp->profiler, &po, gs_backend_wants_cuda(cfg->backend), bp->store, err);
 }
 

@@ -200,8 +200,12 @@ static int run_live_ui(gs_cli *cli, int ascii)
     pthread_cond_init(&r->wake, NULL);
     int window = r->cfg.profiler.window_steps > 0 ? r->cfg.profiler.window_steps : 256;
     r->store = gs_store_create(window);
-    gs_profiler_options po = {cli->device_trace, cli->metrics_every ? cli->metrics_every : r->cfg.profiler.metrics_every,
-                              0};
+    gs_profiler_options po = {
+        .device_timeline = cli->device_trace,
+        .metrics_every = cli->metrics_every ? cli->metrics_every : r->cfg.profiler.metrics_every,
+        .nvtx = 0, /* the UI is the view; Nsight users run record or bench */
+        .metrics_fast = cli->metrics_fast,
+    };
     int rc = GS_OK;
     int opened = 0;
     fprintf(stderr, "gptscope: loading %s ...\n", r->cfg.model);

@@ -3,21 +3,24 @@
 
 #include "build_config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The L2 hit rate is last: alone it needs a second pass, so the fast set
+ * (one pass) is every name before it. */
 const char *const gs_metric_names[] = {
     "dram__bytes_read.sum",
     "dram__bytes_write.sum",
     "lts__t_bytes.sum",
-    "lts__t_sector_hit_rate.pct",
     "l1tex__t_bytes.sum",
     "l1tex__t_sector_hit_rate.pct",
     "l1tex__data_pipe_lsu_wavefronts_mem_shared.sum",
     "sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_elapsed",
     "smsp__issue_active.avg.pct_of_peak_sustained_elapsed",
     "gpu__time_duration.sum",
+    "lts__t_sector_hit_rate.pct",
 };
 const size_t gs_metric_count = sizeof gs_metric_names / sizeof gs_metric_names[0];
 
@@ -67,7 +70,7 @@ static void append_metrics(gs_event_store *store, int64_t step, const gs_event *
         ev.aux = kern->aux;
         ev.range_id = range_id;
         ev.value = values[j];
-        if (ev.name != GS_STORE_NO_ID)
+        if (ev.name != GS_STORE_NO_ID && values[j] == values[j]) /* NaN: not in the set collected */
             gs_store_append(store, &ev);
     }
 }
@@ -114,8 +117,9 @@ long gs_metrics_store_values(gs_event_store *store, int64_t step, const double *
 
 #ifndef HAVE_CUDA
 
-int gs_metrics_create(gs_metrics **out, gs_error *err)
+int gs_metrics_create(gs_metrics **out, int fast, gs_error *err)
 {
+    (void)fast;
     *out = NULL;
     return gs_error_set(err, GS_ERR_RUNTIME, "hardware metrics need a CUDA build");
 }
@@ -147,6 +151,7 @@ void gs_metrics_destroy(gs_metrics *m) { (void)m; }
 struct gs_metrics {
     int prepared;
     int passes;
+    size_t n_metrics;    /* the first n of gs_metric_names are collected */
     int running;
     CUcontext ctx;
     CUpti_Profiler_Host_Object *host;
@@ -179,10 +184,13 @@ static int fail(gs_error *err, const char *what, CUptiResult r)
             return fail(err, #fn, r_);           \
     } while (0)
 
-int gs_metrics_create(gs_metrics **out, gs_error *err)
+int gs_metrics_create(gs_metrics **out, int fast, gs_error *err)
 {
     *out = calloc(1, sizeof **out);
-    return *out ? GS_OK : gs_error_set(err, GS_ERR_RUNTIME, "out of memory");
+    if (!*out)
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of memory");
+    (*out)->n_metrics = fast ? gs_metric_count - 1 : gs_metric_count;
+    return GS_OK;
 }
 
 /* The current context without linking libcuda (not present on machines
@@ -234,7 +242,7 @@ int gs_metrics_prepare(gs_metrics *m, gs_error *err)
     CUpti_Profiler_Host_ConfigAddMetrics_Params add = {.structSize = CUpti_Profiler_Host_ConfigAddMetrics_Params_STRUCT_SIZE};
     add.pHostObject = m->host;
     add.ppMetricNames = (const char **)gs_metric_names;
-    add.numMetrics = gs_metric_count;
+    add.numMetrics = m->n_metrics;
     CALL(cuptiProfilerHostConfigAddMetrics, add);
     CUpti_Profiler_Host_GetConfigImageSize_Params cs = {.structSize = CUpti_Profiler_Host_GetConfigImageSize_Params_STRUCT_SIZE};
     cs.pHostObject = m->host;
@@ -262,7 +270,7 @@ int gs_metrics_prepare(gs_metrics *m, gs_error *err)
     CUpti_RangeProfiler_GetCounterDataSize_Params ds = {.structSize = CUpti_RangeProfiler_GetCounterDataSize_Params_STRUCT_SIZE};
     ds.pRangeProfilerObject = m->rp;
     ds.pMetricNames = (const char **)gs_metric_names;
-    ds.numMetrics = gs_metric_count;
+    ds.numMetrics = m->n_metrics;
     ds.maxNumOfRanges = MAX_RANGES;
     ds.maxNumRangeTreeNodes = MAX_RANGES;
     CALL(cuptiRangeProfilerGetCounterDataSize, ds);
@@ -346,8 +354,10 @@ static int range_values(gs_metrics *m, size_t i, double *values, gs_error *err)
     ev.counterDataImageSize = m->counter_size;
     ev.rangeIndex = i;
     ev.ppMetricNames = (const char **)gs_metric_names;
-    ev.numMetrics = gs_metric_count;
+    ev.numMetrics = m->n_metrics;
     ev.pMetricValues = values;
+    for (size_t j = m->n_metrics; j < gs_metric_count; j++)
+        values[j] = NAN; /* not collected in the fast set */
     CUptiResult r = cuptiProfilerHostEvaluateToGpuValues(&ev);
     return r == CUPTI_SUCCESS ? GS_OK : fail(err, "cuptiProfilerHostEvaluateToGpuValues", r);
 }

@@ -8,9 +8,10 @@
  * matched to the step's kernel records (already in the store, ordered by
  * correlation id, which is launch order) and stored as GS_EV_METRIC events.
  *
- * Metrics (one or two passes on GH100): DRAM bytes read and written, L2
- * bytes and sector hit rate, L1/TEX bytes and hit rate, shared-memory
- * wavefronts, tensor-pipe and issue activity, and the kernel's own time.
+ * Metrics (two passes on GH100, one without the L2 hit rate): DRAM bytes
+ * read and written, L2 bytes, L1/TEX bytes and hit rate, shared-memory
+ * wavefronts, tensor-pipe and issue activity, the kernel's own time, and the
+ * L2 sector hit rate.
  *
  * Where counters are not permitted (CUPTI_ERROR_INSUFFICIENT_PRIVILEGES)
  * gs_metrics_prepare fails with a message saying how to enable them. */
@@ -29,7 +30,9 @@ typedef struct gs_metrics gs_metrics;
 extern const char *const gs_metric_names[];
 extern const size_t gs_metric_count;
 
-int gs_metrics_create(gs_metrics **out, gs_error *err);
+/* fast: leave out the L2 hit rate, so the set needs one pass (no replay of
+ * each kernel); values not collected are NaN. */
+int gs_metrics_create(gs_metrics **out, int fast, gs_error *err);
 /* Sets CUPTI up on the current device and context (call once the CUDA
  * backend exists); fails with the reason when counters cannot be read. */
 int gs_metrics_prepare(gs_metrics *m, gs_error *err);

@@ -72,7 +72,7 @@ int gs_profiler_create(gs_profiler **out, const gs_profiler_options *o, int cuda
     if (p->o.metrics_every > 0) {
         gs_error merr = {0};
         p->metric_values = malloc((size_t)METRIC_RANGES * gs_metric_count * sizeof(double));
-        if (gs_metrics_create(&p->metrics, &merr)) {
+        if (gs_metrics_create(&p->metrics, p->o.metrics_fast, &merr)) {
             note(p, "no hardware metrics: %s", merr.msg);
             p->o.metrics_every = 0;
         }

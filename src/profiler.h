@@ -24,6 +24,7 @@ typedef struct gs_profiler_options {
     int device_timeline; /* CUPTI kernels, copies, syncs (CUDA backend) */
     int metrics_every;   /* hardware metrics on every Nth step (CUDA backend); 0 never */
     int nvtx;            /* NVTX ranges (CUDA builds) */
+    int metrics_fast;    /* one-pass metric set: no L2 hit rate, far cheaper sampled steps */
 } gs_profiler_options;
 
 typedef struct gs_profiler gs_profiler;

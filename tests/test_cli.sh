@@ -38,6 +38,8 @@ done
 expect 2 "unknown command 'frobnicate'" "unknown command" -- "$GS" frobnicate
 expect 2 "unknown option '--bogus'" "unknown option" -- "$GS" generate --bogus
 expect 2 "needs a value" "option without its value" -- "$GS" generate --model
+expect 2 "--metrics-set takes full or fast" "a bad metric set" -- "$GS" bench --model gpt2-tiny --metrics-set most
+expect 2 "--device-trace takes on or off" "a bad device-trace switch" -- "$GS" record -o x.gst --device-trace maybe
 expect 2 "gpt2-124m" "unknown model lists the presets" -- "$GS" generate --model no-such-model -n 1
 expect 2 "seed" "negative seed" -- "$GS" generate --seed -1
 expect 2 "threads" "non-numeric threads" -- "$GS" generate --threads many
