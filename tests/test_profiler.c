@@ -63,7 +63,7 @@ static void test_cpu_profiler(void)
     gs_event_store *store = gs_store_create(0);
     gs_profiler *prof = NULL;
     gs_error err = {0};
-    gs_profiler_options po = {1, 5, 1};
+    gs_profiler_options po = {.device_timeline = 1, .metrics_every = 5, .nvtx = 1};
     int rc = gs_profiler_create(&prof, &po, 0, store, &err);
     tap_ok(rc == GS_OK && strstr(gs_profiler_notice(prof), "CUDA"),
            "metrics asked of a CPU run: the run goes on with one notice (%s)", gs_profiler_notice(prof));
