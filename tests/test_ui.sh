@@ -113,7 +113,7 @@ wait_for 'zoom: 40 steps > layer [0-9]+$|zoom: 40 steps > layer [0-9]+ *$'
 ok $? "flame: Backspace zooms back out to the parent"
 
 keys 3
-wait_for 'metrics were not collected' && grep -q -- '--metrics-every' "$TMP/screen"
+wait_for 'metrics were not collected' && wait_for '--metrics-every'
 ok $? "memory: says metrics were not collected and how to get them"
 save memory-100x30
 keys 4
