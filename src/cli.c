@@ -17,7 +17,7 @@ enum {
     OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_PROMPT_IDS,
     OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
     OPT_STEPS, OPT_SECONDS, OPT_PROFILE, OPT_REMEASURE_PEAKS,
-    OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX, OPT_METRICS_SET,
+    OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX, OPT_METRICS_SET, OPT_TRACE_EVERY,
 };
 
 typedef struct opt_doc {
@@ -50,6 +50,7 @@ static const opt_doc table[] = {
     {{"seconds", required_argument, NULL, OPT_SECONDS}, GS_OPTS_RECORD, "S", "stop after S seconds (the workload repeats to fill them)"},
     {{"device-trace", required_argument, NULL, OPT_DEVICE_TRACE}, GS_OPTS_COLLECT, "on|off", "CUPTI kernel timeline (CUDA; off when another profiler such as Nsight is attached)"},
     {{"metrics-every", required_argument, NULL, OPT_METRICS_EVERY}, GS_OPTS_COLLECT, "N", "hardware counters (DRAM, L2, L1 traffic) on every Nth step; those steps are replayed and excluded from timings (0: off)"},
+    {{"trace-every", required_argument, NULL, OPT_TRACE_EVERY}, GS_OPTS_COLLECT, "N", "CUPTI kernel timeline on every Nth step only (1: every step), to keep its cost low"},
     {{"metrics-set", required_argument, NULL, OPT_METRICS_SET}, GS_OPTS_COLLECT, "full|fast", "full: with the L2 hit rate (two passes); fast: one pass, sampled steps far cheaper"},
     {{"nvtx", required_argument, NULL, OPT_NVTX}, GS_OPTS_COLLECT, "on|off", "NVTX ranges for Nsight Systems (CUDA)"},
     {{"help", no_argument, NULL, OPT_HELP}, 0, NULL, "show this help"},
@@ -285,6 +286,10 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
             break;
         case OPT_NVTX:
             rc = parse_on_off(command, "nvtx", optarg, &cli->nvtx, err);
+            break;
+        case OPT_TRACE_EVERY:
+            rc = parse_long(command, "trace-every", optarg, 1, 1L << 30, &lv, err);
+            cli->trace_every = (int)lv;
             break;
         case OPT_METRICS_SET:
             if (strcmp(optarg, "full") == 0 || strcmp(optarg, "fast") == 0)

@@ -19,7 +19,7 @@ enum {
     GS_OPTS_OUTPUT = 1 << 3,   /* --json */
     GS_OPTS_RECORD = 1 << 4,   /* -o --steps --seconds */
     GS_OPTS_PROFILE = 1 << 5,  /* --profile --remeasure-peaks */
-    GS_OPTS_COLLECT = 1 << 6,  /* --device-trace --metrics-every --metrics-set --nvtx */
+    GS_OPTS_COLLECT = 1 << 6,  /* --device-trace --trace-every --metrics-every --metrics-set --nvtx */
 };
 
 typedef struct gs_cli {
@@ -41,6 +41,7 @@ typedef struct gs_cli {
     int metrics_every;        /* --metrics-every N (default 0: off) */
     int nvtx;                 /* --nvtx on|off (default on) */
     int metrics_fast;         /* --metrics-set fast (default full) */
+    int trace_every;          /* --trace-every N (default 1) */
     int help;
     char **args;              /* positional arguments left over */
     int n_args;

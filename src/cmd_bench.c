@@ -107,7 +107,7 @@ static int profile_create(bench_profile *bp, const gs_cli *cli, const gs_config 
     if (!bp->store)
         return gs_error_set(err, GS_ERR_RUNTIME, "out of memory for the profile's event store");
     gs_profiler_options po = {.device_timeline = cli->device_trace, .metrics_every = cli->metrics_every,
-                             .nvtx = cli->nvtx, .metrics_fast = cli->metrics_fast};
+                             .nvtx = cli->nvtx, .metrics_fast = cli->metrics_fast, .trace_every = cli->trace_every};
     return gs_profiler_create(&bp->profiler, &po, gs_backend_wants_cuda(cfg->backend), bp->store, err);
 }
 

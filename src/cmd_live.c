@@ -205,6 +205,7 @@ static int run_live_ui(gs_cli *cli, int ascii)
         .metrics_every = cli->metrics_every ? cli->metrics_every : r->cfg.profiler.metrics_every,
         .nvtx = 0, /* the UI is the view; Nsight users run record or bench */
         .metrics_fast = cli->metrics_fast,
+        .trace_every = cli->trace_every,
     };
     int rc = GS_OK;
     int opened = 0;

@@ -10,12 +10,62 @@
 
 #ifndef HAVE_CUDA
 
+static const CUpti_CallbackId runtime_ids[] = {
+    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000,       CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_ptsz_v7000,
+    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_v11060,   CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_ptsz_v11060,
+    CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_v13000,    CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_ptsz_v13000,
+    CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020,             CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020,
+    CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DAsync_v3020,      CUPTI_RUNTIME_TRACE_CBID_cudaMemset_v3020,
+    CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_v3020,        CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000,
+    CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_ptsz_v10000,  CUPTI_RUNTIME_TRACE_CBID_cudaStreamSynchronize_v3020,
+    CUPTI_RUNTIME_TRACE_CBID_cudaEventSynchronize_v3020,   CUPTI_RUNTIME_TRACE_CBID_cudaDeviceSynchronize_v3020,
+};
+/* cuBLAS launches through the driver API. */
+static const CUpti_CallbackId driver_ids[] = {
+    CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel,   CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel_ptsz,
+    CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx_ptsz,
+    CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch,    CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch_ptsz,
+};
+
+/* Turns the record kinds (and the launch API records that carry the op
+ * ids) on or off together. */
+static CUptiResult set_kinds(gs_cupti *c, int on)
+{
+    static const CUpti_ActivityKind kinds[] = {
+        CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMSET,
+        CUPTI_ACTIVITY_KIND_SYNCHRONIZATION,
+    };
+    CUptiResult r = CUPTI_SUCCESS;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0] && r == CUPTI_SUCCESS; i++)
+        r = on ? cuptiActivityEnable(kinds[i]) : cuptiActivityDisable(kinds[i]);
+    if (c->no_correlation || r != CUPTI_SUCCESS)
+        return r;
+    r = on ? cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION)
+           : cuptiActivityDisable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
+    for (size_t i = 0; i < sizeof runtime_ids / sizeof runtime_ids[0] && r == CUPTI_SUCCESS; i++)
+        r = cuptiActivityEnableRuntimeApi(runtime_ids[i], (uint8_t)on);
+    for (size_t i = 0; i < sizeof driver_ids / sizeof driver_ids[0] && r == CUPTI_SUCCESS; i++)
+        r = cuptiActivityEnableDriverApi(driver_ids[i], (uint8_t)on);
+    return r;
+}
+
+int gs_cupti_set_tracing(gs_cupti *c, int on)
+{
+    if (!c || !on == !c->tracing)
+        return GS_OK;
+    if (set_kinds(c, on) != CUPTI_SUCCESS)
+        return GS_ERR_RUNTIME;
+    c->tracing = on;
+    return GS_OK;
+}
+
 int gs_cupti_start(gs_cupti **out, gs_error *err)
 {
     *out = NULL;
     return gs_error_set(err, GS_ERR_RUNTIME, "the device timeline needs a CUDA build (this one has no CUDA)");
 }
 void gs_cupti_push(gs_cupti *c, uint64_t range_id) { (void)c; (void)range_id; }
+int gs_cupti_set_tracing(gs_cupti *c, int on) { (void)c; (void)on; return GS_OK; }
 void gs_cupti_pop(gs_cupti *c) { (void)c; }
 long gs_cupti_drain(gs_cupti *c, gs_event_store *store, gs_range_lookup_fn lookup, void *lookup_ctx, int force)
 {
@@ -72,6 +122,7 @@ struct gs_cupti {
     int depth;
     int64_t clock_offset;  /* CUPTI time - gs_now_ns, when CUPTI would not take our clock */
     int no_correlation;
+    int tracing;           /* record kinds enabled now */
 };
 
 /* CUPTI's callbacks carry no user pointer for buffers: one collector per process. */
@@ -301,6 +352,55 @@ static void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream_id, uint8_t
         }                                                                                             \
     } while (0)
 
+static const CUpti_CallbackId runtime_ids[] = {
+    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000,       CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_ptsz_v7000,
+    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_v11060,   CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_ptsz_v11060,
+    CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_v13000,    CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_ptsz_v13000,
+    CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020,             CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020,
+    CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DAsync_v3020,      CUPTI_RUNTIME_TRACE_CBID_cudaMemset_v3020,
+    CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_v3020,        CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000,
+    CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_ptsz_v10000,  CUPTI_RUNTIME_TRACE_CBID_cudaStreamSynchronize_v3020,
+    CUPTI_RUNTIME_TRACE_CBID_cudaEventSynchronize_v3020,   CUPTI_RUNTIME_TRACE_CBID_cudaDeviceSynchronize_v3020,
+};
+/* cuBLAS launches through the driver API. */
+static const CUpti_CallbackId driver_ids[] = {
+    CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel,   CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel_ptsz,
+    CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx_ptsz,
+    CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch,    CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch_ptsz,
+};
+
+/* Turns the record kinds (and the launch API records that carry the op
+ * ids) on or off together. */
+static CUptiResult set_kinds(gs_cupti *c, int on)
+{
+    static const CUpti_ActivityKind kinds[] = {
+        CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMSET,
+        CUPTI_ACTIVITY_KIND_SYNCHRONIZATION,
+    };
+    CUptiResult r = CUPTI_SUCCESS;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0] && r == CUPTI_SUCCESS; i++)
+        r = on ? cuptiActivityEnable(kinds[i]) : cuptiActivityDisable(kinds[i]);
+    if (c->no_correlation || r != CUPTI_SUCCESS)
+        return r;
+    r = on ? cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION)
+           : cuptiActivityDisable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
+    for (size_t i = 0; i < sizeof runtime_ids / sizeof runtime_ids[0] && r == CUPTI_SUCCESS; i++)
+        r = cuptiActivityEnableRuntimeApi(runtime_ids[i], (uint8_t)on);
+    for (size_t i = 0; i < sizeof driver_ids / sizeof driver_ids[0] && r == CUPTI_SUCCESS; i++)
+        r = cuptiActivityEnableDriverApi(driver_ids[i], (uint8_t)on);
+    return r;
+}
+
+int gs_cupti_set_tracing(gs_cupti *c, int on)
+{
+    if (!c || !on == !c->tracing)
+        return GS_OK;
+    if (set_kinds(c, on) != CUPTI_SUCCESS)
+        return GS_ERR_RUNTIME;
+    c->tracing = on;
+    return GS_OK;
+}
+
 int gs_cupti_start(gs_cupti **out, gs_error *err)
 {
     *out = NULL;
@@ -312,22 +412,6 @@ int gs_cupti_start(gs_cupti **out, gs_error *err)
     pthread_mutex_init(&c->lock, NULL);
     the_collector = c;
     int rc = GS_OK;
-    static const CUpti_CallbackId runtime_ids[] = {
-        CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000,       CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_ptsz_v7000,
-        CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_v11060,   CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_ptsz_v11060,
-        CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_v13000,    CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_ptsz_v13000,
-        CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020,             CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020,
-        CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DAsync_v3020,      CUPTI_RUNTIME_TRACE_CBID_cudaMemset_v3020,
-        CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_v3020,        CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000,
-        CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_ptsz_v10000,  CUPTI_RUNTIME_TRACE_CBID_cudaStreamSynchronize_v3020,
-        CUPTI_RUNTIME_TRACE_CBID_cudaEventSynchronize_v3020,   CUPTI_RUNTIME_TRACE_CBID_cudaDeviceSynchronize_v3020,
-    };
-    /* cuBLAS launches through the driver API. */
-    static const CUpti_CallbackId driver_ids[] = {
-        CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel,   CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel_ptsz,
-        CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx_ptsz,
-        CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch,    CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch_ptsz,
-    };
     TRY_CUPTI(cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed));
     if (cuptiActivityRegisterTimestampCallback(timestamp_now) != CUPTI_SUCCESS) {
         /* Older CUPTI: convert with an offset measured now (both clocks tick in ns). */
@@ -337,21 +421,12 @@ int gs_cupti_start(gs_cupti **out, gs_error *err)
         uint64_t after = gs_now_ns();
         c->clock_offset = (int64_t)(cupti_ns - (before + (after - before) / 2));
     }
-    TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL));
-    TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY));
-    TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMSET));
-    TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_SYNCHRONIZATION));
     /* GS_CUPTI_NO_CORRELATION=1 (an experiment for the overhead benchmark):
      * kernels only, not tied to ops. */
     const char *lean = getenv("GS_CUPTI_NO_CORRELATION");
     c->no_correlation = lean && *lean == '1';
-    if (!c->no_correlation) {
-        TRY_CUPTI(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION));
-        for (size_t i = 0; i < sizeof runtime_ids / sizeof runtime_ids[0]; i++)
-            TRY_CUPTI(cuptiActivityEnableRuntimeApi(runtime_ids[i], 1));
-        for (size_t i = 0; i < sizeof driver_ids / sizeof driver_ids[0]; i++)
-            TRY_CUPTI(cuptiActivityEnableDriverApi(driver_ids[i], 1));
-    }
+    TRY_CUPTI(set_kinds(c, 1));
+    c->tracing = 1;
     /* Deliver completed buffers at least this often, so live views stay fresh. */
     TRY_CUPTI(cuptiActivityFlushPeriod(50));
     *out = c;
@@ -363,7 +438,7 @@ fail:
 
 void gs_cupti_push(gs_cupti *c, uint64_t range_id)
 {
-    if (!c || c->no_correlation)
+    if (!c || c->no_correlation || !c->tracing)
         return;
     if (c->depth < STACK_MAX)
         c->stack[c->depth] = range_id;
@@ -373,7 +448,7 @@ void gs_cupti_push(gs_cupti *c, uint64_t range_id)
 
 void gs_cupti_pop(gs_cupti *c)
 {
-    if (!c || c->depth == 0 || c->no_correlation)
+    if (!c || c->depth == 0 || c->no_correlation || !c->tracing)
         return;
     c->depth--;
     uint64_t last = 0;

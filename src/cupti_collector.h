@@ -40,6 +40,10 @@ typedef gs_range_place (*gs_range_lookup_fn)(void *ctx, uint64_t range_id);
  * another CUPTI client such as Nsight Systems is attached). */
 int gs_cupti_start(gs_cupti **out, gs_error *err);
 
+/* Between steps (nothing in flight): turn the device records on or off, to
+ * trace only sampled steps. */
+int gs_cupti_set_tracing(gs_cupti *c, int on);
+
 /* Around a range: device work launched meanwhile is attributed to id. */
 void gs_cupti_push(gs_cupti *c, uint64_t range_id);
 void gs_cupti_pop(gs_cupti *c);

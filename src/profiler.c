@@ -197,6 +197,17 @@ int64_t gs_profiler_next_step(const gs_profiler *p) { return p->store_sink.step 
 int gs_profiler_step_begin(gs_profiler *p)
 {
     p->metrics_now = 0;
+    if (p->cupti && p->o.trace_every > 1) {
+        /* Trace a sampled step, and the step before a metrics step (whose
+         * kernel sequence the metrics are matched to). */
+        long me = p->o.metrics_every;
+        int on = p->steps % p->o.trace_every == 0 || (me > 0 && (p->steps % me == me - 1 || p->steps % me == me - 2));
+        if (gs_cupti_set_tracing(p->cupti, on)) {
+            note(p, "%s", "switching the device timeline per step failed; it stays on");
+            gs_cupti_set_tracing(p->cupti, 1);
+            p->o.trace_every = 1;
+        }
+    }
     if (p->metrics && p->o.metrics_every > 0 && p->steps % p->o.metrics_every == p->o.metrics_every - 1) {
         gs_error merr = {0};
         if (gs_metrics_begin(p->metrics, &merr) == GS_OK) {

@@ -25,6 +25,7 @@ typedef struct gs_profiler_options {
     int metrics_every;   /* hardware metrics on every Nth step (CUDA backend); 0 never */
     int nvtx;            /* NVTX ranges (CUDA builds) */
     int metrics_fast;    /* one-pass metric set: no L2 hit rate, far cheaper sampled steps */
+    int trace_every;     /* device timeline on every Nth step only (0 or 1: every step) */
 } gs_profiler_options;
 
 typedef struct gs_profiler gs_profiler;

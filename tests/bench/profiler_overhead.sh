@@ -26,6 +26,8 @@ while [ $i -lt "$REPEAT" ]; do
     run "profiler off"
     run "timeline on" --profile --nvtx off
     GS_CUPTI_NO_CORRELATION=1 run "timeline, no op links" --profile --nvtx off
+    run "timeline every 10th step" --profile --nvtx off --trace-every 10
+    run "timeline every 100th step" --profile --nvtx off --trace-every 100
     run "timeline+nvtx on" --profile
     run "metrics every 100" --profile --metrics-every 100
     i=$((i + 1))
