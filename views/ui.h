@@ -11,6 +11,7 @@
 #define GS_UI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "event_store.h"
 #include "status.h"
@@ -128,6 +129,23 @@ typedef struct gs_ui {
     int quit;
     uint64_t frame_ns;    /* last frame's draw time */
 } gs_ui;
+
+/* ---- offscreen frames, for tests/bench/ui_bench ----
+ * A UI drawing into a curses screen on out (e.g. /dev/null, TERM from the
+ * environment, xterm-256color when unset) at rows x cols: the real index,
+ * views and output, without a terminal. One at a time. */
+typedef struct gs_ui_frame_ns {
+    uint64_t index;   /* new events into the per-step index, cursor */
+    uint64_t draw;    /* the view into curses' window */
+    uint64_t output;  /* doupdate: the changed cells written to out */
+} gs_ui_frame_ns;
+gs_ui *gs_ui_offscreen_open(gs_event_store *store, const gs_ui_info *info, FILE *out, int rows, int cols,
+                            gs_error *err);
+void gs_ui_offscreen_view(gs_ui *ui, int view);
+void gs_ui_offscreen_key(gs_ui *ui, int ch);           /* as if typed */
+/* One turn of the loop; repaint: every cell written, not just the changed ones. */
+void gs_ui_offscreen_frame(gs_ui *ui, int repaint, gs_ui_frame_ns *t);
+void gs_ui_offscreen_close(gs_ui *ui);
 
 /* The step entry of step s, or NULL. */
 const gs_ui_step *gs_ui_step_at(const gs_ui *ui, int64_t s);
