@@ -141,9 +141,16 @@ static gs_ui_step *step_entry(gs_ui *ui, int64_t s, int create)
     gs_ui_index *ix = &ui->ix;
     if (ix->n_steps && ix->steps[ix->n_steps - 1].step == s)
         return &ix->steps[ix->n_steps - 1];
+    if (!create && (!ix->n_steps || s > ix->steps[ix->n_steps - 1].step))
+        return NULL; /* a step still running: its entry comes with its step range */
+    /* Late device records come in runs of one older step: remember where it was. */
+    if (ix->hint < ix->n_steps && ix->steps[ix->hint].step == s)
+        return &ix->steps[ix->hint];
     int p = gs_ui_step_pos(ui, s);
-    if (p >= 0 && ix->steps[p].step == s)
+    if (p >= 0 && ix->steps[p].step == s) {
+        ix->hint = p;
         return &ix->steps[p];
+    }
     if (!create || (ix->n_steps && s < ix->steps[ix->n_steps - 1].step))
         return NULL; /* only ever appended in order */
     if (ix->n_steps == ix->cap_steps) {
@@ -157,6 +164,9 @@ static gs_ui_step *step_entry(gs_ui *ui, int64_t s, int create)
     gs_ui_step *e = &ix->steps[ix->n_steps++];
     memset(e, 0, sizeof *e);
     e->step = s;
+    /* made while reading the step's events: the current one is its last so far */
+    e->ev_first = ix->pend_step == s ? ix->pend_first : ui->ix.scanning;
+    e->ev_last = ui->ix.scanning;
     return e;
 }
 
@@ -164,8 +174,17 @@ static int index_event(void *ctx, uint64_t index, const gs_event *ev)
 {
     gs_ui *ui = ctx;
     gs_ui_index *ix = &ui->ix;
-    (void)index;
     uint64_t end = ev->t_ns + ev->dur_ns;
+    ix->scanning = index;
+    if (ev->step >= 0) {
+        if (ev->step > ix->pend_step) {
+            ix->pend_step = ev->step;
+            ix->pend_first = index;
+        }
+        gs_ui_step *e = step_entry(ui, ev->step, 0);
+        if (e)
+            e->ev_last = index;
+    }
     if (ev->t_ns && (!ix->t_first || ev->t_ns < ix->t_first))
         ix->t_first = ev->t_ns;
     if (end > ix->t_last)
@@ -216,15 +235,22 @@ static int index_event(void *ctx, uint64_t index, const gs_event *ev)
             ix->streams[i] = ev->track;
         }
         if (ev->kind != GS_EV_KERNEL && ev->step >= 0 && (st = step_entry(ui, ev->step, 0))) {
+            int k = ev->kind == GS_EV_MEMSET ? GS_COPY_KIND_MAX + 1 : ev->level <= GS_COPY_KIND_MAX ? ev->level : 0;
             st->copy_bytes += ev->value;
             st->copy_ns += ev->dur_ns;
+            st->copy_kind_bytes[k] += ev->value;
+            st->copy_kind_ns[k] += ev->dur_ns;
+            st->copies++;
         }
         break;
     }
     case GS_EV_METRIC:
         ix->n_metrics++;
-        if (ev->step >= 0 && name_kind(ui, ev->name) == K_DRAM && (st = step_entry(ui, ev->step, 0)))
-            st->dram_bytes += ev->value;
+        if (ev->step >= 0 && (st = step_entry(ui, ev->step, 0))) {
+            st->metric_events++;
+            if (name_kind(ui, ev->name) == K_DRAM)
+                st->dram_bytes += ev->value;
+        }
         break;
     case GS_EV_KV_BLOCKS:
         ix->n_kv++;
@@ -518,6 +544,7 @@ static gs_ui *ui_new(gs_event_store *store, const gs_ui_info *info)
     ui->live = info->live != NULL;
     ui->follow = ui->live;
     ui->cursor_step = -1;
+    ui->ix.pend_step = -1;
     gs_view_timeline_init(&ui->views[GS_VIEW_TIMELINE]);
     gs_view_flame_init(&ui->views[GS_VIEW_FLAME]);
     gs_view_memory_init(&ui->views[GS_VIEW_MEMORY]);

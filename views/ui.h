@@ -73,6 +73,15 @@ typedef struct gs_ui_step {
     double copy_bytes;   /* device copies and sets */
     uint64_t copy_ns;
     int metrics;         /* a metrics step (timing distorted) */
+    /* The same by kind (GS_COPY_* and, last, sets), and counts, so a view
+     * summing copies or looking for metrics never walks the store. */
+    double copy_kind_bytes[GS_COPY_KIND_MAX + 2];
+    uint64_t copy_kind_ns[GS_COPY_KIND_MAX + 2];
+    uint32_t copies, metric_events;
+    /* Absolute store indices of the step's first and last event: a view
+     * reads one step with gs_store_visit(ev_first, ev_last + 1) and keeps
+     * the events whose step matches (others interleave: late device records). */
+    uint64_t ev_first, ev_last;
 } gs_ui_step;
 
 typedef struct gs_ui_index {
@@ -85,6 +94,10 @@ typedef struct gs_ui_index {
     int n_streams;
     uint32_t streams[16];       /* device tracks seen */
     uint8_t *counter_kind;      /* per string id: which counter (0 none) */
+    int64_t pend_step;          /* newest step seen, and the index of its first event */
+    uint64_t pend_first;        /* (its entry is made by its step range, which ends it) */
+    uint64_t scanning;          /* the event being indexed */
+    int hint;                   /* position of the last older step looked up */
     uint32_t n_kind;
 } gs_ui_index;
 
