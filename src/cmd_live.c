@@ -49,6 +49,10 @@ typedef struct live_run {
     char ui_rec[256];          /* the copy handed to the UI */
     gs_trace_writer *writer;
     char host[512], device[256];
+    /* Decode steps (no prefill token) while the UI was open, for the line
+     * printed at exit: the UI's cost shows against `gptscope bench`. */
+    uint64_t decode_ns;
+    long decode_tokens, decode_steps;
 } live_run;
 
 static void live_set_paused(void *ctx, int p)
@@ -171,6 +175,12 @@ static void *engine_thread(void *arg)
         if ((rc = gs_engine_step(&r->s.engine, &err)))
             break;
         gs_profiler_step_end(r->prof, &r->s.engine);
+        const gs_step_info *st = &r->s.engine.last;
+        if (st->n_tokens && !st->n_prefill_tokens) {
+            r->decode_ns += st->ns;
+            r->decode_tokens += st->n_decode_tokens;
+            r->decode_steps++;
+        }
     }
     gs_profiler_flush(r->prof, &r->s.engine);
     if (r->writer) {
@@ -249,6 +259,9 @@ static int run_live_ui(gs_cli *cli, int ascii)
             atomic_store(&r->stop, 1);
             live_set_paused(r, 0);
             pthread_join(r->thread, NULL);
+            if (r->decode_ns)
+                fprintf(stderr, "gptscope: live decode %.1f tokens/s over %ld tokens (%ld decode steps, UI open)\n",
+                        (double)r->decode_tokens / ((double)r->decode_ns * 1e-9), r->decode_tokens, r->decode_steps);
             if (!rc && atomic_load(&r->failed))
                 rc = gs_error_set(&err, GS_ERR_RUNTIME, "%s", r->failure);
         }

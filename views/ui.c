@@ -141,9 +141,16 @@ static gs_ui_step *step_entry(gs_ui *ui, int64_t s, int create)
     gs_ui_index *ix = &ui->ix;
     if (ix->n_steps && ix->steps[ix->n_steps - 1].step == s)
         return &ix->steps[ix->n_steps - 1];
+    if (!create && (!ix->n_steps || s > ix->steps[ix->n_steps - 1].step))
+        return NULL; /* a step still running: its entry comes with its step range */
+    /* Late device records come in runs of one older step: remember where it was. */
+    if (ix->hint < ix->n_steps && ix->steps[ix->hint].step == s)
+        return &ix->steps[ix->hint];
     int p = gs_ui_step_pos(ui, s);
-    if (p >= 0 && ix->steps[p].step == s)
+    if (p >= 0 && ix->steps[p].step == s) {
+        ix->hint = p;
         return &ix->steps[p];
+    }
     if (!create || (ix->n_steps && s < ix->steps[ix->n_steps - 1].step))
         return NULL; /* only ever appended in order */
     if (ix->n_steps == ix->cap_steps) {
@@ -157,6 +164,9 @@ static gs_ui_step *step_entry(gs_ui *ui, int64_t s, int create)
     gs_ui_step *e = &ix->steps[ix->n_steps++];
     memset(e, 0, sizeof *e);
     e->step = s;
+    /* made while reading the step's events: the current one is its last so far */
+    e->ev_first = ix->pend_step == s ? ix->pend_first : ui->ix.scanning;
+    e->ev_last = ui->ix.scanning;
     return e;
 }
 
@@ -164,8 +174,17 @@ static int index_event(void *ctx, uint64_t index, const gs_event *ev)
 {
     gs_ui *ui = ctx;
     gs_ui_index *ix = &ui->ix;
-    (void)index;
     uint64_t end = ev->t_ns + ev->dur_ns;
+    ix->scanning = index;
+    if (ev->step >= 0) {
+        if (ev->step > ix->pend_step) {
+            ix->pend_step = ev->step;
+            ix->pend_first = index;
+        }
+        gs_ui_step *e = step_entry(ui, ev->step, 0);
+        if (e)
+            e->ev_last = index;
+    }
     if (ev->t_ns && (!ix->t_first || ev->t_ns < ix->t_first))
         ix->t_first = ev->t_ns;
     if (end > ix->t_last)
@@ -216,15 +235,22 @@ static int index_event(void *ctx, uint64_t index, const gs_event *ev)
             ix->streams[i] = ev->track;
         }
         if (ev->kind != GS_EV_KERNEL && ev->step >= 0 && (st = step_entry(ui, ev->step, 0))) {
+            int k = ev->kind == GS_EV_MEMSET ? GS_COPY_KIND_MAX + 1 : ev->level <= GS_COPY_KIND_MAX ? ev->level : 0;
             st->copy_bytes += ev->value;
             st->copy_ns += ev->dur_ns;
+            st->copy_kind_bytes[k] += ev->value;
+            st->copy_kind_ns[k] += ev->dur_ns;
+            st->copies++;
         }
         break;
     }
     case GS_EV_METRIC:
         ix->n_metrics++;
-        if (ev->step >= 0 && name_kind(ui, ev->name) == K_DRAM && (st = step_entry(ui, ev->step, 0)))
-            st->dram_bytes += ev->value;
+        if (ev->step >= 0 && (st = step_entry(ui, ev->step, 0))) {
+            st->metric_events++;
+            if (name_kind(ui, ev->name) == K_DRAM)
+                st->dram_bytes += ev->value;
+        }
         break;
     case GS_EV_KV_BLOCKS:
         ix->n_kv++;
@@ -508,18 +534,17 @@ static void init_colors(gs_ui *ui)
         init_pair((short)(GS_C_SEQ0 + i), seq[i], bg);
 }
 
-int gs_ui_run(gs_event_store *store, const gs_ui_info *info, gs_error *err)
+static gs_ui *ui_new(gs_event_store *store, const gs_ui_info *info)
 {
-    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
-        return gs_error_set(err, GS_ERR_INPUT, "the terminal UI needs a terminal (stdin and stdout)");
     gs_ui *ui = calloc(1, sizeof *ui);
     if (!ui)
-        return gs_error_set(err, GS_ERR_RUNTIME, "out of memory");
+        return NULL;
     ui->store = store;
     ui->info = info;
     ui->live = info->live != NULL;
     ui->follow = ui->live;
     ui->cursor_step = -1;
+    ui->ix.pend_step = -1;
     gs_view_timeline_init(&ui->views[GS_VIEW_TIMELINE]);
     gs_view_flame_init(&ui->views[GS_VIEW_FLAME]);
     gs_view_memory_init(&ui->views[GS_VIEW_MEMORY]);
@@ -527,10 +552,49 @@ int gs_ui_run(gs_event_store *store, const gs_ui_info *info, gs_error *err)
     gs_view_toggles_init(&ui->views[GS_VIEW_TOGGLES]);
     gs_view_compare_init(&ui->views[GS_VIEW_COMPARE]);
     gs_view_help_init(&ui->views[GS_VIEW_HELP]);
-
     setlocale(LC_ALL, "");
     const char *cs = nl_langinfo(CODESET);
     ui->utf8 = !info->ascii && cs && (!strcmp(cs, "UTF-8") || !strcmp(cs, "utf8"));
+    return ui;
+}
+
+static void ui_free(gs_ui *ui)
+{
+    for (int i = 0; i < GS_N_VIEWS; i++)
+        gs_view_free(&ui->views[i]);
+    free(ui->ix.steps);
+    free(ui->ix.counter_kind);
+    free(ui);
+}
+
+/* The part of a turn before drawing: new events into the index, the cursor. */
+static void ui_prepare(gs_ui *ui)
+{
+    getmaxyx(stdscr, ui->rows, ui->cols);
+    index_update(ui);
+    if (!ui->ix.n_steps)
+        return;
+    int64_t last = ui->ix.steps[ui->ix.n_steps - 1].step;
+    if (ui->cursor_step < 0)
+        ui->cursor_step = ui->live ? last : ui->ix.steps[0].step;
+    /* Device records arrive tens of milliseconds after their step (CUPTI
+     * delivers buffers periodically): follow the newest step whose kernels
+     * are in, so the stream tracks are never empty. */
+    if (ui->follow)
+        ui->cursor_step = ui->ix.n_kernels && ui->ix.last_device_step >= ui->ix.steps[0].step
+                              ? ui->ix.last_device_step
+                              : last;
+    if (ui->cursor_step < ui->ix.steps[0].step)
+        ui->cursor_step = ui->ix.steps[0].step; /* live: dropped from the window */
+}
+
+int gs_ui_run(gs_event_store *store, const gs_ui_info *info, gs_error *err)
+{
+    if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+        return gs_error_set(err, GS_ERR_INPUT, "the terminal UI needs a terminal (stdin and stdout)");
+    gs_ui *ui = ui_new(store, info);
+    if (!ui)
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of memory");
 
     if (tcgetattr(STDIN_FILENO, &saved_tio) == 0)
         tio_saved = 1;
@@ -548,7 +612,7 @@ int gs_ui_run(gs_event_store *store, const gs_ui_info *info, gs_error *err)
     stop_signal = 0;
 
     if (!initscr()) {
-        free(ui);
+        ui_free(ui);
         return gs_error_set(err, GS_ERR_RUNTIME, "cannot start the terminal (is TERM set?)");
     }
     ui_active = 1;
@@ -568,22 +632,7 @@ int gs_ui_run(gs_event_store *store, const gs_ui_info *info, gs_error *err)
     mouseinterval(0);
 
     while (!ui->quit && !stop_signal) {
-        getmaxyx(stdscr, ui->rows, ui->cols);
-        index_update(ui);
-        if (ui->ix.n_steps) {
-            int64_t last = ui->ix.steps[ui->ix.n_steps - 1].step;
-            if (ui->cursor_step < 0)
-                ui->cursor_step = ui->live ? last : ui->ix.steps[0].step;
-            /* Device records arrive tens of milliseconds after their step
-             * (CUPTI delivers buffers periodically): follow the newest step
-             * whose kernels are in, so the stream tracks are never empty. */
-            if (ui->follow)
-                ui->cursor_step = ui->ix.n_kernels && ui->ix.last_device_step >= ui->ix.steps[0].step
-                                      ? ui->ix.last_device_step
-                                      : last;
-            if (ui->cursor_step < ui->ix.steps[0].step)
-                ui->cursor_step = ui->ix.steps[0].step; /* live: dropped from the window */
-        }
+        ui_prepare(ui);
         uint64_t t0 = mono_ns();
         draw(ui);
         refresh();
@@ -605,12 +654,87 @@ int gs_ui_run(gs_event_store *store, const gs_ui_info *info, gs_error *err)
     sigaction(SIGTERM, &old_term, NULL);
     for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
         signal(fatal[i], SIG_DFL);
-    for (int i = 0; i < GS_N_VIEWS; i++)
-        gs_view_free(&ui->views[i]);
-    free(ui->ix.steps);
-    free(ui->ix.counter_kind);
-    free(ui);
+    ui_free(ui);
     return GS_OK; /* SIGINT/SIGTERM are a way to quit, not an error */
+}
+
+/* ---- offscreen frames (tests/bench/ui_bench) ----
+ * The same index, views and curses output as gs_ui_run, on a screen made
+ * with newterm on a FILE (no terminal, no signal handling, no key wait), so
+ * a benchmark times exactly the code a person's frame runs. */
+
+static SCREEN *offscreen;
+static FILE *offscreen_in;
+
+gs_ui *gs_ui_offscreen_open(gs_event_store *store, const gs_ui_info *info, FILE *out, int rows, int cols,
+                            gs_error *err)
+{
+    if (offscreen) {
+        gs_error_set(err, GS_ERR_RUNTIME, "one offscreen UI at a time");
+        return NULL;
+    }
+    gs_ui *ui = ui_new(store, info);
+    if (!ui) {
+        gs_error_set(err, GS_ERR_RUNTIME, "out of memory");
+        return NULL;
+    }
+    const char *term = getenv("TERM");
+    offscreen_in = fopen("/dev/null", "r");
+    offscreen = offscreen_in ? newterm(term && *term ? term : "xterm-256color", out, offscreen_in) : NULL;
+    if (!offscreen) {
+        if (offscreen_in)
+            fclose(offscreen_in);
+        offscreen_in = NULL;
+        ui_free(ui);
+        gs_error_set(err, GS_ERR_RUNTIME, "newterm failed (is TERM a known terminal?)");
+        return NULL;
+    }
+    set_term(offscreen);
+    resize_term(rows, cols);
+    nonl();
+    curs_set(0);
+    init_colors(ui);
+    return ui;
+}
+
+void gs_ui_offscreen_key(gs_ui *ui, int ch) { handle_key(ui, ch); }
+
+void gs_ui_offscreen_view(gs_ui *ui, int view)
+{
+    if (view >= 0 && view < GS_N_VIEWS)
+        switch_view(ui, view);
+}
+
+void gs_ui_offscreen_frame(gs_ui *ui, int repaint, gs_ui_frame_ns *t)
+{
+    uint64_t t0 = mono_ns();
+    ui_prepare(ui);
+    uint64_t t1 = mono_ns();
+    draw(ui);
+    wnoutrefresh(stdscr);
+    uint64_t t2 = mono_ns();
+    if (repaint)
+        clearok(curscr, TRUE); /* every cell goes out, as after a step change */
+    doupdate();
+    uint64_t t3 = mono_ns();
+    ui->frame_ns = t3 - t1;
+    if (t) {
+        t->index = t1 - t0;
+        t->draw = t2 - t1;
+        t->output = t3 - t2;
+    }
+}
+
+void gs_ui_offscreen_close(gs_ui *ui)
+{
+    if (!ui)
+        return;
+    endwin();
+    delscreen(offscreen);
+    offscreen = NULL;
+    fclose(offscreen_in);
+    offscreen_in = NULL;
+    ui_free(ui);
 }
 
 void gs_view_free(gs_view *v)

@@ -11,6 +11,7 @@
 #define GS_UI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "event_store.h"
 #include "status.h"
@@ -72,6 +73,15 @@ typedef struct gs_ui_step {
     double copy_bytes;   /* device copies and sets */
     uint64_t copy_ns;
     int metrics;         /* a metrics step (timing distorted) */
+    /* The same by kind (GS_COPY_* and, last, sets), and counts, so a view
+     * summing copies or looking for metrics never walks the store. */
+    double copy_kind_bytes[GS_COPY_KIND_MAX + 2];
+    uint64_t copy_kind_ns[GS_COPY_KIND_MAX + 2];
+    uint32_t copies, metric_events;
+    /* Absolute store indices of the step's first and last event: a view
+     * reads one step with gs_store_visit(ev_first, ev_last + 1) and keeps
+     * the events whose step matches (others interleave: late device records). */
+    uint64_t ev_first, ev_last;
 } gs_ui_step;
 
 typedef struct gs_ui_index {
@@ -84,6 +94,10 @@ typedef struct gs_ui_index {
     int n_streams;
     uint32_t streams[16];       /* device tracks seen */
     uint8_t *counter_kind;      /* per string id: which counter (0 none) */
+    int64_t pend_step;          /* newest step seen, and the index of its first event */
+    uint64_t pend_first;        /* (its entry is made by its step range, which ends it) */
+    uint64_t scanning;          /* the event being indexed */
+    int hint;                   /* position of the last older step looked up */
     uint32_t n_kind;
 } gs_ui_index;
 
@@ -128,6 +142,23 @@ typedef struct gs_ui {
     int quit;
     uint64_t frame_ns;    /* last frame's draw time */
 } gs_ui;
+
+/* ---- offscreen frames, for tests/bench/ui_bench ----
+ * A UI drawing into a curses screen on out (e.g. /dev/null, TERM from the
+ * environment, xterm-256color when unset) at rows x cols: the real index,
+ * views and output, without a terminal. One at a time. */
+typedef struct gs_ui_frame_ns {
+    uint64_t index;   /* new events into the per-step index, cursor */
+    uint64_t draw;    /* the view into curses' window */
+    uint64_t output;  /* doupdate: the changed cells written to out */
+} gs_ui_frame_ns;
+gs_ui *gs_ui_offscreen_open(gs_event_store *store, const gs_ui_info *info, FILE *out, int rows, int cols,
+                            gs_error *err);
+void gs_ui_offscreen_view(gs_ui *ui, int view);
+void gs_ui_offscreen_key(gs_ui *ui, int ch);           /* as if typed */
+/* One turn of the loop; repaint: every cell written, not just the changed ones. */
+void gs_ui_offscreen_frame(gs_ui *ui, int repaint, gs_ui_frame_ns *t);
+void gs_ui_offscreen_close(gs_ui *ui);
 
 /* The step entry of step s, or NULL. */
 const gs_ui_step *gs_ui_step_at(const gs_ui *ui, int64_t s);

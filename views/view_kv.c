@@ -18,6 +18,11 @@ typedef struct kv_state {
     uint32_t n_blocks;
     int64_t snap_step;
     int found;
+    int64_t want_step;   /* the step being read */
+    /* The map is read again only when the cursor or the store changed. */
+    int64_t built_cursor;
+    uint64_t built_count;
+    int built;
 } kv_state;
 
 static kv_state *st_of(gs_ui *ui) { return ui->views[GS_VIEW_KV].state; }
@@ -27,7 +32,7 @@ static int visit(void *ctx, uint64_t index, const gs_event *ev)
     gs_ui *ui = ctx;
     kv_state *s = st_of(ui);
     (void)index;
-    if (ev->kind != GS_EV_KV_BLOCKS)
+    if (ev->kind != GS_EV_KV_BLOCKS || ev->step != s->want_step)
         return 0;
     const gs_event_kv *kv = &ev->u.kv;
     if (kv->total_blocks == 0 || kv->total_blocks > MAX_BLOCKS)
@@ -53,11 +58,23 @@ static void draw(gs_ui *ui, int y0, int h)
     kv_state *s = st_of(ui);
     char b1[32];
     int y = y0;
-    s->found = 0;
-    /* the newest snapshot at or before the cursor (a few steps back at most) */
-    for (int64_t st = ui->cursor_step; st >= 0 && st > ui->cursor_step - 16 && !s->found; st--)
-        if (ui->ix.n_kv)
-            gs_store_query_steps(ui->store, st, st, visit, ui);
+    uint64_t count = gs_store_count(ui->store);
+    if (!s->built || s->built_cursor != ui->cursor_step || s->built_count != count) {
+        s->built = 1;
+        s->built_cursor = ui->cursor_step;
+        s->built_count = count;
+        s->found = 0;
+        /* the newest snapshot at or before the cursor (a few steps back at
+         * most), each step read from its span of the store (the index knows it) */
+        int p = gs_ui_step_pos(ui, ui->cursor_step);
+        for (int k = 0; ui->ix.n_kv && p - k >= 0 && k < 16 && !s->found; k++) {
+            const gs_ui_step *st = &ui->ix.steps[p - k];
+            if (st->step > ui->cursor_step)
+                continue;
+            s->want_step = st->step;
+            gs_store_visit(ui->store, st->ev_first, st->ev_last + 1, visit, ui);
+        }
+    }
     const gs_ui_step *cs = gs_ui_step_at(ui, ui->cursor_step);
     if (cs)
         gs_w_text(ui, y, 1, ui->cols - 2, A_BOLD,

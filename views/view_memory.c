@@ -4,7 +4,8 @@
  *
  * Everything here is measured: hardware metrics (GS_EV_METRIC, collected on
  * the steps `--metrics-every N` samples on a CUDA machine) and device copies
- * (GS_EV_MEMCPY/MEMSET bytes over their duration). When a trace has none,
+ * (GS_EV_MEMCPY/MEMSET bytes over their duration, summed per step by the
+ * UI's index). When a trace has none,
  * the view says so and how to get them; it never shows a modeled number as
  * measured. */
 #include <curses.h>
@@ -29,15 +30,20 @@ typedef struct mrow {
 
 typedef struct kinfo { uint64_t corr; uint32_t name; uint64_t range_id; } kinfo;
 
+typedef struct u64map { uint64_t *k; uint32_t *v; int cap, n; } u64map;
+
 typedef struct mem_state {
     mrow rows[MAX_ROWS];
     int n_rows, sel, top;
-    /* correlation id -> kernel, range id -> op name */
+    /* The rows are rebuilt only when the steps covered or the store change:
+     * a replay walks its million events once, not every frame. */
+    int built;
+    int64_t built_s0, built_s1;
+    uint64_t built_count;
+    /* correlation id -> kernel (index into k), range id -> op name */
     kinfo *k;
     int nk, capk;
-    uint64_t *rk;
-    uint32_t *rv;
-    int rcap, rn;
+    u64map kernels, ranges;
     double copy_bytes[GS_COPY_KIND_MAX + 2];
     uint64_t copy_ns[GS_COPY_KIND_MAX + 2];
     long copies;
@@ -78,12 +84,13 @@ static int metric_of(gs_ui *ui, mem_state *s, uint32_t id)
 
 static uint64_t hash64(uint64_t x) { return x * 0x9E3779B97F4A7C15ull; }
 
-static void range_put(mem_state *s, uint64_t id, uint32_t name)
+/* Open addressing, key 0 never stored (ids start at 1). */
+static void map_put(u64map *m, uint64_t key, uint32_t val)
 {
-    if (!id)
+    if (!key)
         return;
-    if (2 * (s->rn + 1) > s->rcap) {
-        int cap = s->rcap ? s->rcap * 2 : 4096;
+    if (2 * (m->n + 1) > m->cap) {
+        int cap = m->cap ? m->cap * 2 : 4096;
         uint64_t *k = calloc((size_t)cap, sizeof *k);
         uint32_t *v = malloc((size_t)cap * sizeof *v);
         if (!k || !v) {
@@ -91,49 +98,61 @@ static void range_put(mem_state *s, uint64_t id, uint32_t name)
             free(v);
             return;
         }
-        for (int i = 0; i < s->rcap; i++)
-            if (s->rk[i]) {
-                uint64_t h = hash64(s->rk[i]) & (uint64_t)(cap - 1);
+        for (int i = 0; i < m->cap; i++)
+            if (m->k[i]) {
+                uint64_t h = hash64(m->k[i]) & (uint64_t)(cap - 1);
                 while (k[h])
                     h = (h + 1) & (uint64_t)(cap - 1);
-                k[h] = s->rk[i];
-                v[h] = s->rv[i];
+                k[h] = m->k[i];
+                v[h] = m->v[i];
             }
-        free(s->rk);
-        free(s->rv);
-        s->rk = k;
-        s->rv = v;
-        s->rcap = cap;
+        free(m->k);
+        free(m->v);
+        m->k = k;
+        m->v = v;
+        m->cap = cap;
     }
-    uint64_t h = hash64(id) & (uint64_t)(s->rcap - 1);
-    while (s->rk[h] && s->rk[h] != id)
-        h = (h + 1) & (uint64_t)(s->rcap - 1);
-    if (!s->rk[h])
-        s->rn++;
-    s->rk[h] = id;
-    s->rv[h] = name;
+    uint64_t h = hash64(key) & (uint64_t)(m->cap - 1);
+    while (m->k[h] && m->k[h] != key)
+        h = (h + 1) & (uint64_t)(m->cap - 1);
+    if (!m->k[h])
+        m->n++;
+    m->k[h] = key;
+    m->v[h] = val;
 }
 
-static uint32_t range_get(const mem_state *s, uint64_t id)
+static uint32_t map_get(const u64map *m, uint64_t key)
 {
-    if (!s->rcap || !id)
+    if (!m->cap || !key)
         return GS_STORE_NO_ID;
-    uint64_t h = hash64(id) & (uint64_t)(s->rcap - 1);
-    while (s->rk[h]) {
-        if (s->rk[h] == id)
-            return s->rv[h];
-        h = (h + 1) & (uint64_t)(s->rcap - 1);
+    uint64_t h = hash64(key) & (uint64_t)(m->cap - 1);
+    while (m->k[h]) {
+        if (m->k[h] == key)
+            return m->v[h];
+        h = (h + 1) & (uint64_t)(m->cap - 1);
     }
     return GS_STORE_NO_ID;
 }
 
+static void map_clear(u64map *m)
+{
+    if (m->cap)
+        memset(m->k, 0, (size_t)m->cap * sizeof *m->k);
+    m->n = 0;
+}
+
+static void map_free(u64map *m)
+{
+    free(m->k);
+    free(m->v);
+}
+
+static uint32_t range_get(const mem_state *s, uint64_t id) { return map_get(&s->ranges, id); }
+
 static const kinfo *kernel_get(const mem_state *s, uint64_t corr)
 {
-    /* kernels are appended in correlation order per step: search backwards */
-    for (int i = s->nk - 1; i >= 0; i--)
-        if (s->k[i].corr == corr)
-            return &s->k[i];
-    return NULL;
+    uint32_t i = map_get(&s->kernels, corr);
+    return i == GS_STORE_NO_ID ? NULL : &s->k[i];
 }
 
 static mrow *row_for(mem_state *s, uint32_t op, uint32_t kernel)
@@ -155,10 +174,12 @@ static int visit(void *ctx, uint64_t index, const gs_event *ev)
     gs_ui *ui = ctx;
     mem_state *s = st_of(ui);
     (void)index;
+    if (ev->step < s->built_s0 || ev->step > s->built_s1)
+        return 0; /* outside the steps shown (late device records, step -1) */
     switch (ev->kind) {
     case GS_EV_RANGE:
         if (ev->level == GS_RANGE_OP)
-            range_put(s, ev->aux, ev->name);
+            map_put(&s->ranges, ev->aux, ev->name);
         break;
     case GS_EV_KERNEL:
         if (s->nk == s->capk) {
@@ -169,16 +190,9 @@ static int visit(void *ctx, uint64_t index, const gs_event *ev)
             s->k = n;
             s->capk = cap;
         }
+        map_put(&s->kernels, ev->aux, (uint32_t)s->nk);
         s->k[s->nk++] = (kinfo){ev->aux, ev->name, ev->range_id};
         break;
-    case GS_EV_MEMCPY:
-    case GS_EV_MEMSET: {
-        int k = ev->kind == GS_EV_MEMSET ? GS_COPY_KIND_MAX + 1 : ev->level <= GS_COPY_KIND_MAX ? ev->level : 0;
-        s->copy_bytes[k] += ev->value;
-        s->copy_ns[k] += ev->dur_ns;
-        s->copies++;
-        break;
-    }
     case GS_EV_METRIC: {
         int m = metric_of(ui, s, ev->name);
         if (m < 0)
@@ -210,20 +224,48 @@ static int visit(void *ctx, uint64_t index, const gs_event *ev)
 
 static void collect(gs_ui *ui, mem_state *s)
 {
+    int64_t s1 = 0, s0 = 0;
+    if (ui->ix.n_steps) {
+        s1 = ui->live ? ui->cursor_step : ui->ix.steps[ui->ix.n_steps - 1].step;
+        s0 = ui->live ? s1 - LIVE_STEPS + 1 : ui->ix.steps[0].step;
+    }
+    uint64_t count = gs_store_count(ui->store);
+    if (s->built && s0 == s->built_s0 && s1 == s->built_s1 && count == s->built_count)
+        return;
+    s->built = 1;
+    s->built_s0 = s0;
+    s->built_s1 = s1;
+    s->built_count = count;
     s->n_rows = 0;
     s->nk = 0;
     s->copies = 0;
     memset(s->copy_bytes, 0, sizeof s->copy_bytes);
     memset(s->copy_ns, 0, sizeof s->copy_ns);
-    if (s->rcap)
-        memset(s->rk, 0, (size_t)s->rcap * sizeof *s->rk);
-    s->rn = 0;
+    map_clear(&s->ranges);
+    map_clear(&s->kernels);
     if (!ui->ix.n_steps)
         return;
-    int64_t s1 = ui->live ? ui->cursor_step : ui->ix.steps[ui->ix.n_steps - 1].step;
-    int64_t s0 = ui->live ? s1 - LIVE_STEPS + 1 : ui->ix.steps[0].step;
-    if (ui->ix.n_metrics || ui->ix.n_copies)
-        gs_store_query_steps(ui->store, s0, s1, visit, ui);
+    /* Copies come from the index. The store is read only when the steps
+     * have metrics, over the span of the steps' events: a metric names its
+     * kernel by correlation id, and a replayed step's metrics name the
+     * kernels of an earlier, timed step. */
+    uint64_t from = UINT64_MAX, to = 0;
+    int metrics = 0;
+    for (int i = gs_ui_step_pos(ui, s0); i >= 0 && i < ui->ix.n_steps && ui->ix.steps[i].step <= s1; i++) {
+        const gs_ui_step *st = &ui->ix.steps[i];
+        if (st->step < s0)
+            continue;
+        for (int k = 0; k <= GS_COPY_KIND_MAX + 1; k++) {
+            s->copy_bytes[k] += st->copy_kind_bytes[k];
+            s->copy_ns[k] += st->copy_kind_ns[k];
+        }
+        s->copies += st->copies;
+        metrics |= st->metric_events > 0;
+        from = st->ev_first < from ? st->ev_first : from;
+        to = st->ev_last + 1 > to ? st->ev_last + 1 : to;
+    }
+    if (metrics)
+        gs_store_visit(ui->store, from, to, visit, ui);
     /* largest DRAM traffic first */
     for (int a = 1; a < s->n_rows; a++)
         for (int b = a; b > 0; b--) {
@@ -410,8 +452,8 @@ static void release(gs_view *v)
 {
     mem_state *s = v->state;
     free(s->k);
-    free(s->rk);
-    free(s->rv);
+    map_free(&s->kernels);
+    map_free(&s->ranges);
     free(s->metric_kind);
 }
 
