@@ -34,6 +34,8 @@ typedef struct flame_state {
     uint64_t built_count;
     int64_t built_s0, built_s1;
     long steps;
+    int64_t last_step;   /* build: the step of the previous event, and whether it was sampled */
+    int last_sampled;
     /* op range id -> node */
     uint64_t *hk;
     int *hv;
@@ -122,6 +124,15 @@ static int build_visit(void *ctx, uint64_t index, const gs_event *ev)
     gs_ui *ui = ctx;
     flame_state *s = st_of(ui);
     (void)index;
+    /* A step replayed for hardware metrics ran serialized: its widths would
+     * swamp every other step's. */
+    if (ev->step != s->last_step) {
+        const gs_ui_step *st = gs_ui_step_at(ui, ev->step);
+        s->last_step = ev->step;
+        s->last_sampled = st && st->metrics;
+    }
+    if (s->last_sampled)
+        return 0;
     if (ev->kind == GS_EV_RANGE) {
         if (ev->level == GS_RANGE_STEP) {
             s->n[0].total += ev->dur_ns;
@@ -196,6 +207,8 @@ static void build(gs_ui *ui, flame_state *s)
     if (s->hcap)
         memset(s->hk, 0, (size_t)s->hcap * sizeof *s->hk);
     s->hn = 0;
+    s->last_step = INT64_MIN;
+    s->last_sampled = 0;
     gs_store_query_steps(ui->store, s0, s1, build_visit, ui);
     snprintf(s->n[0].label, sizeof s->n[0].label, "%ld step%s", s->steps, s->steps == 1 ? "" : "s");
     s->built_s0 = s0;
