@@ -48,6 +48,13 @@ typedef struct gs_backend_ops {
     /* out[n][m] = in[n][k] . w[m][k]^T (+ bias); w stored as wdt, fp32 accumulation */
     void (*matmul)(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
                    const float *bias, int n, int k, int m);
+    /* Optional: the product with a fused epilogue, GS_EPI_GELU (out = gelu(v))
+     * or GS_EPI_ACCUMULATE (out += v), v = in . w^T + bias. Only where
+     * matmul_ex_fits says so (the CUDA GEMV: half weights, few rows); in must
+     * not overlap out. */
+    void (*matmul_ex)(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+                      const float *bias, int n, int k, int m, int epilogue);
+    int (*matmul_ex_fits)(gs_backend *be, gs_dtype wdt, int n);
     void (*gelu)(gs_backend *be, float *x, long count);
     void (*swiglu)(gs_backend *be, float *up, const float *gate, long count);
     void (*rope)(gs_backend *be, float *qkv, const int *pos, int n, int qkv_stride, int n_head,
@@ -78,6 +85,7 @@ typedef struct gs_backend_ops {
 } gs_backend_ops;
 
 #define GS_GRAPH_NONE (-1)
+enum { GS_EPI_NONE = 0, GS_EPI_GELU = 1, GS_EPI_ACCUMULATE = 2 };
 
 struct gs_backend {
     const gs_backend_ops *ops;

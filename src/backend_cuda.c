@@ -253,6 +253,25 @@ static void op_matmul(gs_backend *be, float *out, const float *in, const void *w
         check_kernel(be, "add_bias", cuda_add_bias(out, bias, n, m, c->stream));
 }
 
+static int op_matmul_ex_fits(gs_backend *be, gs_dtype wdt, int n)
+{
+    (void)be;
+    return wdt != GS_DTYPE_F32 && n <= GEMV_MAX_ROWS;
+}
+
+static void op_matmul_ex(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+                         const float *bias, int n, int k, int m, int epilogue)
+{
+    if (!op_matmul_ex_fits(be, wdt, n)) {
+        note_failure(be, "gemv_half_ex", cudaErrorInvalidValue, "a fused epilogue outside the GEMV's shapes");
+        return;
+    }
+    int epi = epilogue == GS_EPI_GELU ? GS_GEMV_EPI_GELU : epilogue == GS_EPI_ACCUMULATE ? GS_GEMV_EPI_ACCUMULATE
+                                                                                          : GS_GEMV_EPI_NONE;
+    check_kernel(be, "gemv_half_ex",
+                 cuda_gemv_half_ex(out, in, w, wdt == GS_DTYPE_BF16, bias, n, k, m, epi, IMPL(be)->stream));
+}
+
 static int cuda_upload_weights(gs_backend *be, void *dst, const float *src, size_t count, gs_dtype dt,
                                gs_error *err)
 {
@@ -420,6 +439,8 @@ static const gs_backend_ops cuda_ops = {
     .layernorm = op_layernorm,
     .rmsnorm = op_rmsnorm,
     .matmul = op_matmul,
+    .matmul_ex = op_matmul_ex,
+    .matmul_ex_fits = op_matmul_ex_fits,
     .gelu = op_gelu,
     .swiglu = op_swiglu,
     .rope = op_rope,

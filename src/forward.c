@@ -310,7 +310,12 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
      * over the residual stream instead of two); the normed rows then live in
      * att, which is free at those points. The first norm has no residual
      * before it and the last residual feeds the gathered final norm. */
-    int fuse = f->fuse && op->residual_norm;
+    /* With the GEMV's epilogues (CUDA, half weights, decode-sized steps),
+     * fusion instead puts the residual adds and GELU inside the products
+     * (x += W h + b; h = gelu(W x + b)): three fewer kernels a layer and no
+     * extra pass over the residual stream; the norms then run on their own. */
+    int epi = f->fuse && op->matmul_ex && op->matmul_ex_fits && op->matmul_ex_fits(be, f->w.wdt, n);
+    int fuse = f->fuse && op->residual_norm && !epi;
     int rms = s->arch == GS_ARCH_LLAMA;
     float *normed = fuse ? f->att : f->xn;
     for (int l = 0; l < s->n_layer; l++) {
@@ -337,9 +342,16 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         op->attention(be, f->att, f->qkv, f->k_cache[l], f->v_cache[l], &aa);
         OP_END(f, "attention");
         OP_BEGIN(f, "matmul_out", l);
-        op->matmul(be, f->xn, f->att, w->wo, f->w.wdt, w->bo, n, C, C);
+        if (epi)
+            op->matmul_ex(be, f->x, f->att, w->wo, f->w.wdt, w->bo, n, C, C, GS_EPI_ACCUMULATE);
+        else
+            op->matmul(be, f->xn, f->att, w->wo, f->w.wdt, w->bo, n, C, C);
         OP_END(f, "matmul_out");
-        if (fuse) {
+        if (epi) {
+            OP_BEGIN(f, "norm_mlp", l);
+            norm(f, normed, f->x, w->ln2_w, w->ln2_b, n);
+            OP_END(f, "norm_mlp");
+        } else if (fuse) {
             OP_BEGIN(f, "residual_norm_mlp", l);
             op->residual_norm(be, f->x, f->xn, normed, w->ln2_w, w->ln2_b, rms, n, C, s->norm_eps);
             OP_END(f, "residual_norm_mlp");
@@ -352,9 +364,14 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             OP_END(f, "norm_mlp");
         }
         OP_BEGIN(f, "matmul_up", l);
-        op->matmul(be, f->h_up, normed, w->w_up, f->w.wdt, w->b_up, n, C, H);
+        if (epi && s->arch == GS_ARCH_GPT2)
+            op->matmul_ex(be, f->h_up, normed, w->w_up, f->w.wdt, w->b_up, n, C, H, GS_EPI_GELU);
+        else
+            op->matmul(be, f->h_up, normed, w->w_up, f->w.wdt, w->b_up, n, C, H);
         OP_END(f, "matmul_up");
-        if (s->arch == GS_ARCH_GPT2) {
+        if (epi && s->arch == GS_ARCH_GPT2) {
+            /* GELU ran in matmul_up's epilogue */
+        } else if (s->arch == GS_ARCH_GPT2) {
             OP_BEGIN(f, "gelu", l);
             op->gelu(be, f->h_up, (long)n * H);
             OP_END(f, "gelu");
@@ -367,9 +384,14 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             OP_END(f, "swiglu");
         }
         OP_BEGIN(f, "matmul_down", l);
-        op->matmul(be, f->xn, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C);
+        if (epi)
+            op->matmul_ex(be, f->x, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C, GS_EPI_ACCUMULATE);
+        else
+            op->matmul(be, f->xn, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C);
         OP_END(f, "matmul_down");
-        if (fuse && l + 1 < s->n_layer) {
+        if (epi) {
+            /* the residual add ran in matmul_down's epilogue */
+        } else if (fuse && l + 1 < s->n_layer) {
             const gs_fw_layer *next = &f->w.layers[l + 1];
             OP_BEGIN(f, "residual_norm_attn", l);
             op->residual_norm(be, f->x, f->xn, normed, next->ln1_w, next->ln1_b, rms, n, C, s->norm_eps);

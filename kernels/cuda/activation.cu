@@ -21,6 +21,7 @@
 //   8192 x 3200 on an H100: 76 us, 2.76 TB/s (the copy's speed).
 #include <stdint.h>
 
+#include "activation.cuh"
 #include "check_cuda.cuh"
 #include "ops_cuda.h"
 
@@ -40,12 +41,7 @@
 // Here nothing cancels: both tails and the middle stay within a few ulps (a
 // few 1e-6 at v = -5, from rounding u itself). Limits: v -> -inf gives -0 (exp
 // overflows to inf), v -> +inf gives v; NaN stays NaN, as in the literal form.
-static __device__ __forceinline__ float gelu1(float v)
-{
-    const float s = 0.7978845608028654f;  // sqrtf(2 / pi), as llm.c's GELU_SCALING_FACTOR
-    const float cube = 0.044715f * v * v * v;
-    return v / (1.0f + expf(-2.0f * (s * (v + cube))));
-}
+// gelu1: see activation.cuh (the GEMV's epilogue uses the same function).
 
 static __device__ __forceinline__ float swiglu1(float v, float g)
 {

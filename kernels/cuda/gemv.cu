@@ -51,6 +51,7 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "activation.cuh"
 #include "check_cuda.cuh"
 #include "gemv_cuda.h"
 
@@ -185,10 +186,22 @@ static __device__ __forceinline__ void reduce_scatter(float (&acc)[NV], int lane
 
 // ---- the kernel ----
 
+// The epilogue (a uniform branch): plain, GELU of the result, or added to
+// what out holds (the residual stream: x += W h + b). Each output element is
+// written by exactly one thread, so the read-modify-write needs no atomics.
+static __device__ __forceinline__ void store_out(float *o, float v, int epi)
+{
+    if (epi == GS_GEMV_EPI_GELU)
+        v = gelu1(v);
+    else if (epi == GS_GEMV_EPI_ACCUMULATE)
+        v += *o;
+    *o = v;
+}
+
 template <bool BF16, int NB, int V>
 __global__ void __launch_bounds__(GEMV_THREADS)
     gemv_kernel(float *__restrict__ out, const float *__restrict__ in, const uint16_t *__restrict__ w,
-                const float *__restrict__ bias, int n, int k, int m, int S)
+                const float *__restrict__ bias, int n, int k, int m, int S, int epi)
 {
     constexpr int R = GEMV_R;
     constexpr int NV = R * NB;           // partial sums per lane
@@ -252,7 +265,7 @@ __global__ void __launch_bounds__(GEMV_THREADS)
                 const int q = idx + i, j = q / R;
                 const long row = row0 + q % R;
                 if (j < n && row < m)
-                    out[(long)j * m + row] = acc[i] + (bias ? __ldg(bias + row) : 0.0f);
+                    store_out(out + (long)j * m + row, acc[i] + (bias ? __ldg(bias + row) : 0.0f), epi);
             }
         }
         return;
@@ -272,7 +285,7 @@ __global__ void __launch_bounds__(GEMV_THREADS)
             float sum = part[g * S][q];
             for (int i = 1; i < S; i++)
                 sum += part[g * S + i][q];
-            out[(long)j * m + row] = sum + (bias ? __ldg(bias + row) : 0.0f);
+            store_out(out + (long)j * m + row, sum + (bias ? __ldg(bias + row) : 0.0f), epi);
         }
     }
 }
@@ -298,7 +311,7 @@ template <bool BF16> __global__ void convert_kernel(uint16_t *__restrict__ out, 
 
 template <bool BF16, int NB>
 static int launch_nb(float *out, const float *in, const uint16_t *w, const float *bias, int n, int k, int m, bool vec,
-                     int sms, cudaStream_t stream)
+                     int sms, int epi, cudaStream_t stream)
 {
     // Split k among S warps while the grid is short of ~16 warps per SM and
     // each lane keeps at least 1.5 steps of its slice.
@@ -310,26 +323,26 @@ static int launch_nb(float *out, const float *in, const uint16_t *w, const float
     const int rows_per_block = GEMV_R * (GEMV_WARPS / S);
     const int grid = gs_ceil_div(m, rows_per_block);
     if (vec)
-        gemv_kernel<BF16, NB, 8><<<grid, GEMV_THREADS, 0, stream>>>(out, in, w, bias, n, k, m, S);
+        gemv_kernel<BF16, NB, 8><<<grid, GEMV_THREADS, 0, stream>>>(out, in, w, bias, n, k, m, S, epi);
     else
-        gemv_kernel<BF16, NB, 1><<<grid, GEMV_THREADS, 0, stream>>>(out, in, w, bias, n, k, m, S);
+        gemv_kernel<BF16, NB, 1><<<grid, GEMV_THREADS, 0, stream>>>(out, in, w, bias, n, k, m, S, epi);
     CUDA_LAUNCHED();
     return 0;
 }
 
 template <bool BF16>
 static int launch_dtype(float *out, const float *in, const uint16_t *w, const float *bias, int n, int k, int m,
-                        bool vec, int sms, cudaStream_t stream)
+                        bool vec, int sms, int epi, cudaStream_t stream)
 {
     if (n <= 1)
-        return launch_nb<BF16, 1>(out, in, w, bias, n, k, m, vec, sms, stream);
+        return launch_nb<BF16, 1>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
     if (n <= 2)
-        return launch_nb<BF16, 2>(out, in, w, bias, n, k, m, vec, sms, stream);
+        return launch_nb<BF16, 2>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
     if (n <= 4)
-        return launch_nb<BF16, 4>(out, in, w, bias, n, k, m, vec, sms, stream);
+        return launch_nb<BF16, 4>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
     if (n <= 8)
-        return launch_nb<BF16, 8>(out, in, w, bias, n, k, m, vec, sms, stream);
-    return launch_nb<BF16, 16>(out, in, w, bias, n, k, m, vec, sms, stream);
+        return launch_nb<BF16, 8>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
+    return launch_nb<BF16, 16>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
 }
 
 // The SM count sizes the grids. Asking the driver on every call put an
@@ -357,6 +370,12 @@ static cudaError_t sm_count(int *sms)
 extern "C" int cuda_gemv_half(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k,
                               int m, cudaStream_t stream)
 {
+    return cuda_gemv_half_ex(out, in, w, is_bf16, bias, n, k, m, GS_GEMV_EPI_NONE, stream);
+}
+
+extern "C" int cuda_gemv_half_ex(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n,
+                                 int k, int m, int epilogue, cudaStream_t stream)
+{
     if (n <= 0 || m <= 0)
         return 0;
     int sms = 0;
@@ -369,8 +388,8 @@ extern "C" int cuda_gemv_half(float *out, const float *in, const void *w, int is
         const int nb = n - i0 < GEMV_NMAX ? n - i0 : GEMV_NMAX;
         const float *in_i = in + (size_t)i0 * k;
         float *out_i = out + (size_t)i0 * m;
-        const int rc = is_bf16 ? launch_dtype<true>(out_i, in_i, w16, bias, nb, k, m, vec, sms, stream)
-                               : launch_dtype<false>(out_i, in_i, w16, bias, nb, k, m, vec, sms, stream);
+        const int rc = is_bf16 ? launch_dtype<true>(out_i, in_i, w16, bias, nb, k, m, vec, sms, epilogue, stream)
+                               : launch_dtype<false>(out_i, in_i, w16, bias, nb, k, m, vec, sms, epilogue, stream);
         if (rc)
             return rc;
     }

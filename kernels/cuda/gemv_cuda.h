@@ -22,6 +22,13 @@ extern "C" {
 int cuda_gemv_half(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k, int m,
                    cudaStream_t stream);
 
+/* Epilogues of cuda_gemv_half_ex, applied to each result v = in . w + bias. */
+enum { GS_GEMV_EPI_NONE = 0, GS_GEMV_EPI_GELU = 1, GS_GEMV_EPI_ACCUMULATE = 2 };
+/* As cuda_gemv_half, then out = gelu(v) (GELU, the tanh form of the gelu
+ * kernel) or out += v (the residual stream takes the product in place). */
+int cuda_gemv_half_ex(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k, int m,
+                      int epilogue, cudaStream_t stream);
+
 /* out[i] = in[i] rounded to nearest even in fp16 (is_bf16 = 0) or bf16
  * (is_bf16 = 1), for i < count. Overflow gives +-inf, subnormals are kept,
  * every NaN becomes the canonical 0x7FFF. */

@@ -85,11 +85,13 @@ static int engine_tokens_g(gs_backend *be, const gs_model *m, int variant, int g
     c.max_batch = batch;
     c.kv_block_size = 4;
     c.kv_blocks = kv_blocks;
+    if (graphs & 4)
+        c.weight_dtype = GS_DTYPE_F16; /* bit 2: fp16 weight matrices (the GEMV path) */
     int rc = gs_engine_init(&e, be, m, &c, err);
     if (rc)
         return rc;
     e.fwd.attn_variant = variant;
-    e.fwd.use_graphs = graphs & 1; /* bit 0: CUDA graphs, bit 1: fused residual+norm */
+    e.fwd.use_graphs = graphs & 1; /* bit 0: CUDA graphs, bit 1: fusion */
     e.fwd.fuse = (graphs & 2) != 0;
     int V = m->shape.vocab;
     int *prompt = malloc((size_t)plen * sizeof(int));
@@ -134,6 +136,15 @@ static void test_synthetic(gs_backend *gpu, gs_backend *cpu, const char *preset)
     int rc3 = engine_tokens_g(gpu, &m, GS_ATTN_FUSED, 1, NREQ, 20, got, NREQ, PLEN, NGEN, &err);
     tap_ok(rc3 == GS_OK && memcmp(want, got, sizeof want) == 0,
            "%s: decode steps replayed as CUDA graphs (batch changing as requests finish, preemption) generate the same tokens %s",
+           preset, err.msg);
+    /* fp16 weights: fusion puts the residual adds and GELU into the GEMV's
+     * epilogue in decode steps; the same operations in the same order, so the
+     * tokens equal the unfused fp16 run's exactly (also with graphs). */
+    float want16[NREQ * NGEN];
+    int r16 = engine_tokens_g(gpu, &m, GS_ATTN_FUSED, 4, NREQ, 0, want16, NREQ, PLEN, NGEN, &err);
+    int r16f = engine_tokens_g(gpu, &m, GS_ATTN_FUSED, 4 | 2 | 1, NREQ, 20, got, NREQ, PLEN, NGEN, &err);
+    tap_ok(r16 == GS_OK && r16f == GS_OK && memcmp(want16, got, sizeof want16) == 0,
+           "%s: fp16 weights with the GEMV's fused epilogues (and graphs, preemption) generate the unfused tokens %s",
            preset, err.msg);
     /* Prefill logits, all positions, GPU vs CPU, fp32. */
     gs_model_free(&m);

@@ -308,6 +308,81 @@ static void test_gemv_shape(int k, int m, int is_bf16)
     free(in), free(wh), free(wf), free(bias), free(ref), free(got);
 }
 
+/* The fused epilogues against the CPU twin: the double-precision product
+ * plus bias, then GELU (tanh form) or added to a residual already in out.
+ * Shapes of GPT-2's matmul_up (GELU) and matmul_out / matmul_down
+ * (accumulate), plus a ragged one; rows past n stay untouched. */
+static double gelu_ref(double v)
+{
+    const double s = 0.7978845608028654;
+    return 0.5 * v * (1.0 + tanh(s * (v + 0.044715 * v * v * v)));
+}
+
+static void test_epilogue(int k, int m, int epi, int is_bf16)
+{
+    static const int ns[] = {1, 3, 16};
+    const size_t wcount = (size_t)m * k;
+    float *in = xmalloc((size_t)NMAX * k * sizeof(float));
+    uint16_t *wh = xmalloc(wcount * 2);
+    float *wf = xmalloc(wcount * sizeof(float));
+    float *bias = xmalloc((size_t)m * sizeof(float));
+    float *resid = xmalloc((size_t)NMAX * m * sizeof(float));
+    float *got = xmalloc((size_t)NMAX * m * sizeof(float));
+    for (size_t i = 0; i < (size_t)NMAX * k; i++)
+        in[i] = frand();
+    for (size_t i = 0; i < wcount; i++) {
+        wh[i] = is_bf16 ? host_f2bf(frand() * 0.5f) : host_f2h(frand() * 0.5f);
+        wf[i] = is_bf16 ? host_bf2f(wh[i]) : host_h2f(wh[i]);
+    }
+    for (int j = 0; j < m; j++)
+        bias[j] = frand();
+    for (size_t i = 0; i < (size_t)NMAX * m; i++)
+        resid[i] = frand() * 4.0f;
+    float *d_in = dmalloc((size_t)NMAX * k * sizeof(float));
+    uint16_t *d_w = dmalloc(wcount * 2);
+    float *d_bias = dmalloc((size_t)m * sizeof(float));
+    float *d_out = dmalloc((size_t)NMAX * m * sizeof(float));
+    cuda_or_bail(cudaMemcpy(d_in, in, (size_t)NMAX * k * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+    cuda_or_bail(cudaMemcpy(d_w, wh, wcount * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+    cuda_or_bail(cudaMemcpy(d_bias, bias, (size_t)m * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+    const char *what = epi == GS_GEMV_EPI_GELU ? "gelu" : "accumulate";
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        const int n = ns[t];
+        /* accumulate: out starts as the residual; gelu: poisoned */
+        if (epi == GS_GEMV_EPI_ACCUMULATE)
+            cuda_or_bail(cudaMemcpy(d_out, resid, (size_t)NMAX * m * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+        else
+            cuda_or_bail(cudaMemset(d_out, 0xFF, (size_t)NMAX * m * sizeof(float)), "cudaMemset");
+        int rc = cuda_gemv_half_ex(d_out, d_in, d_w, is_bf16, d_bias, n, k, m, epi, 0);
+        cudaError_t e = cudaDeviceSynchronize();
+        if (rc || e != cudaSuccess) {
+            tap_ok(0, "gemv %s epilogue n=%d k=%d m=%d: CUDA error", what, n, k, m);
+            continue;
+        }
+        cuda_or_bail(cudaMemcpy(got, d_out, (size_t)NMAX * m * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy");
+        double num = 0.0, den = 0.0;
+        int finite = 1, tail = 1;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++) {
+                double v = bias[j];
+                for (int c = 0; c < k; c++)
+                    v += (double)in[(size_t)i * k + c] * (double)wf[(size_t)j * k + c];
+                double r = epi == GS_GEMV_EPI_GELU ? gelu_ref(v) : v + (double)resid[(size_t)i * m + j];
+                double g = got[(size_t)i * m + j];
+                finite &= isfinite(g) != 0;
+                num += (g - r) * (g - r);
+                den += r * r;
+            }
+        for (size_t q = (size_t)n * m; q < (size_t)NMAX * m; q++)
+            tail &= epi == GS_GEMV_EPI_ACCUMULATE ? got[q] == resid[q] : f2u(got[q]) == 0xffffffffu;
+        const double err = den > 0 ? sqrt(num / den) : sqrt(num);
+        tap_ok(finite && tail && err < TOL, "gemv %s epilogue %s n=%d k=%d m=%d: rel err %.2e%s", what,
+               is_bf16 ? "bf16" : "fp16", n, k, m, err, tail ? "" : ", rows past n touched");
+    }
+    cudaFree(d_in), cudaFree(d_w), cudaFree(d_bias), cudaFree(d_out);
+    free(in), free(wh), free(wf), free(bias), free(resid), free(got);
+}
+
 /* ---- --bench ---- */
 
 static int cmp_float(const void *x, const void *y)
@@ -432,5 +507,11 @@ int main(int argc, char **argv)
                 continue;
             test_gemv_shape(km[s][0], km[s][1], dt);
         }
+    for (int dt = 0; dt <= 1; dt++) {
+        test_epilogue(768, 3072, GS_GEMV_EPI_GELU, dt);
+        test_epilogue(768, 768, GS_GEMV_EPI_ACCUMULATE, dt);
+        test_epilogue(3072, 768, GS_GEMV_EPI_ACCUMULATE, dt);
+        test_epilogue(13, 7, GS_GEMV_EPI_GELU, dt);
+    }
     return tap_done();
 }
