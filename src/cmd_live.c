@@ -201,7 +201,7 @@ static int run_live_ui(gs_cli *cli, int ascii)
     int window = r->cfg.profiler.window_steps > 0 ? r->cfg.profiler.window_steps : 256;
     r->store = gs_store_create(window);
     gs_profiler_options po = {cli->device_trace, cli->metrics_every ? cli->metrics_every : r->cfg.profiler.metrics_every,
-                              0};
+                              0, 1};
     int rc = GS_OK;
     int opened = 0;
     fprintf(stderr, "gptscope: loading %s ...\n", r->cfg.model);

@@ -57,7 +57,7 @@ int cmd_record(int argc, char **argv)
     const gs_workload *wl = &cfg.workload;
     gs_event_store *store = gs_store_create(0);
     gs_profiler *prof = NULL;
-    gs_profiler_options po = {cli.device_trace, cli.metrics_every, cli.nvtx};
+    gs_profiler_options po = {cli.device_trace, cli.metrics_every, cli.nvtx, 1};
     /* Before the session: CUPTI must see the CUDA modules load. */
     if (!store || (rc = gs_profiler_create(&prof, &po, gs_backend_wants_cuda(cfg.backend), store, &err))) {
         gs_store_destroy(store);
