@@ -246,6 +246,18 @@ static void test_pool(gs_pool *pool, const char *name)
             ok = ok && !pthread_equal(e.who[i], e.who[j]);
     tap_ok(ok, "pool %s: run_on_each runs once on each of %d threads (ran %d, calls %d)", name, threads, ran,
            atomic_load(&e.calls));
+    /* On a pool just created: workers still starting must join the job. */
+    int fresh_ok = 1;
+    for (int it = 0; it < 50 && threads > 1; it++) {
+        gs_pool *fresh = gs_pool_create(threads);
+        each_rec f = {.pool = fresh};
+        atomic_init(&f.calls, 0);
+        atomic_init(&f.caller_ran, 0);
+        f.caller = pthread_self();
+        fresh_ok &= gs_pool_run_on_each(fresh, each_fn, &f) == threads && atomic_load(&f.calls) == threads;
+        gs_pool_destroy(fresh);
+    }
+    tap_ok(fresh_ok, "pool %s: run_on_each on 50 freshly created pools reaches every thread", name);
     if (threads > 1) {
         cover n = {.n = 4, .min_chunk = 1, .pool = pool};
         n.hits = calloc(4, sizeof(_Atomic int));

@@ -109,7 +109,11 @@ static void *worker_main(void *arg)
 {
     gs_pool *p = arg;
     tl_in_pool = 1;
-    uint32_t seen = T_GEN(atomic_load_explicit(&p->ticket, memory_order_acquire));
+    /* The creation generation, not the ticket's current one: a worker that
+     * starts after the first job was published must still join that job
+     * (run_on_each waits for every thread). Joining a finished job costs
+     * one overshooting claim. */
+    uint32_t seen = 0;
     for (;;) {
         /* Spin: the common case in a decode loop. */
         long start = 0;
