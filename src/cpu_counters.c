@@ -33,6 +33,7 @@ typedef struct group {
 } group;
 
 struct gs_cpu_counters {
+    int software;          /* the test stand-ins (gs_cpu_counters_open_software) */
     int n_threads;
     group *g;              /* one per thread that works */
     int ev[GS_CPUC_COUNT]; /* gs_cpuc_event of each group member, in group order */
@@ -40,34 +41,49 @@ struct gs_cpu_counters {
     unsigned mask;
 };
 
-static void attr_of(int e, struct perf_event_attr *a)
+/* The attributes of event e; 0, or -1 when the software stand-ins have none
+ * for it. */
+static int attr_of(int e, int software, struct perf_event_attr *a)
 {
     memset(a, 0, sizeof *a);
     a->size = sizeof *a;
-    switch (e) {
-    case GS_CPUC_LLC_LOADS:
-    case GS_CPUC_LLC_MISSES:
-        a->type = PERF_TYPE_HW_CACHE;
-        a->config = PERF_COUNT_HW_CACHE_LL | (PERF_COUNT_HW_CACHE_OP_READ << 8) |
-                    ((uint64_t)(e == GS_CPUC_LLC_LOADS ? PERF_COUNT_HW_CACHE_RESULT_ACCESS
-                                                       : PERF_COUNT_HW_CACHE_RESULT_MISS) << 16);
-        break;
-    case GS_CPUC_CACHE_MISSES: a->type = PERF_TYPE_HARDWARE; a->config = PERF_COUNT_HW_CACHE_MISSES; break;
-    case GS_CPUC_CACHE_REFS: a->type = PERF_TYPE_HARDWARE; a->config = PERF_COUNT_HW_CACHE_REFERENCES; break;
-    case GS_CPUC_INSTRUCTIONS: a->type = PERF_TYPE_HARDWARE; a->config = PERF_COUNT_HW_INSTRUCTIONS; break;
-    default: a->type = PERF_TYPE_HARDWARE; a->config = PERF_COUNT_HW_CPU_CYCLES; break;
+    if (software) {
+        /* Minor page faults where the LLC loads go, task clock (ns) where
+         * the cycles go; the other slots stay empty. */
+        if (e != GS_CPUC_LLC_LOADS && e != GS_CPUC_CYCLES)
+            return -1;
+        a->type = PERF_TYPE_SOFTWARE;
+        a->config = e == GS_CPUC_LLC_LOADS ? PERF_COUNT_SW_PAGE_FAULTS_MIN : PERF_COUNT_SW_TASK_CLOCK;
+    } else {
+        switch (e) {
+        case GS_CPUC_LLC_LOADS:
+        case GS_CPUC_LLC_MISSES:
+            a->type = PERF_TYPE_HW_CACHE;
+            a->config = PERF_COUNT_HW_CACHE_LL | (PERF_COUNT_HW_CACHE_OP_READ << 8) |
+                        ((uint64_t)(e == GS_CPUC_LLC_LOADS ? PERF_COUNT_HW_CACHE_RESULT_ACCESS
+                                                           : PERF_COUNT_HW_CACHE_RESULT_MISS) << 16);
+            break;
+        case GS_CPUC_CACHE_MISSES: a->type = PERF_TYPE_HARDWARE; a->config = PERF_COUNT_HW_CACHE_MISSES; break;
+        case GS_CPUC_CACHE_REFS: a->type = PERF_TYPE_HARDWARE; a->config = PERF_COUNT_HW_CACHE_REFERENCES; break;
+        case GS_CPUC_INSTRUCTIONS: a->type = PERF_TYPE_HARDWARE; a->config = PERF_COUNT_HW_INSTRUCTIONS; break;
+        default: a->type = PERF_TYPE_HARDWARE; a->config = PERF_COUNT_HW_CPU_CYCLES; break;
+        }
     }
     a->read_format = PERF_FORMAT_GROUP | PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
     /* User space only: the kernels run there, and paranoid=2 allows no more. */
     a->exclude_kernel = 1;
     a->exclude_hv = 1;
+    return 0;
 }
 
 /* This thread (pid 0), any CPU it runs on (-1). */
-static int open_event(int e, int leader)
+static int open_event(int e, int software, int leader)
 {
     struct perf_event_attr a;
-    attr_of(e, &a);
+    if (attr_of(e, software, &a)) {
+        errno = ENOENT;
+        return -1;
+    }
     return (int)syscall(SYS_perf_event_open, &a, 0, -1, leader, PERF_FLAG_FD_CLOEXEC);
 }
 
@@ -81,12 +97,12 @@ static void close_group(group *g, int n)
 }
 
 /* Opens ev[0..n) as one group for the calling thread; 0 or an errno. */
-static int open_group(group *g, const int *ev, int n)
+static int open_group(group *g, const int *ev, int n, int software)
 {
     for (int i = 0; i < GS_CPUC_COUNT; i++)
         g->fd[i] = -1;
     for (int i = 0; i < n; i++) {
-        g->fd[i] = open_event(ev[i], i ? g->fd[0] : -1);
+        g->fd[i] = open_event(ev[i], software, i ? g->fd[0] : -1);
         if (g->fd[i] < 0) {
             int e = errno;
             close_group(g, i);
@@ -180,16 +196,16 @@ static void open_on_thread(void *ctx, int thread)
     gs_cpu_counters *c = ctx;
     if (thread >= c->n_threads)
         return; /* cannot happen: run_on_each hands out n_threads ordinals */
-    c->g[thread].err = open_group(&c->g[thread], c->ev, c->n_ev);
+    c->g[thread].err = open_group(&c->g[thread], c->ev, c->n_ev, c->software);
 }
 
-int gs_cpu_counters_open(gs_cpu_counters **out, gs_pool *pool, gs_error *err)
+static int open_counters(gs_cpu_counters **out, gs_pool *pool, int software, gs_error *err)
 {
     *out = NULL;
     /* Pass 1, on this thread: which events exist, alone. */
     int cand[GS_CPUC_COUNT], n_cand = 0, first_err = 0;
     for (int e = 0; e < GS_CPUC_COUNT; e++) {
-        int fd = open_event(e, -1);
+        int fd = open_event(e, software, -1);
         if (fd >= 0) {
             close(fd);
             cand[n_cand++] = e;
@@ -208,7 +224,7 @@ int gs_cpu_counters_open(gs_cpu_counters **out, gs_pool *pool, gs_error *err)
     group probe;
     int n = n_cand, code = 0;
     for (; n > 0; n--) {
-        code = open_group(&probe, cand, n);
+        code = open_group(&probe, cand, n, software);
         if (code == 0) {
             int runs = group_runs(&probe, n);
             close_group(&probe, n);
@@ -228,6 +244,7 @@ int gs_cpu_counters_open(gs_cpu_counters **out, gs_pool *pool, gs_error *err)
         free(c);
         return gs_error_set(err, GS_ERR_RUNTIME, "out of memory for CPU counters");
     }
+    c->software = software;
     c->n_threads = threads;
     c->n_ev = n;
     for (int i = 0; i < n; i++) {
@@ -253,6 +270,16 @@ int gs_cpu_counters_open(gs_cpu_counters **out, gs_pool *pool, gs_error *err)
     }
     *out = c;
     return GS_OK;
+}
+
+int gs_cpu_counters_open(gs_cpu_counters **out, gs_pool *pool, gs_error *err)
+{
+    return open_counters(out, pool, 0, err);
+}
+
+int gs_cpu_counters_open_software(gs_cpu_counters **out, gs_pool *pool, gs_error *err)
+{
+    return open_counters(out, pool, 1, err);
 }
 
 unsigned gs_cpu_counters_events(const gs_cpu_counters *c) { return c ? c->mask : 0; }

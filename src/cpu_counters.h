@@ -59,6 +59,10 @@ typedef struct gs_cpu_counters gs_cpu_counters;
  * counters (GS_ERR_RUNTIME) when perf_event_open is not permitted or the
  * machine exposes no hardware PMU; nothing stays open then. */
 int gs_cpu_counters_open(gs_cpu_counters **out, struct gs_pool *pool, gs_error *err);
+/* The same groups, threads and reads on software events, so tests can check
+ * the machinery where no PMU exists (VMs): minor page faults stand in the
+ * GS_CPUC_LLC_LOADS slot, task clock (ns) in GS_CPUC_CYCLES; no other slot. */
+int gs_cpu_counters_open_software(gs_cpu_counters **out, struct gs_pool *pool, gs_error *err);
 /* The events counted (bit per gs_cpuc_event) and the threads covered. */
 unsigned gs_cpu_counters_events(const gs_cpu_counters *c);
 int gs_cpu_counters_threads(const gs_cpu_counters *c);
