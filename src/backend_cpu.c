@@ -10,6 +10,7 @@
 #include "activation.h"
 #include "attention.h"
 #include "backend.h"
+#include "backend_cpu.h"
 #include "embedding.h"
 #include "fused.h"
 #include "gather.h"
@@ -232,3 +233,5 @@ int gs_backend_cpu_create(gs_backend **out, int threads, gs_error *err)
     *out = be;
     return GS_OK;
 }
+
+gs_pool *gs_backend_cpu_pool(const gs_backend *be) { return be && be->ops == &cpu_ops ? POOL(be) : NULL; }

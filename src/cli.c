@@ -17,7 +17,7 @@ enum {
     OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_PROMPT_IDS,
     OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
     OPT_STEPS, OPT_SECONDS, OPT_PROFILE, OPT_REMEASURE_PEAKS,
-    OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX, OPT_METRICS_SET, OPT_TRACE_EVERY,
+    OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX, OPT_METRICS_SET, OPT_TRACE_EVERY, OPT_CPU_COUNTERS,
 };
 
 typedef struct opt_doc {
@@ -52,6 +52,7 @@ static const opt_doc table[] = {
     {{"metrics-every", required_argument, NULL, OPT_METRICS_EVERY}, GS_OPTS_COLLECT, "N", "hardware counters (DRAM, L2, L1 traffic) on every Nth step; those steps are replayed and excluded from timings (0: off)"},
     {{"trace-every", required_argument, NULL, OPT_TRACE_EVERY}, GS_OPTS_COLLECT, "N", "CUPTI kernel timeline on every Nth step only (1: every step), to keep its cost low"},
     {{"metrics-set", required_argument, NULL, OPT_METRICS_SET}, GS_OPTS_COLLECT, "full|fast", "full: with the L2 hit rate (two passes); fast: one pass, sampled steps far cheaper"},
+    {{"cpu-counters", required_argument, NULL, OPT_CPU_COUNTERS}, GS_OPTS_COLLECT, "on|off", "per-op LLC and cache counters through perf_event_open (CPU backend, where the kernel exposes a PMU)"},
     {{"nvtx", required_argument, NULL, OPT_NVTX}, GS_OPTS_COLLECT, "on|off", "NVTX ranges for Nsight Systems (CUDA)"},
     {{"help", no_argument, NULL, OPT_HELP}, 0, NULL, "show this help"},
 };
@@ -146,6 +147,7 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
     memset(cli, 0, sizeof *cli);
     cli->device_trace = 1;
     cli->nvtx = 1;
+    cli->cpu_counters = 1;
     cli->command = command;
     cli->groups = groups;
     cli->n_tokens = -1;
@@ -286,6 +288,9 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
             break;
         case OPT_NVTX:
             rc = parse_on_off(command, "nvtx", optarg, &cli->nvtx, err);
+            break;
+        case OPT_CPU_COUNTERS:
+            rc = parse_on_off(command, "cpu-counters", optarg, &cli->cpu_counters, err);
             break;
         case OPT_TRACE_EVERY:
             rc = parse_long(command, "trace-every", optarg, 1, 1L << 30, &lv, err);

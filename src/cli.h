@@ -42,6 +42,7 @@ typedef struct gs_cli {
     int nvtx;                 /* --nvtx on|off (default on) */
     int metrics_fast;         /* --metrics-set fast (default full) */
     int trace_every;          /* --trace-every N (default 1) */
+    int cpu_counters;         /* --cpu-counters on|off (default on) */
     int help;
     char **args;              /* positional arguments left over */
     int n_args;

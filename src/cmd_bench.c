@@ -107,7 +107,8 @@ static int profile_create(bench_profile *bp, const gs_cli *cli, const gs_config 
     if (!bp->store)
         return gs_error_set(err, GS_ERR_RUNTIME, "out of memory for the profile's event store");
     gs_profiler_options po = {.device_timeline = cli->device_trace, .metrics_every = cli->metrics_every,
-                             .nvtx = cli->nvtx, .metrics_fast = cli->metrics_fast, .trace_every = cli->trace_every};
+                             .nvtx = cli->nvtx, .metrics_fast = cli->metrics_fast, .trace_every = cli->trace_every,
+                             .cpu_counters = cli->cpu_counters};
     return gs_profiler_create(&bp->profiler, &po, gs_backend_wants_cuda(cfg->backend), bp->store, err);
 }
 
@@ -280,10 +281,12 @@ int cmd_bench(int argc, char **argv)
             gs_profiler_stats ps;
             gs_profiler_get_stats(prof.profiler, &ps);
             printf(",\"collector\":{\"kernels\":%llu,\"copies\":%llu,\"syncs\":%llu,\"dropped\":%llu,"
-                   "\"unattributed\":%llu,\"metrics_steps\":%llu}",
+                   "\"unattributed\":%llu,\"metrics_steps\":%llu,\"cpu_counter_ops\":%llu,"
+                   "\"cpu_counter_threads\":%d}",
                    (unsigned long long)ps.kernels, (unsigned long long)ps.copies, (unsigned long long)ps.syncs,
                    (unsigned long long)ps.dropped, (unsigned long long)ps.unattributed,
-                   (unsigned long long)ps.metric_steps);
+                   (unsigned long long)ps.metric_steps, (unsigned long long)ps.cpu_counter_ops,
+                   ps.cpu_counter_threads);
         }
         printf("}\n");
     } else {
@@ -320,10 +323,14 @@ int cmd_bench(int argc, char **argv)
             gs_profiler_stats ps;
             gs_profiler_get_stats(prof.profiler, &ps);
             printf("\ncollector %llu kernels, %llu copies/sets, %llu syncs recorded; %llu device records dropped; "
-                   "%llu outside any op (weight uploads, peak probes); %llu metrics steps%s%s\n",
+                   "%llu outside any op (weight uploads, peak probes); %llu metrics steps",
                    (unsigned long long)ps.kernels, (unsigned long long)ps.copies, (unsigned long long)ps.syncs,
                    (unsigned long long)ps.dropped, (unsigned long long)ps.unattributed,
-                   (unsigned long long)ps.metric_steps, gs_profiler_notice(prof.profiler)[0] ? "\nnote     " : "",
+                   (unsigned long long)ps.metric_steps);
+            if (ps.cpu_counter_threads)
+                printf("; CPU counters on %d threads, %llu ops counted", ps.cpu_counter_threads,
+                       (unsigned long long)ps.cpu_counter_ops);
+            printf("%s%s\n", gs_profiler_notice(prof.profiler)[0] ? "\nnote     " : "",
                    gs_profiler_notice(prof.profiler));
         }
     }

@@ -216,6 +216,7 @@ static int run_live_ui(gs_cli *cli, int ascii)
         .nvtx = 0, /* the UI is the view; Nsight users run record or bench */
         .metrics_fast = cli->metrics_fast,
         .trace_every = cli->trace_every,
+        .cpu_counters = cli->cpu_counters,
     };
     int rc = GS_OK;
     int opened = 0;

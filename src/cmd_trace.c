@@ -58,7 +58,8 @@ int cmd_record(int argc, char **argv)
     gs_event_store *store = gs_store_create(0);
     gs_profiler *prof = NULL;
     gs_profiler_options po = {.device_timeline = cli.device_trace, .metrics_every = cli.metrics_every,
-                             .nvtx = cli.nvtx, .metrics_fast = cli.metrics_fast, .trace_every = cli.trace_every};
+                             .nvtx = cli.nvtx, .metrics_fast = cli.metrics_fast, .trace_every = cli.trace_every,
+                             .cpu_counters = cli.cpu_counters};
     /* Before the session: CUPTI must see the CUDA modules load. */
     if (!store || (rc = gs_profiler_create(&prof, &po, gs_backend_wants_cuda(cfg.backend), store, &err))) {
         gs_store_destroy(store);

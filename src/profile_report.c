@@ -45,6 +45,8 @@ typedef struct inst_rec {
     int n_kernels;
     double dram_kernel, dram_op;
     int has_dram_kernel, has_dram_op;
+    double cpu[GS_CPUC_COUNT];  /* op-scope CPU counter values */
+    unsigned cpu_mask;
 } inst_rec;
 
 /* The metrics the kernel table shows, in gs_profile_kernel_metrics order. */
@@ -70,7 +72,8 @@ typedef struct kern_rec {
 } kern_rec;
 
 typedef struct metric_rec {
-    int kind;
+    int kind;                   /* a metric_names index, or -1 for a CPU counter */
+    int cpu;                    /* a gs_cpuc_event, or -1 */
     int scope;
     uint64_t corr, range_id;
     double value;
@@ -113,6 +116,17 @@ static int metric_kind(gather *g, uint32_t name)
     for (int k = 0; k < M_COUNT; k++)
         if (strcmp(str, metric_names[k]) == 0)
             return k;
+    return -1;
+}
+
+static int cpu_kind(gather *g, uint32_t name)
+{
+    const char *str = gs_store_string(g->s, name);
+    if (strncmp(str, "cpu.", 4) != 0)
+        return -1;
+    for (int e = 0; e < GS_CPUC_COUNT; e++)
+        if (strcmp(str, gs_cpuc_names[e]) == 0)
+            return e;
     return -1;
 }
 
@@ -189,12 +203,14 @@ static int visit(void *ctx, uint64_t index, const gs_event *ev)
     }
     case GS_EV_METRIC: {
         int kind = metric_kind(g, ev->name);
-        if (kind < 0)
+        int cpu = kind < 0 && ev->level == GS_METRIC_OP ? cpu_kind(g, ev->name) : -1;
+        if (kind < 0 && cpu < 0)
             break;
         if (grow(&g->mets, &g->cap_mets, g->n_mets, sizeof *g->mets) < 0)
             return g->failed = 1;
         metric_rec *m = &g->mets[g->n_mets++];
         m->kind = kind;
+        m->cpu = cpu;
         m->scope = ev->level;
         m->corr = ev->aux;
         m->range_id = ev->range_id;
@@ -261,6 +277,9 @@ typedef struct op_acc {
     uint64_t host_ns, kernel_ns;
     double flops, bytes, measured;
     int unmodeled;
+    long cpu_calls;
+    unsigned cpu_mask;          /* events present in every counted instance */
+    double cpu[GS_CPUC_COUNT];
 } op_acc;
 
 static void build_ops(gather *g, const gs_cost_config *cost, gs_profile *p, op_acc *acc, int *n_acc)
@@ -281,6 +300,12 @@ static void build_ops(gather *g, const gs_cost_config *cost, gs_profile *p, op_a
         if (in->has_dram_kernel || in->has_dram_op) {
             o->measured_calls++;
             o->measured += in->has_dram_kernel ? in->dram_kernel : in->dram_op;
+        }
+        if (in->cpu_mask) {
+            o->cpu_mask = o->cpu_calls ? o->cpu_mask & in->cpu_mask : in->cpu_mask;
+            o->cpu_calls++;
+            for (int e = 0; e < GS_CPUC_COUNT; e++)
+                o->cpu[e] += in->cpu[e];
         }
         if (step_excluded(g, in->step))
             continue;
@@ -315,6 +340,10 @@ static void build_ops(gather *g, const gs_cost_config *cost, gs_profile *p, op_a
             r->flops_model = o->flops / calls;
             r->bytes_model = o->bytes / calls;
         }
+        r->cpu_calls = o->cpu_calls;
+        r->cpu_mask = o->cpu_mask;
+        for (int e = 0; e < GS_CPUC_COUNT && o->cpu_calls; e++)
+            r->cpu[e] = o->cpu[e] / (double)o->cpu_calls;
         r->measured_calls = o->measured_calls;
         r->bytes_measured = o->measured_calls ? o->measured / (double)o->measured_calls : 0;
         double bytes = o->measured_calls ? r->bytes_measured * (double)o->calls : o->bytes;
@@ -433,6 +462,16 @@ int gs_profile_build(gs_event_store *s, const gs_cost_config *cost, const gs_pea
         /* Metrics: onto their kernel, and DRAM bytes onto the op instance. */
         for (size_t i = 0; i < g.n_mets; i++) {
             metric_rec *m = &g.mets[i];
+            if (m->cpu >= 0) {
+                /* CPU counters: one value per event on the op's own range. */
+                inst_rec *in = find_inst(&g, m->range_id);
+                if (in) {
+                    in->cpu[m->cpu] += m->value;
+                    in->cpu_mask |= 1u << m->cpu;
+                    p->have_cpu_counters = 1;
+                }
+                continue;
+            }
             kern_rec *k = m->scope == GS_METRIC_KERNEL ? find_kern(&g, m->corr) : NULL;
             if (k) {
                 k->m[m->kind] += m->value;
@@ -526,6 +565,48 @@ static const char *si(char *buf, size_t cap, double v, int present)
     return buf;
 }
 
+static int has_cpu(const gs_profile_op_row *r, int e) { return r->cpu_calls > 0 && (r->cpu_mask & (1u << e)); }
+
+/* LLC hit rate in percent, NAN without both counts. */
+static double llc_hit_pct(const gs_profile_op_row *r)
+{
+    if (!has_cpu(r, GS_CPUC_LLC_LOADS) || !has_cpu(r, GS_CPUC_LLC_MISSES) || r->cpu[GS_CPUC_LLC_LOADS] <= 0)
+        return NAN;
+    double hit = 100.0 * (1.0 - r->cpu[GS_CPUC_LLC_MISSES] / r->cpu[GS_CPUC_LLC_LOADS]);
+    return hit < 0 ? 0 : hit; /* misses and loads count at slightly different points */
+}
+
+/* The CPU backend's measured cache counters per op, beside the modeled bytes. */
+static void print_cpu_counters(FILE *f, const gs_profile *p)
+{
+    char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], hit[16], ipc[16];
+    fprintf(f, "\ncpu counters (measured: perf_event_open, user space, all backend threads; per call, mean)\n"
+               "  LLC miss B = LLC read misses x %d B: demand reads the last-level cache could not serve, a lower\n"
+               "  bound of DRAM reads (prefetches and write-backs not counted); B/call (model) = analytic minimum\n",
+            GS_CPUC_LINE_BYTES);
+    fprintf(f, "%-20s %7s %10s %10s %11s %7s %10s %10s %10s %6s\n", "op", "calls", "LLC loads", "LLC miss",
+            "LLC miss B", "LLC hit", "B/call", "cache ref", "cache miss", "IPC");
+    fprintf(f, "%-20s %7s %10s %10s %11s %7s %10s %10s %10s %6s\n", "", "", "(m)", "(m)", "(m, x64)", "(m)",
+            "(model)", "(m)", "(m)", "(m)");
+    for (int i = 0; i < p->n_ops; i++) {
+        const gs_profile_op_row *r = &p->ops[i];
+        if (!r->cpu_calls)
+            continue;
+        double h = llc_hit_pct(r);
+        snprintf(hit, sizeof hit, isnan(h) ? "-" : "%.1f%%", h);
+        int have_ipc = has_cpu(r, GS_CPUC_INSTRUCTIONS) && has_cpu(r, GS_CPUC_CYCLES) && r->cpu[GS_CPUC_CYCLES] > 0;
+        snprintf(ipc, sizeof ipc, have_ipc ? "%.2f" : "-",
+                 have_ipc ? r->cpu[GS_CPUC_INSTRUCTIONS] / r->cpu[GS_CPUC_CYCLES] : 0);
+        fprintf(f, "%-20s %7ld %10s %10s %11s %7s %10s %10s %10s %6s\n", r->name, r->cpu_calls,
+                si(b1, sizeof b1, r->cpu[GS_CPUC_LLC_LOADS], has_cpu(r, GS_CPUC_LLC_LOADS)),
+                si(b2, sizeof b2, r->cpu[GS_CPUC_LLC_MISSES], has_cpu(r, GS_CPUC_LLC_MISSES)),
+                si(b3, sizeof b3, r->cpu[GS_CPUC_LLC_MISSES] * GS_CPUC_LINE_BYTES, has_cpu(r, GS_CPUC_LLC_MISSES)),
+                hit, si(b4, sizeof b4, r->bytes_model, r->modeled),
+                si(b5, sizeof b5, r->cpu[GS_CPUC_CACHE_REFS], has_cpu(r, GS_CPUC_CACHE_REFS)),
+                si(b6, sizeof b6, r->cpu[GS_CPUC_CACHE_MISSES], has_cpu(r, GS_CPUC_CACHE_MISSES)), ipc);
+    }
+}
+
 void gs_profile_report_print(FILE *f, const gs_profile *p)
 {
     char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
@@ -543,7 +624,8 @@ void gs_profile_report_print(FILE *f, const gs_profile *p)
             si(b1, sizeof b1, p->step_model.flops / steps, 1), si(b2, sizeof b2, p->step_model.bytes / steps, 1));
     fprintf(f, "bytes    %s\n\n",
             p->have_metrics ? "(m) = measured DRAM read+write (CUPTI metrics, mean of the sampled calls); (model) = analytic minimum"
-                            : "all modeled (model): no hardware metrics in this run");
+            : p->have_cpu_counters ? "all modeled (model) here: no DRAM metrics; measured CPU cache counters in their own table below"
+                                   : "all modeled (model): no hardware metrics in this run");
 
     fprintf(f, "%-20s %7s %10s %10s %6s %10s %10s %10s   time: %s\n", "op", "calls", "total ms", "mean us",
             "share", "FLOP/call", "B/call", "B/call", p->have_kernels ? "device (kernels) where launched, measured"
@@ -557,6 +639,8 @@ void gs_profile_report_print(FILE *f, const gs_profile *p)
                 si(b2, sizeof b2, r->bytes_model, r->modeled),
                 si(b3, sizeof b3, r->bytes_measured, r->measured_calls > 0));
     }
+    if (p->have_cpu_counters)
+        print_cpu_counters(f, p);
 
     fprintf(f, "\nroofline (FLOPs modeled; bytes (m) where measured, else (model); time measured)\n");
     fprintf(f, "%-20s %8s %10s %10s %12s %7s  %s\n", "op", "AI F/B", "FLOP/s", "B/s", "attainable", "%roof",
@@ -667,8 +751,24 @@ void gs_profile_report_json(FILE *f, const gs_profile *p)
         json_num(f, "intensity", r->roof.intensity, r->modeled, 1);
         json_num(f, "attainable_flops_per_s", r->roof.attainable_flops_per_s, p->have_peaks && r->modeled, 1);
         json_num(f, "pct_of_roofline", r->roof.pct_of_roofline, p->have_peaks && (r->modeled || r->measured_calls), 1);
-        fprintf(f, "\"bound\":%s}",
-                p->have_peaks && r->modeled ? (r->roof.compute_bound ? "\"compute\"" : "\"memory\"") : "null");
+        fprintf(f, "\"bound\":%s,", p->have_peaks && r->modeled ? (r->roof.compute_bound ? "\"compute\"" : "\"memory\"") : "null");
+        fputs("\"cpu_counters\":", f);
+        if (r->cpu_calls) {
+            /* Per call, measured; null for events this CPU did not count. */
+            fprintf(f, "{\"source\":\"measured (perf_event_open, user space, all backend threads)\",\"calls\":%ld,",
+                    r->cpu_calls);
+            static const char *const keys[GS_CPUC_COUNT] = {"llc_loads", "llc_misses", "cache_misses",
+                                                            "cache_references", "instructions", "cycles"};
+            for (int e = 0; e < GS_CPUC_COUNT; e++)
+                json_num(f, keys[e], r->cpu[e], has_cpu(r, e), 1);
+            json_num(f, "llc_miss_bytes", r->cpu[GS_CPUC_LLC_MISSES] * GS_CPUC_LINE_BYTES,
+                     has_cpu(r, GS_CPUC_LLC_MISSES), 1);
+            double h = llc_hit_pct(r);
+            json_num(f, "llc_hit_pct", h, !isnan(h), 0);
+            fputs("}}", f);
+        } else {
+            fputs("null}", f);
+        }
     }
     fputs("],\"kernels\":[", f);
     for (int i = 0; i < p->n_kernels; i++) {

@@ -10,6 +10,10 @@
  * Provenance is part of every figure: times are measured (host wall time of
  * the range, or the device time of the op's kernels when the store has
  * kernels), FLOPs and "model" bytes are modeled, "(m)" bytes are measured.
+ * On the CPU backend, op-scope "cpu.*" metrics (cpu_counters.h) give a
+ * separate measured table: LLC loads and misses per call, the misses x 64 B
+ * (demand reads the LLC could not serve: a lower bound of DRAM reads, not
+ * the DRAM traffic itself, so they stay out of the roofline), LLC hit rate.
  * Steps marked by a GS_EV_MARKER "metrics step" (value: the step number) were
  * replayed for metrics: their times are left out of every timing statistic,
  * their metrics are used. */
@@ -19,6 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cpu_counters.h"
 #include "event_store.h"
 #include "op_cost.h"
 #include "peaks.h"
@@ -37,6 +42,9 @@ typedef struct gs_profile_op_row {
     long measured_calls;        /* instances with DRAM metrics */
     double bytes_measured;      /* per call, mean over measured_calls (DRAM read + write) */
     gs_roofline roof;           /* over the timed calls; bytes measured when there are, else modeled */
+    long cpu_calls;             /* instances with CPU counters (perf_event_open, measured) */
+    unsigned cpu_mask;          /* bit per gs_cpuc_event present in every one of them */
+    double cpu[GS_CPUC_COUNT];  /* per call, mean over cpu_calls; counts summed over threads */
 } gs_profile_op_row;
 
 /* Memory-hierarchy metrics of a kernel, means over its launches that have
@@ -73,6 +81,7 @@ typedef struct gs_profile {
     uint64_t step_ns;           /* wall time of the timed steps */
     uint64_t kernel_ns;         /* device time of the timed kernels */
     int have_kernels, have_metrics;
+    int have_cpu_counters;      /* some op has cpu.* metrics */
     gs_op_cost step_model;      /* modeled cost of the timed steps, summed */
     int have_peaks;
     gs_peaks peaks;

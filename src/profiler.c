@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_cpu.h"
 #include "build_config.h"
+#include "cpu_counters.h"
 #include "cupti_collector.h"
 #include "engine.h"
 #include "metrics_collector.h"
@@ -33,6 +35,14 @@ struct gs_profiler {
     int depth;
     struct { uint64_t id; int64_t step; int32_t layer; const char *name; } place[PLACE_RING];
     uint64_t metric_steps_unmatched;
+    /* CPU counters: opened at the first step after attach, on the engine
+     * thread (live runs steps on a thread other than the one attaching). */
+    gs_cpu_counters *cpuc;
+    struct gs_pool *cpuc_pool;
+    int cpuc_pending;         /* open at the next step range */
+    int cpuc_window;          /* an op's counting window is open */
+    uint32_t cpuc_name[GS_CPUC_COUNT]; /* interned metric names */
+    uint64_t cpuc_ops;
     char notice[512];
 };
 
@@ -61,6 +71,8 @@ int gs_profiler_create(gs_profiler **out, const gs_profiler_options *o, int cuda
         p->o.device_timeline = 0;
         p->o.metrics_every = 0;
         p->o.nvtx = 0;
+    } else {
+        p->o.cpu_counters = 0; /* ops run on the device: CPU counters would see only the launches */
     }
     if (p->o.device_timeline) {
         gs_error cerr = {0};
@@ -84,6 +96,46 @@ int gs_profiler_create(gs_profiler **out, const gs_profiler_options *o, int cuda
     return GS_OK;
 }
 
+/* Opens the CPU counters on the engine thread and the pool's workers. */
+static void cpuc_open(gs_profiler *p)
+{
+    p->cpuc_pending = 0;
+    gs_error cerr = {0};
+    if (gs_cpu_counters_open(&p->cpuc, p->cpuc_pool, &cerr)) {
+        note(p, "no CPU counters: %s", cerr.msg);
+        p->o.cpu_counters = 0;
+        return;
+    }
+    for (int e = 0; e < GS_CPUC_COUNT; e++)
+        p->cpuc_name[e] = gs_store_intern(p->store, gs_cpuc_names[e]);
+}
+
+/* An op's counts, one metric event per counted event. Appended at once: the
+ * sink runs on the engine thread, the store's one writer. */
+static void cpuc_store(gs_profiler *p, int layer, uint64_t id, uint64_t t_ns)
+{
+    gs_cpuc_values v;
+    if (gs_cpu_counters_stop(p->cpuc, &v))
+        return;
+    gs_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = GS_EV_METRIC;
+    ev.level = GS_METRIC_OP;
+    ev.layer = layer;
+    ev.track = GS_TRACK_HOST;
+    ev.step = p->store_sink.step;
+    ev.t_ns = t_ns;
+    ev.range_id = id;
+    for (int e = 0; e < GS_CPUC_COUNT; e++) {
+        if (!(v.mask & (1u << e)) || p->cpuc_name[e] == GS_STORE_NO_ID)
+            continue;
+        ev.name = p->cpuc_name[e];
+        ev.value = v.v[e];
+        gs_store_append(p->store, &ev);
+    }
+    p->cpuc_ops++;
+}
+
 /* The range sink: remembers where each range sits (for device records that
  * arrive later), pushes step and op ids as CUPTI external correlation ids,
  * and mirrors ranges to NVTX. Registered after the store's sink, so the
@@ -92,6 +144,10 @@ static void sink_begin(void *ctx, gs_range_level level, const char *name, int la
 {
     (void)t_ns;
     gs_profiler *p = ctx;
+    if (level == GS_RANGE_STEP && p->cpuc_pending)
+        cpuc_open(p);
+    if (level == GS_RANGE_OP && p->cpuc)
+        p->cpuc_window = gs_cpu_counters_start(p->cpuc) == 0;
     size_t k = id % PLACE_RING;
     p->place[k].id = id;
     p->place[k].step = p->store_sink.step;
@@ -120,8 +176,12 @@ static void sink_begin(void *ctx, gs_range_level level, const char *name, int la
 
 static void sink_end(void *ctx, gs_range_level level, const char *name, int layer, uint64_t id, uint64_t t_ns)
 {
-    (void)level; (void)name; (void)layer; (void)id; (void)t_ns;
+    (void)name;
     gs_profiler *p = ctx;
+    if (level == GS_RANGE_OP && p->cpuc_window) {
+        cpuc_store(p, layer, id, t_ns);
+        p->cpuc_window = 0;
+    }
     if (p->depth <= 0)
         return;
     p->depth--;
@@ -179,6 +239,24 @@ int gs_profiler_attach(gs_profiler *p, gs_engine *e, gs_error *err)
     if (gs_ranges_add_sink(&e->ranges, gs_store_ranges_sink(&p->store_sink)) ||
         gs_ranges_add_sink(&e->ranges, mine))
         return gs_error_set(err, GS_ERR_RUNTIME, "too many range collectors on one engine");
+    gs_cpu_counters_close(p->cpuc); /* a new engine may bring a new pool */
+    p->cpuc = NULL;
+    p->cpuc_window = 0;
+    p->cpuc_pending = 0;
+    if (p->o.cpu_counters) {
+        /* Say at once whether counting is allowed (this thread only); the
+         * real groups are opened on the engine thread at its first step. */
+        gs_cpu_counters *probe = NULL;
+        gs_error cerr = {0};
+        if (gs_cpu_counters_open(&probe, NULL, &cerr)) {
+            note(p, "no CPU counters: %s", cerr.msg);
+            p->o.cpu_counters = 0;
+        } else {
+            p->cpuc_pool = gs_backend_cpu_pool(e->be);
+            p->cpuc_pending = 1;
+        }
+        gs_cpu_counters_close(probe);
+    }
     if (p->metrics) {
         /* Now that the device context exists: say at once if counters are off limits. */
         gs_error merr = {0};
@@ -280,6 +358,8 @@ void gs_profiler_get_stats(const gs_profiler *p, gs_profiler_stats *st)
     st->last_metric_ranges = p->last_metric_ranges;
     st->last_metric_kernels = p->last_metric_kernels;
     st->metric_steps_unmatched = p->metric_steps_unmatched;
+    st->cpu_counter_ops = p->cpuc_ops;
+    st->cpu_counter_threads = gs_cpu_counters_threads(p->cpuc);
 }
 
 void gs_profiler_destroy(gs_profiler *p)
@@ -287,6 +367,7 @@ void gs_profiler_destroy(gs_profiler *p)
     if (!p)
         return;
     gs_metrics_destroy(p->metrics);
+    gs_cpu_counters_close(p->cpuc);
     gs_cupti_stop(p->cupti);
     free(p->metric_values);
     free(p);

@@ -4,7 +4,11 @@
  * layer > op, both backends), engine counters and KV-cache snapshots after
  * each step, the CUPTI device timeline (kernels, copies, sets, syncs tied
  * to the op that launched them), hardware metrics on sampled steps, and
- * NVTX ranges so Nsight Systems shows the same structure.
+ * NVTX ranges so Nsight Systems shows the same structure. On the CPU
+ * backend: per-op hardware cache counters (cpu_counters.h), read at each
+ * op's begin and end on every thread of the backend's pool and stored as
+ * GS_EV_METRIC events of scope GS_METRIC_OP named "cpu.llc_loads", ...;
+ * the begin read (one read() per thread) falls inside the op's wall time.
  *
  * All appends happen on the engine thread (the store has one writer):
  * range callbacks run inside gs_engine_step, device records are moved in by
@@ -26,6 +30,7 @@ typedef struct gs_profiler_options {
     int nvtx;            /* NVTX ranges (CUDA builds) */
     int metrics_fast;    /* one-pass metric set: no L2 hit rate, far cheaper sampled steps */
     int trace_every;     /* device timeline on every Nth step only (0 or 1: every step) */
+    int cpu_counters;    /* per-op perf_event_open cache counters (CPU backend) */
 } gs_profiler_options;
 
 typedef struct gs_profiler gs_profiler;
@@ -55,6 +60,8 @@ typedef struct gs_profiler_stats {
     uint64_t graph_kernels;
     long last_metric_ranges, last_metric_kernels; /* the last sampled step: ranges measured, kernels matched */
     uint64_t metric_steps_unmatched;               /* sampled steps whose kernels could not be matched */
+    uint64_t cpu_counter_ops;    /* op instances with CPU counter values */
+    int cpu_counter_threads;     /* threads the CPU counters cover; 0 when off */
 } gs_profiler_stats;
 void gs_profiler_get_stats(const gs_profiler *p, gs_profiler_stats *st);
 void gs_profiler_destroy(gs_profiler *p);

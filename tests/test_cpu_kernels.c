@@ -14,6 +14,7 @@
  *   test_cpu_kernels            the TAP test (a few seconds)
  *   test_cpu_kernels --bench    memory bandwidth, matvec GB/s, dispatch cost */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -141,6 +142,38 @@ static void nested_fn(void *ctx, int b, int e)
     }
 }
 
+typedef struct each_rec {
+    gs_pool *pool;
+    pthread_t caller;
+    pthread_t who[64];
+    _Atomic int calls, caller_ran;
+} each_rec;
+
+static void each_fn(void *ctx, int thread)
+{
+    each_rec *e = ctx;
+    atomic_fetch_add(&e->calls, 1);
+    if (pthread_equal(pthread_self(), e->caller))
+        atomic_fetch_add(&e->caller_ran, 1);
+    if (thread >= 0 && thread < 64)
+        e->who[thread] = pthread_self();
+}
+
+static void never_fn(void *ctx, int thread)
+{
+    (void)thread;
+    atomic_fetch_add(&((cover *)ctx)->bad, 1);
+}
+
+static void each_from_job_fn(void *ctx, int b, int e)
+{
+    cover *c = ctx;
+    (void)b;
+    (void)e;
+    if (gs_pool_run_on_each(c->pool, never_fn, c) != -1)
+        atomic_fetch_add(&c->bad, 1);
+}
+
 static void test_pool(gs_pool *pool, const char *name)
 {
     static const int ns[] = {0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 63, 100, 1000, 4097, 100000};
@@ -199,6 +232,41 @@ static void test_pool(gs_pool *pool, const char *name)
         ok = ok && atomic_load(&c.hits[i]) == 1;
     free(c.hits);
     tap_ok(ok, "pool %s: nested parallel_for runs inline and completes", name);
+
+    /* run_on_each: every thread once, each with its own ordinal, the caller
+     * among them; from inside a job it refuses and runs nothing. */
+    each_rec e = {.pool = pool};
+    atomic_init(&e.calls, 0);
+    atomic_init(&e.caller_ran, 0);
+    e.caller = pthread_self();
+    int ran = gs_pool_run_on_each(pool, each_fn, &e);
+    ok = ran == threads && atomic_load(&e.calls) == threads && atomic_load(&e.caller_ran) == 1;
+    for (int i = 0; i < threads && ok; i++)
+        for (int j = i + 1; j < threads; j++)
+            ok = ok && !pthread_equal(e.who[i], e.who[j]);
+    tap_ok(ok, "pool %s: run_on_each runs once on each of %d threads (ran %d, calls %d)", name, threads, ran,
+           atomic_load(&e.calls));
+    /* On a pool just created: workers still starting must join the job. */
+    int fresh_ok = 1;
+    for (int it = 0; it < 50 && threads > 1; it++) {
+        gs_pool *fresh = gs_pool_create(threads);
+        each_rec f = {.pool = fresh};
+        atomic_init(&f.calls, 0);
+        atomic_init(&f.caller_ran, 0);
+        f.caller = pthread_self();
+        fresh_ok &= gs_pool_run_on_each(fresh, each_fn, &f) == threads && atomic_load(&f.calls) == threads;
+        gs_pool_destroy(fresh);
+    }
+    tap_ok(fresh_ok, "pool %s: run_on_each on 50 freshly created pools reaches every thread", name);
+    if (threads > 1) {
+        cover n = {.n = 4, .min_chunk = 1, .pool = pool};
+        n.hits = calloc(4, sizeof(_Atomic int));
+        atomic_init(&n.calls, 0);
+        atomic_init(&n.bad, 0);
+        gs_pool_parallel_for(pool, 4, 1, each_from_job_fn, &n);
+        tap_ok(atomic_load(&n.bad) == 0, "pool %s: run_on_each inside a job refuses (-1)", name);
+        free(n.hits);
+    }
 }
 
 /* ---- matmul ---- */

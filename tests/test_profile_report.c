@@ -262,6 +262,79 @@ static void test_host_store(void)
     gs_store_destroy(s);
 }
 
+/* The CPU backend's counters: op-scope cpu.* metrics on the op ranges.
+ * matmul_qkv (range ids 1 and 7, steps 0 and 2): LLC loads 1000 and 3000,
+ * misses 100 and 300 -> per call 2000 loads, 200 misses = 12800 B, 90 % hit;
+ * instructions 8000 + 4000 over cycles 2000 + 2000 -> IPC 3. attention
+ * (ids 2, 8) has none. */
+static void test_cpu_counters(void)
+{
+    gs_event_store *s = synthetic_store(0);
+    static const struct { const char *name; uint64_t id; double v; int scope; } m[] = {
+        {"cpu.llc_loads", 1, 1000, GS_METRIC_OP},  {"cpu.llc_misses", 1, 100, GS_METRIC_OP},
+        {"cpu.instructions", 1, 8000, GS_METRIC_OP}, {"cpu.cycles", 1, 2000, GS_METRIC_OP},
+        {"cpu.llc_loads", 7, 3000, GS_METRIC_OP},  {"cpu.llc_misses", 7, 300, GS_METRIC_OP},
+        {"cpu.instructions", 7, 4000, GS_METRIC_OP}, {"cpu.cycles", 7, 2000, GS_METRIC_OP},
+        {"cpu.llc_loads", 2, 5e9, GS_METRIC_KERNEL}, /* a kernel-scope cpu.* name is not a CPU counter */
+        {"cpu.no_such_event", 2, 5e9, GS_METRIC_OP}, /* unknown names are ignored */
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        gs_event ev = {0};
+        ev.kind = GS_EV_METRIC;
+        ev.level = (uint8_t)m[i].scope;
+        ev.name = gs_store_intern(s, m[i].name);
+        ev.layer = -1;
+        ev.range_id = m[i].id;
+        ev.value = m[i].v;
+        gs_store_append(s, &ev);
+    }
+    gs_cost_config c = small_cost();
+    gs_profile p;
+    gs_profile_build(s, &c, NULL, &p);
+    const gs_profile_op_row *q = op_row(&p, "matmul_qkv"), *a = op_row(&p, "attention");
+    unsigned want = 1u << GS_CPUC_LLC_LOADS | 1u << GS_CPUC_LLC_MISSES | 1u << GS_CPUC_INSTRUCTIONS | 1u << GS_CPUC_CYCLES;
+    tap_ok(p.have_cpu_counters && !p.have_metrics && q && q->cpu_calls == 2 && q->cpu_mask == want &&
+               near(q->cpu[GS_CPUC_LLC_LOADS], 2000) && near(q->cpu[GS_CPUC_LLC_MISSES], 200) && a &&
+               a->cpu_calls == 0 && q->measured_calls == 0,
+           "CPU counters: per-call means on their op (2000 loads, 200 misses), none on the other op, "
+           "kept out of the DRAM-measured bytes");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    gs_profile_report_print(f, &p);
+    fclose(f);
+    tap_ok(strstr(buf, "cpu counters (measured") && strstr(buf, "LLC miss B") && strstr(buf, "12.8k") &&
+               strstr(buf, "90.0%") && strstr(buf, "3.00") && strstr(buf, "(model)"),
+           "the text has the measured CPU counter table: 12.8k miss bytes, 90.0%% hit, IPC 3.00, modeled bytes beside");
+    free(buf);
+    f = open_memstream(&buf, &len);
+    gs_profile_report_json(f, &p);
+    fclose(f);
+    gs_json_doc doc;
+    int rc = gs_json_parse(&doc, buf, len, 8);
+    const gs_json_value *root = rc == 0 ? gs_json_root(&doc) : NULL;
+    const gs_json_value *ops = root ? gs_json_get(&doc, root, "ops") : NULL;
+    const gs_json_value *qj = NULL, *aj = NULL;
+    for (const gs_json_value *o = ops ? gs_json_child(&doc, ops) : NULL; o; o = gs_json_next(&doc, o)) {
+        const gs_json_value *n = gs_json_get(&doc, o, "name");
+        if (n && strcmp(n->str, "matmul_qkv") == 0)
+            qj = gs_json_get(&doc, o, "cpu_counters");
+        if (n && strcmp(n->str, "attention") == 0)
+            aj = gs_json_get(&doc, o, "cpu_counters");
+    }
+    const gs_json_value *mb = qj ? gs_json_get(&doc, qj, "llc_miss_bytes") : NULL;
+    const gs_json_value *hit = qj ? gs_json_get(&doc, qj, "llc_hit_pct") : NULL;
+    const gs_json_value *refs = qj ? gs_json_get(&doc, qj, "cache_references") : NULL;
+    tap_ok(rc == 0 && mb && mb->type == GS_JSON_NUMBER && near(mb->number, 12800) && hit && near(hit->number, 90) &&
+               refs && refs->type == GS_JSON_NULL && aj && aj->type == GS_JSON_NULL,
+           "the JSON: cpu_counters per op (llc_miss_bytes 12800, llc_hit_pct 90, uncounted events null; null "
+           "without counters) %s", rc ? doc.error : "");
+    gs_json_free(&doc);
+    free(buf);
+    gs_profile_free(&p);
+    gs_store_destroy(s);
+}
+
 /* A real run: the per-op model summed over instances equals the step model,
  * so gs_step_cost walks the same ops forward.c runs. */
 static void test_engine_run(const char *preset, int fuse, int window)
@@ -319,6 +392,7 @@ int main(void)
 {
     test_device_store();
     test_host_store();
+    test_cpu_counters();
     test_engine_run("gpt2-tiny", 0, 0);
     test_engine_run("gpt2-tiny", 1, 4);
     test_engine_run("llama-tiny", 1, 0);

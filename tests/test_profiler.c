@@ -58,12 +58,45 @@ static int run(gs_profiler *prof, gs_backend *be, const gs_model *m, int steps, 
     return rc;
 }
 
+/* CPU counters asked of a CPU run: either a notice saying why there are
+ * none (and no cpu.* metrics), or op-scope metrics on every op instance,
+ * each naming an op range of the store. */
+static void check_cpu_counters(gs_profiler *prof, gs_event_store *store, const evvec *v, long ops)
+{
+    const char *notice = gs_profiler_notice(prof);
+    gs_profiler_stats st;
+    gs_profiler_get_stats(prof, &st);
+    long metrics = 0, on_ops = 0, positive = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const gs_event *m = &v->ev[i];
+        if (m->kind != GS_EV_METRIC || strncmp(gs_store_string(store, m->name), "cpu.", 4) != 0)
+            continue;
+        metrics++;
+        positive += m->value > 0;
+        for (size_t j = 0; j < v->n; j++)
+            if (v->ev[j].kind == GS_EV_RANGE && v->ev[j].level == GS_RANGE_OP && v->ev[j].aux == m->range_id) {
+                on_ops += m->level == GS_METRIC_OP && v->ev[j].step == m->step;
+                break;
+            }
+    }
+    if (strstr(notice, "no CPU counters")) {
+        tap_diag("CPU counters unavailable: %s", notice);
+        tap_ok(metrics == 0 && st.cpu_counter_threads == 0 && st.cpu_counter_ops == 0,
+               "no CPU counters: the notice says why, no cpu.* metrics, the run went on");
+    } else {
+        tap_ok(metrics > 0 && on_ops == metrics && (long)st.cpu_counter_ops == ops && st.cpu_counter_threads == 1,
+               "CPU counters: %ld op-scope metrics on %llu of %ld op instances, each naming its op range "
+               "(%ld on ops), %ld positive", metrics, (unsigned long long)st.cpu_counter_ops, ops, on_ops,
+               positive);
+    }
+}
+
 static void test_cpu_profiler(void)
 {
     gs_event_store *store = gs_store_create(0);
     gs_profiler *prof = NULL;
     gs_error err = {0};
-    gs_profiler_options po = {.device_timeline = 1, .metrics_every = 5, .nvtx = 1};
+    gs_profiler_options po = {.device_timeline = 1, .metrics_every = 5, .nvtx = 1, .cpu_counters = 1};
     int rc = gs_profiler_create(&prof, &po, 0, store, &err);
     tap_ok(rc == GS_OK && strstr(gs_profiler_notice(prof), "CUDA"),
            "metrics asked of a CPU run: the run goes on with one notice (%s)", gs_profiler_notice(prof));
@@ -128,6 +161,7 @@ static void test_cpu_profiler(void)
     for (size_t j = 0; j < v.n; j++)
         tps += v.ev[j].kind == GS_EV_COUNTER && strcmp(gs_store_string(store, v.ev[j].name), "tokens/s") == 0;
     tap_ok(tps == 10, "a tokens/s counter per step (%ld)", tps);
+    check_cpu_counters(prof, store, &v, ops);
     free(v.ev);
     gs_profiler_destroy(prof);
     gs_store_destroy(store);

@@ -109,7 +109,11 @@ static void *worker_main(void *arg)
 {
     gs_pool *p = arg;
     tl_in_pool = 1;
-    uint32_t seen = T_GEN(atomic_load_explicit(&p->ticket, memory_order_acquire));
+    /* The creation generation, not the ticket's current one: a worker that
+     * starts after the first job was published must still join that job
+     * (run_on_each waits for every thread). Joining a finished job costs
+     * one overshooting claim. */
+    uint32_t seen = 0;
     for (;;) {
         /* Spin: the common case in a decode loop. */
         long start = 0;
@@ -262,4 +266,48 @@ void gs_pool_parallel_for(gs_pool *pool, int n, int min_chunk, gs_pool_fn fn, vo
             sched_yield();
     }
     atomic_store_explicit(&pool->busy, 0, memory_order_release);
+}
+
+/* run_on_each rides on parallel_for: a job of exactly n_threads one-item
+ * chunks in which each chunk, after fn, waits until every chunk has run. A
+ * thread waiting there cannot claim a second chunk, so the n_threads chunks
+ * land on n_threads distinct threads: every worker and the caller. */
+typedef struct each_job {
+    gs_pool_each_fn fn;
+    void *ctx;
+    int n;
+    int inline_run;       /* parallel_for ran the job inline: nothing ran */
+    _Atomic int next;     /* ordinal handed to the next thread */
+    _Atomic int arrived;  /* threads done with fn */
+} each_job;
+
+static void each_chunk(void *ctx, int begin, int end)
+{
+    each_job *j = ctx;
+    if (end - begin != 1) {
+        /* The whole range in one call: the pool was busy, no one else runs. */
+        j->inline_run = 1;
+        return;
+    }
+    j->fn(j->ctx, atomic_fetch_add(&j->next, 1));
+    atomic_fetch_add(&j->arrived, 1);
+    for (int i = 0; atomic_load(&j->arrived) < j->n; i++) {
+        if (i < 4096)
+            cpu_relax();
+        else
+            sched_yield(); /* a sleeping worker may need this core to wake */
+    }
+}
+
+int gs_pool_run_on_each(gs_pool *pool, gs_pool_each_fn fn, void *ctx)
+{
+    if (!pool || pool->n_threads <= 1) {
+        fn(ctx, 0);
+        return 1;
+    }
+    if (tl_in_pool)
+        return -1;
+    each_job j = {fn, ctx, pool->n_threads, 0, 0, 0};
+    gs_pool_parallel_for(pool, pool->n_threads, 1, each_chunk, &j);
+    return j.inline_run ? -1 : pool->n_threads;
 }

@@ -20,4 +20,13 @@ int gs_pool_threads(const gs_pool *pool); /* 1 for NULL */
  * further, so tiny loops stay on the calling thread. */
 void gs_pool_parallel_for(gs_pool *pool, int n, int min_chunk, gs_pool_fn fn, void *ctx);
 
+/* Runs fn exactly once on every thread of the pool, the caller included, and
+ * returns when all are done: for per-thread setup such as opening a thread's
+ * own hardware counters. thread: 0 .. gs_pool_threads - 1, a distinct ordinal
+ * per thread (not a stable worker number). Returns the threads that ran fn,
+ * or -1 (fn ran nowhere) when called from inside a job or while another
+ * caller holds the pool. */
+typedef void (*gs_pool_each_fn)(void *ctx, int thread);
+int gs_pool_run_on_each(gs_pool *pool, gs_pool_each_fn fn, void *ctx);
+
 #endif
