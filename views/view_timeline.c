@@ -43,7 +43,9 @@ typedef struct tl_state {
     /* range id -> op item, for kernels' categories and details */
     uint64_t *hkeys;
     int *hvals;
-    int hcap;
+    int hcap;          /* allocated */
+    uint64_t hmask;    /* in use: a power of two minus one, 0 when none */
+    int n_ranges;      /* items that are ranges with an id */
     /* per string id, computed once: category, length, and whether it
      * matches match_str (the search the flags were made for) */
     uint8_t *name_cat, *name_match;
@@ -155,6 +157,7 @@ static int collect(void *ctx, uint64_t index, const gs_event *ev)
         s->cap_items = cap;
     }
     tl_item *it = &s->items[s->n_items++];
+    s->n_ranges += ev->kind == GS_EV_RANGE && ev->aux;
     it->index = index;
     it->t = ev->t_ns;
     it->dur = ev->dur_ns;
@@ -169,11 +172,13 @@ static int collect(void *ctx, uint64_t index, const gs_event *ev)
     return 0;
 }
 
+/* Range id -> item, sized by the window's ranges (not all its items). */
 static void hash_build(tl_state *s)
 {
     int need = 16;
-    while (need < 2 * s->n_items)
+    while (need < 2 * s->n_ranges)
         need *= 2;
+    s->hmask = 0;
     if (need > s->hcap) {
         free(s->hkeys);
         free(s->hvals);
@@ -183,28 +188,30 @@ static void hash_build(tl_state *s)
         if (!s->hcap)
             return;
     }
-    memset(s->hkeys, 0, (size_t)s->hcap * sizeof *s->hkeys);
+    uint64_t mask = (uint64_t)need - 1;
+    memset(s->hkeys, 0, (size_t)need * sizeof *s->hkeys);
     for (int i = 0; i < s->n_items; i++) {
         const tl_item *it = &s->items[i];
         if (it->kind != GS_EV_RANGE || !it->aux)
             continue;
-        uint64_t h = (it->aux * 0x9E3779B97F4A7C15ull) & (uint64_t)(s->hcap - 1);
+        uint64_t h = (it->aux * 0x9E3779B97F4A7C15ull) & mask;
         while (s->hkeys[h])
-            h = (h + 1) & (uint64_t)(s->hcap - 1);
+            h = (h + 1) & mask;
         s->hkeys[h] = it->aux;
         s->hvals[h] = i;
     }
+    s->hmask = mask;
 }
 
 static int hash_find(const tl_state *s, uint64_t id)
 {
-    if (!s->hcap || !id)
+    if (!s->hmask || !id)
         return -1;
-    uint64_t h = (id * 0x9E3779B97F4A7C15ull) & (uint64_t)(s->hcap - 1);
+    uint64_t h = (id * 0x9E3779B97F4A7C15ull) & s->hmask;
     while (s->hkeys[h]) {
         if (s->hkeys[h] == id)
             return s->hvals[h];
-        h = (h + 1) & (uint64_t)(s->hcap - 1);
+        h = (h + 1) & s->hmask;
     }
     return -1;
 }
@@ -345,6 +352,7 @@ static int build_window(gs_ui *ui, tl_state *s, int W, double ns_per_cell)
     /* the count before the walk: events appended during it make the next frame collect again */
     uint64_t count = gs_store_count(ui->store), first = gs_store_first(ui->store);
     s->n_items = 0;
+    s->n_ranges = 0;
     gs_store_query_time(ui->store, s->t0, s->t1, collect, ui);
     hash_build(s);
     for (int i = 0; i < s->n_items; i++) {
