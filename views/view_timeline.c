@@ -43,7 +43,27 @@ typedef struct tl_state {
     /* range id -> op item, for kernels' categories and details */
     uint64_t *hkeys;
     int *hvals;
-    int hcap;
+    int hcap;          /* allocated */
+    uint64_t hmask;    /* in use: a power of two minus one, 0 when none */
+    int n_ranges;      /* items that are ranges with an id */
+    /* per string id, computed once: category, length, and whether it
+     * matches match_str (the search the flags were made for) */
+    uint8_t *name_cat, *name_match;
+    int *name_len;
+    uint32_t n_names, n_match;
+    char match_str[64];
+    /* What the last frame collected, kept while the window, the tracks and
+     * the store are unchanged: the items, the coverage per (row, cell,
+     * category) and the items wide enough for their name (in item order). */
+    struct {
+        int valid, w, n_rows;
+        uint64_t t0, t1, count, first;
+        uint32_t row_track[HOST_ROWS + 16];
+    } key;
+    float *cov;
+    size_t cov_cap;
+    int *labels;
+    int n_labels, cap_labels;
 } tl_state;
 
 static tl_state *st_of(gs_ui *ui) { return ui->views[GS_VIEW_TIMELINE].state; }
@@ -58,6 +78,62 @@ static int row_of(tl_state *s, const gs_event *ev)
         if (s->row_track[r] == ev->track)
             return r;
     return -1;
+}
+
+/* Grows the per-name tables to every string the store has. */
+static void names_grow(gs_ui *ui, tl_state *s)
+{
+    uint32_t n = gs_store_n_strings(ui->store);
+    if (n <= s->n_names)
+        return;
+    uint8_t *c = realloc(s->name_cat, n);
+    if (c)
+        s->name_cat = c;
+    int *l = realloc(s->name_len, (size_t)n * sizeof *l);
+    if (l)
+        s->name_len = l;
+    if (!c || !l)
+        return;
+    for (uint32_t i = s->n_names; i < n; i++) {
+        const char *str = gs_store_string(ui->store, i);
+        c[i] = (uint8_t)gs_category_of(str);
+        l[i] = (int)strlen(str);
+    }
+    s->n_names = n;
+}
+
+static uint8_t name_cat(gs_ui *ui, tl_state *s, uint32_t id)
+{
+    if (id >= s->n_names)
+        names_grow(ui, s);
+    return id < s->n_names ? s->name_cat[id] : (uint8_t)gs_category_of(gs_store_string(ui->store, id));
+}
+
+static int name_len(gs_ui *ui, tl_state *s, uint32_t id)
+{
+    if (id >= s->n_names)
+        names_grow(ui, s);
+    return id < s->n_names ? s->name_len[id] : (int)strlen(gs_store_string(ui->store, id));
+}
+
+/* Whether the name of id contains ui->search (flags per id, remade when the search changes). */
+static int name_match(gs_ui *ui, tl_state *s, uint32_t id)
+{
+    if (strcmp(s->match_str, ui->search)) {
+        snprintf(s->match_str, sizeof s->match_str, "%s", ui->search);
+        s->n_match = 0;
+    }
+    if (id >= s->n_match) {
+        uint32_t n = gs_store_n_strings(ui->store);
+        uint8_t *m = n > s->n_match ? realloc(s->name_match, n) : NULL;
+        if (m) {
+            s->name_match = m;
+            for (uint32_t i = s->n_match; i < n; i++)
+                m[i] = strstr(gs_store_string(ui->store, i), s->match_str) != NULL;
+            s->n_match = n;
+        }
+    }
+    return id < s->n_match ? s->name_match[id] : strstr(gs_store_string(ui->store, id), ui->search) != NULL;
 }
 
 static int collect(void *ctx, uint64_t index, const gs_event *ev)
@@ -81,6 +157,7 @@ static int collect(void *ctx, uint64_t index, const gs_event *ev)
         s->cap_items = cap;
     }
     tl_item *it = &s->items[s->n_items++];
+    s->n_ranges += ev->kind == GS_EV_RANGE && ev->aux;
     it->index = index;
     it->t = ev->t_ns;
     it->dur = ev->dur_ns;
@@ -91,15 +168,17 @@ static int collect(void *ctx, uint64_t index, const gs_event *ev)
     it->kind = ev->kind;
     it->cat = ev->kind == GS_EV_MEMCPY || ev->kind == GS_EV_MEMSET ? GS_CAT_COPY
               : ev->kind == GS_EV_SYNC                             ? GS_CAT_OTHER
-                                                                   : (uint8_t)gs_category_of(gs_store_string(ui->store, ev->name));
+                                                                   : name_cat(ui, s, ev->name);
     return 0;
 }
 
+/* Range id -> item, sized by the window's ranges (not all its items). */
 static void hash_build(tl_state *s)
 {
     int need = 16;
-    while (need < 2 * s->n_items)
+    while (need < 2 * s->n_ranges)
         need *= 2;
+    s->hmask = 0;
     if (need > s->hcap) {
         free(s->hkeys);
         free(s->hvals);
@@ -109,28 +188,30 @@ static void hash_build(tl_state *s)
         if (!s->hcap)
             return;
     }
-    memset(s->hkeys, 0, (size_t)s->hcap * sizeof *s->hkeys);
+    uint64_t mask = (uint64_t)need - 1;
+    memset(s->hkeys, 0, (size_t)need * sizeof *s->hkeys);
     for (int i = 0; i < s->n_items; i++) {
         const tl_item *it = &s->items[i];
         if (it->kind != GS_EV_RANGE || !it->aux)
             continue;
-        uint64_t h = (it->aux * 0x9E3779B97F4A7C15ull) & (uint64_t)(s->hcap - 1);
+        uint64_t h = (it->aux * 0x9E3779B97F4A7C15ull) & mask;
         while (s->hkeys[h])
-            h = (h + 1) & (uint64_t)(s->hcap - 1);
+            h = (h + 1) & mask;
         s->hkeys[h] = it->aux;
         s->hvals[h] = i;
     }
+    s->hmask = mask;
 }
 
 static int hash_find(const tl_state *s, uint64_t id)
 {
-    if (!s->hcap || !id)
+    if (!s->hmask || !id)
         return -1;
-    uint64_t h = (id * 0x9E3779B97F4A7C15ull) & (uint64_t)(s->hcap - 1);
+    uint64_t h = (id * 0x9E3779B97F4A7C15ull) & s->hmask;
     while (s->hkeys[h]) {
         if (s->hkeys[h] == id)
             return s->hvals[h];
-        h = (h + 1) & (uint64_t)(s->hcap - 1);
+        h = (h + 1) & s->hmask;
     }
     return -1;
 }
@@ -255,6 +336,102 @@ static void draw_details(gs_ui *ui, tl_state *s, int y, int h)
                   "bytes and hit rates: Memory view (3), measured on --metrics-every steps");
 }
 
+/* Whether the last frame's items and coverage are this window's. */
+static int window_cached(gs_ui *ui, tl_state *s, int W)
+{
+    return s->key.valid && s->key.w == W && s->key.t0 == s->t0 && s->key.t1 == s->t1 &&
+           s->key.n_rows == s->n_rows &&
+           !memcmp(s->key.row_track, s->row_track, (size_t)s->n_rows * sizeof s->row_track[0]) &&
+           s->key.count == gs_store_count(ui->store) && s->key.first == gs_store_first(ui->store);
+}
+
+/* Collects the window's items and adds up their coverage; 0, or -1 out of memory. */
+static int build_window(gs_ui *ui, tl_state *s, int W, double ns_per_cell)
+{
+    s->key.valid = 0;
+    /* the count before the walk: events appended during it make the next frame collect again */
+    uint64_t count = gs_store_count(ui->store), first = gs_store_first(ui->store);
+    s->n_items = 0;
+    s->n_ranges = 0;
+    gs_store_query_time(ui->store, s->t0, s->t1, collect, ui);
+    hash_build(s);
+    for (int i = 0; i < s->n_items; i++) {
+        tl_item *it = &s->items[i];
+        if (it->kind == GS_EV_KERNEL) {
+            int op = hash_find(s, it->range_id);
+            if (op >= 0)
+                it->cat = s->items[op].cat;
+        }
+    }
+    int R = s->n_rows;
+    size_t need = (size_t)R * (size_t)W * GS_N_CAT;
+    if (need > s->cov_cap) {
+        free(s->cov);
+        s->cov = malloc(need * sizeof *s->cov);
+        s->cov_cap = s->cov ? need : 0;
+        if (!s->cov)
+            return -1;
+    }
+    float *cov = s->cov;
+    memset(cov, 0, need * sizeof *cov);
+    s->n_labels = 0;
+    for (int i = 0; i < s->n_items; i++) {
+        const tl_item *it = &s->items[i];
+        double a = ((double)it->t - (double)s->t0) / ns_per_cell;
+        double b = ((double)(it->t + it->dur) - (double)s->t0) / ns_per_cell;
+        int ca = a < 0 ? 0 : (int)a, cb = b > W ? W : (int)b;
+        if (cb - ca >= 2 && cb - ca >= name_len(ui, s, it->name) + 2) {
+            if (s->n_labels == s->cap_labels) {
+                int cap = s->cap_labels ? s->cap_labels * 2 : 256;
+                int *n = realloc(s->labels, (size_t)cap * sizeof *n);
+                if (!n)
+                    return -1;
+                s->labels = n;
+                s->cap_labels = cap;
+            }
+            s->labels[s->n_labels++] = i;
+        }
+        if (b <= 0 || a >= W)
+            continue;
+        if (a < 0)
+            a = 0;
+        if (b > W)
+            b = W;
+        if (b - a < 0.125)
+            b = a + 0.125; /* a kernel shorter than an eighth still shows */
+        for (int c = (int)a; c < W && c < b; c++) {
+            double lo = a > c ? a : c, hi = b < c + 1 ? b : c + 1;
+            if (hi > lo)
+                cov[((size_t)it->row * W + c) * GS_N_CAT + it->cat] += (float)(hi - lo);
+        }
+    }
+    s->key.valid = 1;
+    s->key.w = W;
+    s->key.t0 = s->t0;
+    s->key.t1 = s->t1;
+    s->key.n_rows = s->n_rows;
+    memcpy(s->key.row_track, s->row_track, sizeof s->row_track);
+    s->key.count = count;
+    s->key.first = first;
+    return 0;
+}
+
+/* Position of the item with store index `index` (items are in store order), or -1. */
+static int item_pos(const tl_state *s, uint64_t index)
+{
+    int lo = 0, hi = s->n_items - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (s->items[mid].index == index)
+            return mid;
+        if (s->items[mid].index < index)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
 static void draw(gs_ui *ui, int y0, int h)
 {
     tl_state *s = st_of(ui);
@@ -268,17 +445,6 @@ static void draw(gs_ui *ui, int y0, int h)
     s->n_rows = HOST_ROWS;
     for (int i = 0; i < ui->ix.n_streams; i++)
         s->row_track[s->n_rows++] = ui->ix.streams[i];
-    s->n_items = 0;
-    gs_store_query_time(ui->store, s->t0, s->t1, collect, ui);
-    hash_build(s);
-    for (int i = 0; i < s->n_items; i++) {
-        tl_item *it = &s->items[i];
-        if (it->kind == GS_EV_KERNEL) {
-            int op = hash_find(s, it->range_id);
-            if (op >= 0)
-                it->cat = s->items[op].cat;
-        }
-    }
     int W = ui->cols - LABEL_W;
     s->plot_x = LABEL_W;
     s->plot_w = W;
@@ -304,30 +470,12 @@ static void draw(gs_ui *ui, int y0, int h)
     s->plot_y = track_y;
     if (s->row >= s->n_rows)
         s->row = s->n_rows - 1;
-    /* coverage per (row, cell, category) */
+    /* coverage per (row, cell, category), remade only when the window changed */
     int R = s->n_rows;
-    float *cov = calloc((size_t)R * (size_t)W * GS_N_CAT, sizeof *cov);
-    if (!cov)
+    if (!window_cached(ui, s, W) && build_window(ui, s, W, ns_per_cell))
         return;
+    const float *cov = s->cov;
     int match_cells = 0;
-    for (int i = 0; i < s->n_items; i++) {
-        const tl_item *it = &s->items[i];
-        double a = ((double)it->t - (double)s->t0) / ns_per_cell;
-        double b = ((double)(it->t + it->dur) - (double)s->t0) / ns_per_cell;
-        if (b <= 0 || a >= W)
-            continue;
-        if (a < 0)
-            a = 0;
-        if (b > W)
-            b = W;
-        if (b - a < 0.125)
-            b = a + 0.125; /* a kernel shorter than an eighth still shows */
-        for (int c = (int)a; c < W && c < b; c++) {
-            double lo = a > c ? a : c, hi = b < c + 1 ? b : c + 1;
-            if (hi > lo)
-                cov[((size_t)it->row * W + c) * GS_N_CAT + it->cat] += (float)(hi - lo);
-        }
-    }
     static const char *const host_labels[HOST_ROWS] = {"host step", "host layer", "host op"};
     for (int r = 0; r < R; r++) {
         int y = track_y + r * (1 + gap);
@@ -358,8 +506,27 @@ static void draw(gs_ui *ui, int y0, int h)
             gs_w_eighths(ui, y, LABEL_W + c, e, gs_w_cat_attr(ui, (gs_category)bc));
         }
     }
-    /* names on bars wide enough, search matches, the selection */
-    for (int i = 0; i < s->n_items; i++) {
+    /* names on bars wide enough, search matches, the selection: in item
+     * order, as a later item draws over an earlier one. Without a search
+     * only the named items and the selected one draw anything. */
+    int searching = ui->search[0] != 0;
+    int sel_pos = s->has_sel ? item_pos(s, s->sel.index) : -1;
+    for (int j = 0, l = 0;; j++) {
+        int i;
+        if (searching) {
+            if (j >= s->n_items)
+                break;
+            i = j;
+        } else if (sel_pos >= 0 && (l >= s->n_labels || s->labels[l] >= sel_pos)) {
+            i = sel_pos;
+            if (l < s->n_labels && s->labels[l] == sel_pos)
+                l++;
+            sel_pos = -1;
+        } else if (l < s->n_labels) {
+            i = s->labels[l++];
+        } else {
+            break;
+        }
         const tl_item *it = &s->items[i];
         int y = track_y + it->row * (1 + gap);
         if (y >= track_y + rows_room)
@@ -367,9 +534,8 @@ static void draw(gs_ui *ui, int y0, int h)
         double a = ((double)it->t - (double)s->t0) / ns_per_cell;
         double b = ((double)(it->t + it->dur) - (double)s->t0) / ns_per_cell;
         int ca = a < 0 ? 0 : (int)a, cb = b > W ? W : (int)b;
-        const char *name = gs_store_string(ui->store, it->name);
         int is_sel = s->has_sel && it->index == s->sel.index;
-        int match = ui->search[0] && strstr(name, ui->search);
+        int match = searching && name_match(ui, s, it->name);
         if (match)
             match_cells++;
         if (is_sel || match) {
@@ -379,13 +545,12 @@ static void draw(gs_ui *ui, int y0, int h)
             for (int c = ca; c < cb && c < W; c++)
                 gs_w_text(ui, y, LABEL_W + c, 1, attr, " ");
         }
-        int len = (int)strlen(name);
+        int len = name_len(ui, s, it->name);
         if (cb - ca >= len + 2) {
             int attr = is_sel ? (int)(A_REVERSE | A_BOLD) : match ? gs_w_attr(ui, GS_C_MATCH) : (int)(gs_w_cat_attr(ui, (gs_category)it->cat) | A_REVERSE);
-            gs_w_text(ui, y, LABEL_W + ca + 1, cb - ca - 1, attr, "%s", name);
+            gs_w_text(ui, y, LABEL_W + ca + 1, cb - ca - 1, attr, "%s", gs_store_string(ui->store, it->name));
         }
     }
-    free(cov);
     int ly = track_y + rows_room - 1;
     if (!ui->ix.n_streams)
         gs_w_text(ui, track_y + HOST_ROWS * (1 + gap), 0, ui->cols, gs_w_attr(ui, GS_C_DIM),
@@ -564,6 +729,13 @@ static void release(gs_view *v)
     free(s->items);
     free(s->hkeys);
     free(s->hvals);
+    free(s->name_cat);
+    free(s->name_match);
+    free(s->name_len);
+    free(s->cov);
+    free(s->labels);
+    memset(s, 0, sizeof *s);
+    s->fit_step = -2;
     s->items = NULL;
     s->hkeys = NULL;
     s->hvals = NULL;
