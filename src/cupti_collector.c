@@ -10,55 +10,6 @@
 
 #ifndef HAVE_CUDA
 
-static const CUpti_CallbackId runtime_ids[] = {
-    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_v7000,       CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernel_ptsz_v7000,
-    CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_v11060,   CUPTI_RUNTIME_TRACE_CBID_cudaLaunchKernelExC_ptsz_v11060,
-    CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_v13000,    CUPTI_RUNTIME_TRACE_CBID___cudaLaunchKernel_ptsz_v13000,
-    CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy_v3020,             CUPTI_RUNTIME_TRACE_CBID_cudaMemcpyAsync_v3020,
-    CUPTI_RUNTIME_TRACE_CBID_cudaMemcpy2DAsync_v3020,      CUPTI_RUNTIME_TRACE_CBID_cudaMemset_v3020,
-    CUPTI_RUNTIME_TRACE_CBID_cudaMemsetAsync_v3020,        CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_v10000,
-    CUPTI_RUNTIME_TRACE_CBID_cudaGraphLaunch_ptsz_v10000,  CUPTI_RUNTIME_TRACE_CBID_cudaStreamSynchronize_v3020,
-    CUPTI_RUNTIME_TRACE_CBID_cudaEventSynchronize_v3020,   CUPTI_RUNTIME_TRACE_CBID_cudaDeviceSynchronize_v3020,
-};
-/* cuBLAS launches through the driver API. */
-static const CUpti_CallbackId driver_ids[] = {
-    CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel,   CUPTI_DRIVER_TRACE_CBID_cuLaunchKernel_ptsz,
-    CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx, CUPTI_DRIVER_TRACE_CBID_cuLaunchKernelEx_ptsz,
-    CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch,    CUPTI_DRIVER_TRACE_CBID_cuGraphLaunch_ptsz,
-};
-
-/* Turns the record kinds (and the launch API records that carry the op
- * ids) on or off together. */
-static CUptiResult set_kinds(gs_cupti *c, int on)
-{
-    static const CUpti_ActivityKind kinds[] = {
-        CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY, CUPTI_ACTIVITY_KIND_MEMSET,
-        CUPTI_ACTIVITY_KIND_SYNCHRONIZATION,
-    };
-    CUptiResult r = CUPTI_SUCCESS;
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0] && r == CUPTI_SUCCESS; i++)
-        r = on ? cuptiActivityEnable(kinds[i]) : cuptiActivityDisable(kinds[i]);
-    if (c->no_correlation || r != CUPTI_SUCCESS)
-        return r;
-    r = on ? cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION)
-           : cuptiActivityDisable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
-    for (size_t i = 0; i < sizeof runtime_ids / sizeof runtime_ids[0] && r == CUPTI_SUCCESS; i++)
-        r = cuptiActivityEnableRuntimeApi(runtime_ids[i], (uint8_t)on);
-    for (size_t i = 0; i < sizeof driver_ids / sizeof driver_ids[0] && r == CUPTI_SUCCESS; i++)
-        r = cuptiActivityEnableDriverApi(driver_ids[i], (uint8_t)on);
-    return r;
-}
-
-int gs_cupti_set_tracing(gs_cupti *c, int on)
-{
-    if (!c || !on == !c->tracing)
-        return GS_OK;
-    if (set_kinds(c, on) != CUPTI_SUCCESS)
-        return GS_ERR_RUNTIME;
-    c->tracing = on;
-    return GS_OK;
-}
-
 int gs_cupti_start(gs_cupti **out, gs_error *err)
 {
     *out = NULL;
