@@ -80,6 +80,12 @@ void gs_stats_compare(const gs_stat_summary *a, const gs_stat_summary *b, int hi
      * same measurement gives, so neither side wins. */
     if (a->hi >= b->lo && b->hi >= a->lo)
         return;
+    /* A shift smaller than either side's own interval, or a fraction of a
+     * percent, is not worth a winner either: many rows are compared at
+     * once, and steps that alternate are not perfectly independent. */
+    double spread = fmax(a->hi - a->lo, b->hi - b->lo);
+    if (fabs(out->delta) <= spread || fabs(out->delta) < GS_STATS_MIN_REL * fabs(a->median))
+        return;
     int b_larger = b->lo > a->hi;
     out->verdict = b_larger == !!higher_better ? GS_VERDICT_B : GS_VERDICT_A;
 }

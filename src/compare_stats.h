@@ -5,13 +5,16 @@
  * order statistics (the ranks come from the Binomial(n, 1/2) law, so the
  * interval is deterministic and assumes nothing about the shape of the
  * timings). Comparing two summaries declares a winner only when the two
- * intervals are disjoint; otherwise the difference is "noise". */
+ * intervals are disjoint, the difference of the medians exceeds the wider
+ * interval, and it is at least GS_STATS_MIN_REL of A; otherwise "noise". */
 #ifndef GS_COMPARE_STATS_H
 #define GS_COMPARE_STATS_H
 
 #define GS_STATS_CONFIDENCE 0.95
 /* Fewer samples than this on either side: never a verdict. */
 #define GS_STATS_MIN_SAMPLES 3
+/* A relative difference below this is noise whatever the intervals say. */
+#define GS_STATS_MIN_REL 0.01
 
 typedef struct gs_stat_summary {
     long n;             /* samples */

@@ -95,6 +95,25 @@ int main(void)
     tap_ok(c.verdict == GS_VERDICT_NOISE && c.delta == 0 && sb.max == 1000.0,
            "an outlier on one side: the same median, noise");
 
+    /* Disjoint intervals, but the shift (1.545) is smaller than A's own interval (2). */
+    for (int i = 0; i < 10; i++) {
+        a[i] = i == 0 ? 0.0 : i < 5 ? 10.0 : i < 9 ? 12.0 : 30.0; /* interval [x(2), x(9)] = [10, 12] */
+        b[i] = 12.5 + 0.01 * i;                                     /* interval [12.51, 12.58] */
+    }
+    gs_stats_summarize(a, 10, &sa);
+    gs_stats_summarize(b, 10, &sb);
+    gs_stats_compare(&sa, &sb, 0, &c);
+    tap_ok(sa.lo == 10 && sa.hi == 12 && sb.lo > sa.hi && c.verdict == GS_VERDICT_NOISE,
+           "disjoint intervals but a delta (%.3f) within A's interval width (2): noise", c.delta);
+    /* Tight and disjoint, but only 0.5%% apart: noise. */
+    for (int i = 0; i < 10; i++) {
+        a[i] = 100.0 + 0.001 * i;
+        b[i] = 100.5 + 0.001 * i;
+    }
+    gs_stats_summarize(a, 10, &sa);
+    gs_stats_summarize(b, 10, &sb);
+    gs_stats_compare(&sa, &sb, 0, &c);
+    tap_ok(c.verdict == GS_VERDICT_NOISE, "tight intervals 0.5%% apart: below the 1%% floor, noise");
     /* Two samples each, far apart: still too few to name a winner. */
     double a2[2] = {1, 1.1}, b2[2] = {5, 5.1};
     gs_stats_summarize(a2, 2, &sa);
