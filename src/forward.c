@@ -6,9 +6,12 @@
  *         x += w2(silu(w1 y) * w3 y) with y = rms2(x); logits = rmsf(x) . lm_head^T. */
 #include "forward.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static _Atomic uint64_t forward_count; /* forward passes made in this process */
 
 #define OP_BEGIN(f, name, layer) gs_range_begin((f)->ranges, GS_RANGE_OP, (name), (layer))
 #define OP_END(f, name) gs_range_end((f)->ranges, GS_RANGE_OP, (name))
@@ -143,6 +146,7 @@ int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtype w
 {
     memset(f, 0, sizeof *f);
     const gs_model_shape *s = &m->shape;
+    f->graph_salt = atomic_fetch_add(&forward_count, 1) + 1;
     f->be = be;
     f->shape = *s;
     f->ranges = ranges;
@@ -290,6 +294,13 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         graph_key = (uint64_t)n | (uint64_t)b->n_logits << 8 | (uint64_t)aa.max_pos << 16 |
                     (uint64_t)(f->attn_variant & 3) << 40 | (uint64_t)(f->fuse ? 1 : 0) << 42 |
                     ((uint64_t)f->n_sink & 0xff) << 43 | ((uint64_t)f->window & 0x1fff) << 51;
+        /* Graphs hold this forward pass's buffers: another engine on the same
+         * backend (compare), or a later one whose buffers land at the same
+         * addresses, must never replay them. Mix in this pass's own number. */
+        uint64_t h = f->graph_salt;
+        h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+        graph_key ^= h ^ (h >> 31);
         if (op->graph_replay) {
             OP_BEGIN(f, "graph_replay", -1);
             rc = op->graph_replay(be, graph_key);

@@ -52,6 +52,7 @@ typedef struct gs_forward {
     int attn_variant;        /* GS_ATTN_NAIVE or GS_ATTN_FUSED */
     int use_graphs;          /* record decode-shaped steps as CUDA graphs where the backend can */
     int fuse;                /* residual add fused into the following norm where the backend can */
+    uint64_t graph_salt;     /* unique per forward pass ever made: its kept graphs are its own */
     /* weights in backend memory: an fp32 arena and a matrix arena (in wdt) */
     void *w_f32, *w_mat;
     gs_fw_weights w;

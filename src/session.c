@@ -66,6 +66,11 @@ int gs_session_load_model(const gs_config *c, gs_model *m, gs_error *err)
 
 int gs_session_open(gs_session *s, const gs_config *c, const gs_sampler *sampler, gs_error *err)
 {
+    return gs_session_open_on(s, c, sampler, NULL, err);
+}
+
+int gs_session_open_on(gs_session *s, const gs_config *c, const gs_sampler *sampler, gs_backend *be, gs_error *err)
+{
     memset(s, 0, sizeof *s);
     s->cfg = *c;
     uint64_t t0 = gs_now_ns();
@@ -73,7 +78,13 @@ int gs_session_open(gs_session *s, const gs_config *c, const gs_sampler *sampler
     if (rc)
         return rc;
     s->load_seconds = (double)(gs_now_ns() - t0) * 1e-9;
-    rc = gs_backend_create(&s->be, c->backend, c->threads, err);
+    if (be) {
+        s->be = be;
+        s->borrowed_be = 1;
+        rc = GS_OK;
+    } else {
+        rc = gs_backend_create(&s->be, c->backend, c->threads, err);
+    }
     if (rc) {
         gs_session_close(s);
         return rc;
@@ -120,7 +131,8 @@ void gs_session_close(gs_session *s)
 {
     if (s->engine_ready)
         gs_engine_destroy(&s->engine);
-    gs_backend_destroy(s->be);
+    if (!s->borrowed_be)
+        gs_backend_destroy(s->be);
     gs_model_free(&s->model);
     memset(s, 0, sizeof *s);
 }
