@@ -383,7 +383,7 @@ int cmd_live(int argc, char **argv)
         printf("\ndecode: %.1f tokens/s over %ld tokens\n\n",
                decode_ns ? (double)decode_tokens / ((double)decode_ns * 1e-9) : 0.0, decode_tokens);
         gs_op_report_print(stdout, &ops, s.engine.steps);
-        printf("\n(the interactive timeline, flame and memory views arrive with the terminal UI)\n");
+        printf("\n(in a terminal, gptscope opens the interactive timeline, flame, memory and KV-cache views)\n");
     }
     gs_session_close(&s);
     gs_cli_free(&cli);

@@ -1,6 +1,7 @@
-/* view_compare.c - the place of the A/B comparison. The compare feature
- * (its own issue) measures two configurations in the same run; until it
- * lands this view says how it will work and shows no numbers. */
+/* view_compare.c - the place of the A/B comparison. `gptscope compare`
+ * measures two configurations in one run from the command line; until the
+ * UI can pin A and build B from toggles, this view says how to use it and
+ * shows no numbers. */
 #include <curses.h>
 #include <string.h>
 
@@ -10,19 +11,17 @@
 static void draw(gs_ui *ui, int y0, int h)
 {
     static const char *const lines[] = {
-        "Compare: two configurations side by side (not available yet)",
+        "Compare: two configurations side by side (in this view: not yet)",
         "",
-        "The compare feature will run configuration A and configuration B in the same",
-        "process on the same device, alternating steps so both see the same clocks and",
-        "temperature, and show here, column by column:",
-        "  - decode tokens/s, ms/token and prefill time, with their spread",
-        "  - memory: weights, KV cache, peak",
-        "  - output quality against the fp32 baseline (KL divergence, top-1 agreement)",
-        "  - the per-op time table of A and B and the difference",
+        "From the command line, two configurations run in one process on the same",
+        "device, alternating steps over the same requests, each figure with its",
+        "median and 95% interval and a verdict only outside the noise:",
+        "  gptscope compare A.yaml B.yaml --steps 100 [--report OUT.md|OUT.csv] [-o OUT.json]",
+        "  gptscope compare a.gst b.gst          (two recordings)",
+        "  e.g. gptscope compare examples/compare-naive.yaml examples/compare-fused.yaml",
         "",
-        "Today `gptscope compare --help` shows its options. Until then, record one",
-        "trace per configuration (gptscope record -c A.yaml -o a.gst, then B) and",
-        "open each with gptscope replay.",
+        "Here, later: pin the running configuration as A, flip toggles to make B,",
+        "and see the summary, per-op deltas and a differential flame graph.",
         "",
         "No numbers are shown here until they are measured.",
     };
@@ -35,6 +34,6 @@ void gs_view_compare_init(gs_view *v)
 {
     memset(v, 0, sizeof *v);
     v->name = "Compare";
-    v->help = "two configurations side by side (arrives with the compare feature)";
+    v->help = "two configurations side by side (gptscope compare; in the UI later)";
     v->draw = draw;
 }
