@@ -35,10 +35,14 @@ typedef struct bench_result {
 } bench_result;
 
 /* Best of eight: a read-bound product (n = 1 over a 128 MiB matrix) and a
- * compute-bound one (n = 128 over 1024 x 1024), through the backend's own matmul. */
+ * compute-bound one through the backend's own matmul: n = 128 over 1024 x
+ * 1024 on the CPU; on a device 1024 over 4096 x 4096 (34 GFLOP), since a
+ * smaller one measures launch latency, not the tensor cores (0.27 GFLOP
+ * read 10 TFLOP/s on an H100 that does 575). */
 static int measure_peaks(gs_backend *be, gs_dtype wdt, bench_result *r, gs_error *err)
 {
-    const int K = 4096, M = 8192, N = 128, S = 1024;
+    const int device = be->threads == 0;
+    const int K = 4096, M = 8192, N = device ? 1024 : 128, S = device ? 4096 : 1024;
     size_t wbytes = (size_t)K * M * gs_dtype_size(wdt);
     float *host = malloc((size_t)K * M * sizeof(float));
     float *w = be->ops->alloc(be, wbytes);
