@@ -13,7 +13,7 @@
 #include "backend.h"
 #include "event_store.h"
 #include "profiler.h"
-#include "rng.h"
+#include "workload_runner.h"
 #include "session.h"
 #include "../traces/export.h"
 #include "../traces/trace_reader.h"
@@ -113,36 +113,23 @@ int cmd_record(int argc, char **argv)
     if (!rc)
         gs_store_append_marker(store, "recording started", 0, clock_ns(), 0);
     int tty = isatty(STDERR_FILENO);
-    int n_req = wl->requests > 0 ? wl->requests : wl->batch;
-    int *prompt = malloc((size_t)wl->prompt_len * sizeof(int));
-    gs_rng rng;
-    gs_rng_seed(&rng, cfg.seed);
     long steps = 0;
-    int repeat = cli.steps > 0 || cli.seconds > 0;
     uint64_t deadline = cli.seconds > 0 ? origin + (uint64_t)(cli.seconds * 1e9) : UINT64_MAX;
-    int submitted = 0;
-    double due = wl->arrival_rate > 0 ? 1.0 : (double)n_req;
-    while (rc == GS_OK && prompt && !stop_requested) {
+    /* --steps / --seconds repeat the workload to fill them. */
+    gs_workload_runner runner;
+    int have_runner = 0;
+    if (!rc) {
+        rc = gs_workload_runner_init(&runner, &s.engine, wl, s.model.shape.vocab, cfg.seed,
+                                     cli.steps > 0 || cli.seconds > 0, &err);
+        have_runner = rc == GS_OK;
+    }
+    while (rc == GS_OK && !stop_requested) {
         if (cli.steps > 0 && steps >= cli.steps)
             break;
         if (clock_ns() >= deadline)
             break;
-        if (submitted >= n_req && !gs_engine_busy(&s.engine)) {
-            if (!repeat)
-                break;
-            submitted = 0; /* the workload again, to fill --steps / --seconds */
-            due = wl->arrival_rate > 0 ? 1.0 : (double)n_req;
-        }
-        while (rc == GS_OK && submitted < n_req && submitted < (int)due) {
-            for (int i = 0; i < wl->prompt_len; i++)
-                prompt[i] = (int)(gs_rng_next(&rng) % (uint64_t)s.model.shape.vocab);
-            int id = gs_engine_submit(&s.engine, prompt, wl->prompt_len, wl->gen_len, &err);
-            if (id < 0)
-                rc = -id;
-            submitted++;
-        }
-        due += wl->arrival_rate;
-        if (rc)
+        int done = 0;
+        if ((rc = gs_workload_runner_feed(&runner, &done, &err)) || done)
             break;
         gs_profiler_step_begin(prof);
         if ((rc = gs_engine_step(&s.engine, &err)))
@@ -157,9 +144,8 @@ int cmd_record(int argc, char **argv)
             fflush(stderr);
         }
     }
-    free(prompt);
-    if (!prompt && rc == GS_OK)
-        rc = gs_error_set(&err, GS_ERR_RUNTIME, "out of memory");
+    if (have_runner)
+        gs_workload_runner_free(&runner);
     gs_profiler_flush(prof, &s.engine);
     if (stop_requested)
         gs_store_append_marker(store, "recording stopped by signal", gs_profiler_next_step(prof) - 1, clock_ns(),
