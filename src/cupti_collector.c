@@ -74,6 +74,10 @@ struct gs_cupti {
     int64_t clock_offset;  /* CUPTI time - gs_now_ns, when CUPTI would not take our clock */
     int no_correlation;
     int tracing;           /* record kinds enabled now */
+    /* drain (engine thread): name pointer -> store id, so the ~150 records of
+     * a step do not hash their kernel names again every step */
+    const gs_event_store *id_store;
+    struct { const char *name; uint32_t id; } id_cache[256];
 };
 
 /* CUPTI's callbacks carry no user pointer for buffers: one collector per process. */
@@ -406,6 +410,24 @@ void gs_cupti_pop(gs_cupti *c)
     cuptiActivityPopExternalCorrelationId(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, &last);
 }
 
+/* Names are the collector's own copies or literals: stable pointers. */
+static uint32_t store_id(gs_cupti *c, gs_event_store *store, const char *name)
+{
+    if (c->id_store != store) {
+        memset(c->id_cache, 0, sizeof c->id_cache);
+        c->id_store = store;
+    }
+    size_t k = ((uintptr_t)name >> 4) % (sizeof c->id_cache / sizeof c->id_cache[0]);
+    if (c->id_cache[k].name == name)
+        return c->id_cache[k].id;
+    uint32_t id = gs_store_intern(store, name);
+    if (id != GS_STORE_NO_ID) {
+        c->id_cache[k].name = name;
+        c->id_cache[k].id = id;
+    }
+    return id;
+}
+
 long gs_cupti_drain(gs_cupti *c, gs_event_store *store, gs_range_lookup_fn lookup, void *lookup_ctx, int force)
 {
     if (!c)
@@ -433,7 +455,7 @@ long gs_cupti_drain(gs_cupti *c, gs_event_store *store, gs_range_lookup_fn looku
         memset(&ev, 0, sizeof ev);
         ev.kind = p->kind;
         ev.level = p->level;
-        ev.name = gs_store_intern(store, p->name);
+        ev.name = store_id(c, store, p->name);
         ev.layer = where.found ? where.layer : -1;
         ev.track = p->kind == GS_EV_SYNC ? GS_TRACK_HOST : GS_TRACK_STREAM0 + p->stream;
         ev.step = where.found ? where.step : -1;

@@ -17,29 +17,13 @@
 
 #include <cuda_runtime_api.h>
 
+#include "gpu_test_util.h"
+
 #include "cuda/fused_cuda.h"
 #include "fused.h"
 #include "norm.h"
 #include "residual.h"
 #include "tap.h"
-
-static unsigned long long rng_state;
-
-static float rnd(void) /* xorshift64*, uniform in [-1, 1) */
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return (float)((rng_state * 2685821657736338717ULL) >> 40) / (float)(1 << 23) - 1.0f;
-}
-
-static void cuda_or_bail(cudaError_t rc, const char *what)
-{
-    if (rc != cudaSuccess) {
-        printf("Bail out! %s: %s\n", what, cudaGetErrorString(rc));
-        exit(1);
-    }
-}
 
 static float *alloc_f(size_t count)
 {
@@ -56,14 +40,6 @@ static float *dev_f(size_t count)
     void *p = NULL;
     cuda_or_bail(cudaMalloc(&p, count * sizeof(float)), "cudaMalloc");
     return p;
-}
-
-static int all_finite(const float *a, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(a[i]))
-            return 0;
-    return 1;
 }
 
 /* ||a - b|| / ||b||, or the absolute norm when b is zero; infinite if any a is not finite. */
@@ -90,12 +66,12 @@ static void check_shape(int n, int C, int rms)
     float *xu = alloc_f(count), *ou = alloc_f(count);  /* unfused pair */
     float *xg = alloc_f(count), *og = alloc_f(count);  /* device results */
     for (size_t i = 0; i < count; i++) {
-        x0[i] = rnd();
-        y[i] = rnd();
+        x0[i] = frand();
+        y[i] = frand();
     }
     for (int c = 0; c < C; c++) {
-        w[c] = 1.0f + 0.5f * rnd();
-        b[c] = 0.5f * rnd();
+        w[c] = 1.0f + 0.5f * frand();
+        b[c] = 0.5f * frand();
     }
 
     /* The twin against the unfused pair. */

@@ -33,45 +33,13 @@
 
 #include <cuda_runtime_api.h>
 
+#include "gpu_test_util.h"
+
 #include "cuda/gemv_cuda.h"
 #include "../tap.h" /* tests/tap.h: relative, as tests/ is not on the include path */
 
 #define TOL 1e-5
 #define NMAX 16
-#define GUARD 16 /* floats of 0xFF on each side of the output (64 bytes: keeps alignment) */
-
-/* ---- random data: xorshift64*, seeded per run ---- */
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-/* uniform in [-1, 1) */
-static float frand(void) { return (float)((double)(rng_next() >> 40) / (double)(1ULL << 23) - 1.0); }
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        printf("Bail out! out of host memory\n");
-        exit(2);
-    }
-    return p;
-}
-
-static void cuda_or_bail(cudaError_t e, const char *what)
-{
-    if (e != cudaSuccess) {
-        printf("Bail out! %s: %s\n", what, cudaGetErrorString(e));
-        exit(2);
-    }
-}
 
 static void *dmalloc(size_t bytes)
 {
@@ -384,12 +352,6 @@ static void test_epilogue(int k, int m, int epi, int is_bf16)
 }
 
 /* ---- --bench ---- */
-
-static int cmp_float(const void *x, const void *y)
-{
-    float a = *(const float *)x, b = *(const float *)y;
-    return a < b ? -1 : a > b;
-}
 
 #define REPS 50
 #define BATCH 20 /* launches per timed batch; each reads a different copy of w */

@@ -27,6 +27,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "gpu_test_util.h"
+
 #include "activation.h"
 #include "cuda/ops_cuda.h"
 #include "embedding.h"
@@ -39,33 +41,6 @@
 #include "test_support.h" /* tests/tap.h: relative, as tests/ is not on the include path */
 
 #define TOL 1e-5
-#define GUARD 16 /* 4-byte elements of 0xFF on each side of a device buffer (64 bytes: keeps alignment) */
-
-/* ---- random data: xorshift64*, seeded per run ---- */
-
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-/* uniform in [-1, 1) */
-static float frand(void) { return (float)((double)(rng_next() >> 40) / (double)(1ULL << 23) - 1.0); }
-static int irand(int n) { return (int)(rng_next() % (uint64_t)n); }
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        printf("Bail out! out of host memory\n");
-        exit(2);
-    }
-    return p;
-}
 
 static float *frand_buf(size_t count, float scale, float shift)
 {
@@ -83,105 +58,7 @@ static int *irand_buf(size_t count, int lim)
     return a;
 }
 
-/* ---- device buffers with guard zones ----
- * count 4-byte elements (float or int) at p = base + GUARD + off; off = 1
- * puts p one float past a 16-byte boundary, which sends the kernels down
- * their scalar paths. */
-
-typedef struct dbuf {
-    unsigned char *base;
-    void *p;
-    size_t count;
-    int off;
-} dbuf;
-
-static size_t dbuf_total(const dbuf *b) { return b->count + 2 * GUARD + 1; }
-
-static void cuda_or_bail(cudaError_t rc, const char *what)
-{
-    if (rc != cudaSuccess) {
-        printf("Bail out! %s: %s\n", what, cudaGetErrorString(rc));
-        exit(2);
-    }
-}
-
-static dbuf dbuf_new(size_t count, int off)
-{
-    dbuf b = {NULL, NULL, count, off};
-    void *base = NULL;
-    cuda_or_bail(cudaMalloc(&base, dbuf_total(&b) * 4), "cudaMalloc");
-    b.base = base;
-    b.p = b.base + (size_t)(GUARD + off) * 4;
-    cuda_or_bail(cudaMemset(b.base, 0xFF, dbuf_total(&b) * 4), "cudaMemset");
-    return b;
-}
-
-static void dbuf_free(dbuf *b)
-{
-    cudaFree(b->base);
-    b->base = NULL;
-}
-
-/* The whole allocation, guards included, to 0xFF bytes (NaN as float, -1 as int). */
-static void dbuf_poison(dbuf *b) { cuda_or_bail(cudaMemset(b->base, 0xFF, dbuf_total(b) * 4), "cudaMemset"); }
-
-static void dbuf_put(dbuf *b, const void *host)
-{
-    cuda_or_bail(cudaMemcpy(b->p, host, b->count * 4, cudaMemcpyHostToDevice), "cudaMemcpy to device");
-}
-
-static void dbuf_get(const dbuf *b, void *host)
-{
-    cuda_or_bail(cudaMemcpy(host, b->p, b->count * 4, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
-}
-
-/* Both guard zones still all 0xFF bytes. */
-static int dbuf_guards_ok(const dbuf *b)
-{
-    size_t total = dbuf_total(b);
-    unsigned char *h = xmalloc(total * 4);
-    cuda_or_bail(cudaMemcpy(h, b->base, total * 4, cudaMemcpyDeviceToHost), "cudaMemcpy guards");
-    size_t lo = (size_t)(GUARD + b->off) * 4, hi = lo + b->count * 4;
-    int ok = 1;
-    for (size_t i = 0; i < total * 4 && ok; i++)
-        if ((i < lo || i >= hi) && h[i] != 0xFF)
-            ok = 0;
-    free(h);
-    return ok;
-}
-
-/* A device copy of a host array (aligned), for inputs. */
-static dbuf dbuf_from(const void *host, size_t count, int off)
-{
-    dbuf b = dbuf_new(count, off);
-    dbuf_put(&b, host);
-    return b;
-}
-
 /* ---- checks ---- */
-
-static int all_finite(const float *a, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(a[i]))
-            return 0;
-    return 1;
-}
-
-/* The kernel's return code and the asynchronous result of the launch. */
-static int ran_ok(int rc, char *why, size_t cap)
-{
-    cudaError_t sync = cudaDeviceSynchronize();
-    if (rc != 0) {
-        snprintf(why, cap, "returned %d (%s)", rc, cudaGetErrorString((cudaError_t)rc));
-        return 0;
-    }
-    if (sync != cudaSuccess) {
-        snprintf(why, cap, "failed on the device: %s", cudaGetErrorString(sync));
-        return 0;
-    }
-    return 1;
-}
 
 /* One TAP line for a float output: ran, all written (finite), guards intact, close to ref. */
 static void report(const char *name, int rc, const dbuf *out, const float *ref, const char *shape)
@@ -495,12 +372,6 @@ static double bench_bytes(bench_kind k, int n, int C)
     case B_ARGMAX: return e;
     default: return 2 * e;
     }
-}
-
-static int cmp_float(const void *x, const void *y)
-{
-    float a = *(const float *)x, b = *(const float *)y;
-    return a < b ? -1 : a > b;
 }
 
 static int bench(void)

@@ -1,0 +1,155 @@
+/* gpu_test_util.h - what the GPU tests share: a seeded xorshift64* generator
+ * (GS_TEST_SEED replays a run), host allocation that bails out, CUDA calls
+ * that bail out, device buffers with 0xFF guard zones, and the checks on a
+ * kernel's result. Each test is its own program: everything here is static.
+ * Include after <cuda_runtime_api.h>; GUARD (4-byte elements of 0xFF on each
+ * side of a device buffer) may be defined first. */
+#ifndef GS_GPU_TEST_UTIL_H
+#define GS_GPU_TEST_UTIL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cuda_runtime_api.h>
+
+#ifndef GUARD
+#define GUARD 16 /* 64 bytes: keeps alignment */
+#endif
+
+/* ---- random data: xorshift64*, seeded per run ---- */
+
+static uint64_t rng_state;
+
+static __attribute__((unused)) uint64_t rng_next(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+/* uniform in [-1, 1) */
+static __attribute__((unused)) float frand(void) { return (float)((double)(rng_next() >> 40) / (double)(1ULL << 23) - 1.0); }
+static __attribute__((unused)) int irand(int n) { return (int)(rng_next() % (uint64_t)n); }
+
+static __attribute__((unused)) void *xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        printf("Bail out! out of host memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static __attribute__((unused)) void cuda_or_bail(cudaError_t rc, const char *what)
+{
+    if (rc != cudaSuccess) {
+        printf("Bail out! %s: %s\n", what, cudaGetErrorString(rc));
+        exit(2);
+    }
+}
+
+/* ---- device buffers with guard zones ----
+ * count 4-byte elements (float or int) at p = base + GUARD + off; off = 1
+ * puts p one float past a 16-byte boundary, which sends the kernels down
+ * their scalar paths. */
+
+typedef struct dbuf {
+    unsigned char *base;
+    void *p;
+    size_t count;
+    int off;
+} dbuf;
+
+static __attribute__((unused)) size_t dbuf_total(const dbuf *b) { return b->count + 2 * GUARD + 1; }
+
+
+static __attribute__((unused)) dbuf dbuf_new(size_t count, int off)
+{
+    dbuf b = {NULL, NULL, count, off};
+    void *base = NULL;
+    cuda_or_bail(cudaMalloc(&base, dbuf_total(&b) * 4), "cudaMalloc");
+    b.base = base;
+    b.p = b.base + (size_t)(GUARD + off) * 4;
+    cuda_or_bail(cudaMemset(b.base, 0xFF, dbuf_total(&b) * 4), "cudaMemset");
+    return b;
+}
+
+static __attribute__((unused)) void dbuf_free(dbuf *b)
+{
+    cudaFree(b->base);
+    b->base = NULL;
+}
+
+/* The whole allocation, guards included, to 0xFF bytes (NaN as float, -1 as int). */
+static __attribute__((unused)) void dbuf_poison(dbuf *b) { cuda_or_bail(cudaMemset(b->base, 0xFF, dbuf_total(b) * 4), "cudaMemset"); }
+
+static __attribute__((unused)) void dbuf_put(dbuf *b, const void *host)
+{
+    cuda_or_bail(cudaMemcpy(b->p, host, b->count * 4, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+}
+
+static __attribute__((unused)) void dbuf_get(const dbuf *b, void *host)
+{
+    cuda_or_bail(cudaMemcpy(host, b->p, b->count * 4, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
+}
+
+/* Both guard zones still all 0xFF bytes. */
+static __attribute__((unused)) int dbuf_guards_ok(const dbuf *b)
+{
+    size_t total = dbuf_total(b);
+    unsigned char *h = xmalloc(total * 4);
+    cuda_or_bail(cudaMemcpy(h, b->base, total * 4, cudaMemcpyDeviceToHost), "cudaMemcpy guards");
+    size_t lo = (size_t)(GUARD + b->off) * 4, hi = lo + b->count * 4;
+    int ok = 1;
+    for (size_t i = 0; i < total * 4 && ok; i++)
+        if ((i < lo || i >= hi) && h[i] != 0xFF)
+            ok = 0;
+    free(h);
+    return ok;
+}
+
+/* A device copy of a host array (aligned), for inputs. */
+static __attribute__((unused)) dbuf dbuf_from(const void *host, size_t count, int off)
+{
+    dbuf b = dbuf_new(count, off);
+    dbuf_put(&b, host);
+    return b;
+}
+
+/* ---- checks ---- */
+
+static __attribute__((unused)) int all_finite(const float *a, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(a[i]))
+            return 0;
+    return 1;
+}
+
+/* The kernel's return code and the asynchronous result of its launches. */
+static __attribute__((unused)) int ran_ok(int rc, char *why, size_t cap)
+{
+    cudaError_t sync = cudaDeviceSynchronize();
+    if (rc != 0) {
+        snprintf(why, cap, "returned %d (%s)", rc, cudaGetErrorString((cudaError_t)rc));
+        return 0;
+    }
+    if (sync != cudaSuccess) {
+        snprintf(why, cap, "failed on the device: %s", cudaGetErrorString(sync));
+        return 0;
+    }
+    return 1;
+}
+
+/* For qsort: medians of timings. */
+static __attribute__((unused)) int cmp_float(const void *x, const void *y)
+{
+    float a = *(const float *)x, b = *(const float *)y;
+    return (a > b) - (a < b);
+}
+
+#endif
