@@ -23,6 +23,7 @@
 #include "profile_report.h"
 #include "rng.h"
 #include "session.h"
+#include "workload_runner.h"
 
 typedef struct bench_result {
     double bw_gbs, gflops;
@@ -223,23 +224,16 @@ int cmd_bench(int argc, char **argv)
     if (rc == GS_OK && profiling)
         rc = profile_begin(&prof, &s, &err);
     int n_req = wl->requests > 0 ? wl->requests : wl->batch;
-    int *prompt = malloc((size_t)wl->prompt_len * sizeof(int));
-    gs_rng rng;
-    gs_rng_seed(&rng, cfg.seed);
     /* Arrivals: all at once, or arrival_rate new requests per engine step. */
-    int submitted = 0;
-    double due = wl->arrival_rate > 0 ? 1.0 : (double)n_req;
-    while (rc == GS_OK && (submitted < n_req || gs_engine_busy(&s.engine))) {
-        while (rc == GS_OK && submitted < n_req && submitted < (int)due) {
-            for (int i = 0; i < wl->prompt_len; i++)
-                prompt[i] = (int)(gs_rng_next(&rng) % (uint64_t)s.model.shape.vocab);
-            int id = gs_engine_submit(&s.engine, prompt, wl->prompt_len, wl->gen_len, &err);
-            if (id < 0)
-                rc = -id;
-            submitted++;
-        }
-        due += wl->arrival_rate;
-        if (rc)
+    gs_workload_runner runner;
+    int have_runner = 0;
+    if (rc == GS_OK) {
+        rc = gs_workload_runner_init(&runner, &s.engine, wl, s.model.shape.vocab, cfg.seed, 0, &err);
+        have_runner = rc == GS_OK;
+    }
+    while (rc == GS_OK) {
+        int done = 0;
+        if ((rc = gs_workload_runner_feed(&runner, &done, &err)) || done)
             break;
         int sampled = prof.profiler ? gs_profiler_step_begin(prof.profiler) : 0;
         rc = gs_engine_step(&s.engine, &err);
@@ -261,7 +255,8 @@ int cmd_bench(int argc, char **argv)
             r.decode_s += (double)st->ns * 1e-9;
         }
     }
-    free(prompt);
+    if (have_runner)
+        gs_workload_runner_free(&runner);
     if (rc == GS_OK && cli.profile && profile_end(&prof, &s, cli.remeasure_peaks) != 0)
         rc = gs_error_set(&err, GS_ERR_RUNTIME, "out of memory building the profile");
     if (rc) {
