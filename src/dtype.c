@@ -5,14 +5,37 @@
 
 #include <string.h>
 
+#include "quant_layout.h"
+
 size_t gs_dtype_size(gs_dtype dt)
 {
-    return dt == GS_DTYPE_F32 ? 4 : 2;
+    switch (dt) {
+    case GS_DTYPE_F32: return 4;
+    case GS_DTYPE_F16:
+    case GS_DTYPE_BF16: return 2;
+    case GS_DTYPE_I8: return 1;
+    default: return 0;
+    }
 }
 
 const char *gs_dtype_name(gs_dtype dt)
 {
-    return dt == GS_DTYPE_F16 ? "fp16" : dt == GS_DTYPE_BF16 ? "bf16" : "fp32";
+    static const char *const names[] = {"fp32", "fp16", "bf16", "int8", "int4-g32", "int4-g64", "int4-g128"};
+    return (unsigned)dt < sizeof names / sizeof names[0] ? names[dt] : "?";
+}
+
+int gs_dtype_q4(int group)
+{
+    return group == 32 ? GS_DTYPE_Q4_G32 : group == 64 ? GS_DTYPE_Q4_G64 : group == 128 ? GS_DTYPE_Q4_G128 : -1;
+}
+
+size_t gs_weight_bytes(gs_dtype dt, long rows, long cols)
+{
+    if (dt == GS_DTYPE_I8)
+        return gs_q8_bytes(rows, cols);
+    if (gs_dtype_is_q4(dt))
+        return gs_q4_bytes(rows, cols, gs_dtype_group(dt));
+    return (size_t)rows * (size_t)cols * gs_dtype_size(dt);
 }
 
 float gs_f16_to_f32(uint16_t h)
