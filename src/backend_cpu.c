@@ -15,6 +15,8 @@
 #include "fused.h"
 #include "gather.h"
 #include "matmul.h"
+#include "matmul_quant.h"
+#include "quant.h"
 #include "norm.h"
 #include "residual.h"
 #include "rope.h"
@@ -103,21 +105,22 @@ static void op_rmsnorm(gs_backend *be, float *out, const float *in, const float 
     cpu_rmsnorm(POOL(be), out, in, w, n, C, eps);
 }
 
-/* Half-precision weights are refused at upload, so w is always fp32 here. */
 static void op_matmul(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
                       const float *bias, int n, int k, int m)
 {
-    cpu_matmul(POOL(be), out, in, (const float *)w, bias, n, k, m);
+    if (wdt == GS_DTYPE_F32)
+        cpu_matmul(POOL(be), out, in, (const float *)w, bias, n, k, m);
+    else
+        cpu_matmul_packed(POOL(be), out, in, w, wdt, bias, n, k, m);
 }
 
 static int cpu_upload_weights(gs_backend *be, void *dst, const float *src, size_t count, gs_dtype dt,
                               gs_error *err)
 {
-    if (dt != GS_DTYPE_F32)
-        return gs_error_set(err, GS_ERR_INPUT,
-                            "optimizations.weights: %s weights run on the cuda backend only in this version",
+    if (gs_dtype_is_quant(dt)) /* packed formats are written by the forward pass and uploaded as bytes */
+        return gs_error_set(err, GS_ERR_RUNTIME, "upload_weights: %s takes a matrix shape; quantize with quant.h",
                             gs_dtype_name(dt));
-    memcpy(dst, src, count * sizeof(float));
+    gs_quantize_matrix(dt, src, 1, (long)count, dst); /* fp32 copies; fp16/bf16 round to nearest even */
     return GS_OK;
 }
 

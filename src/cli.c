@@ -18,6 +18,19 @@ enum {
     OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
     OPT_STEPS, OPT_SECONDS, OPT_PROFILE, OPT_REMEASURE_PEAKS,
     OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX, OPT_METRICS_SET, OPT_TRACE_EVERY, OPT_CPU_COUNTERS,
+    OPT_KEY = 2000, /* OPT_KEY + i: the optimization option keys[i], set through the config key table */
+};
+
+/* The optimizations take the same spelling on the command line as under
+ * `optimizations:` in YAML: each option sets its YAML key. */
+static const struct {
+    const char *option, *key;
+} opt_keys[] = {
+    {"weights", "optimizations.weights"},   {"group-size", "optimizations.group_size"},
+    {"kv", "optimizations.kv"},             {"sparsity", "optimizations.sparsity"},
+    {"attention", "optimizations.attention"}, {"kv-heads", "optimizations.kv_heads"},
+    {"window", "optimizations.window"},     {"sinks", "optimizations.sinks"},
+    {"cuda-graphs", "optimizations.cuda_graphs"}, {"fusion", "optimizations.fusion"},
 };
 
 typedef struct opt_doc {
@@ -54,6 +67,16 @@ static const opt_doc table[] = {
     {{"metrics-set", required_argument, NULL, OPT_METRICS_SET}, GS_OPTS_COLLECT, "full|fast", "full: with the L2 hit rate (two passes); fast: one pass, sampled steps far cheaper"},
     {{"cpu-counters", required_argument, NULL, OPT_CPU_COUNTERS}, GS_OPTS_COLLECT, "on|off", "per-op LLC and cache counters through perf_event_open (CPU backend, where the kernel exposes a PMU)"},
     {{"nvtx", required_argument, NULL, OPT_NVTX}, GS_OPTS_COLLECT, "on|off", "NVTX ranges for Nsight Systems (CUDA)"},
+    {{"weights", required_argument, NULL, OPT_KEY + 0}, GS_OPTS_COMMON, "fp32|fp16|bf16|int8|int4", "weight precision (optimizations.weights)"},
+    {{"group-size", required_argument, NULL, OPT_KEY + 1}, GS_OPTS_COMMON, "32|64|128", "int4 group size"},
+    {{"kv", required_argument, NULL, OPT_KEY + 2}, GS_OPTS_COMMON, "fp32|fp16|int8|fp8", "KV-cache precision"},
+    {{"sparsity", required_argument, NULL, OPT_KEY + 3}, GS_OPTS_COMMON, "KIND[:R]", "none, unstructured:R, 2:4, heads:R, neurons:R"},
+    {{"attention", required_argument, NULL, OPT_KEY + 4}, GS_OPTS_COMMON, "naive|fused", "attention kernels"},
+    {{"kv-heads", required_argument, NULL, OPT_KEY + 5}, GS_OPTS_COMMON, "N", "KV heads: fewer than the model's makes GQA/MQA by mean-pooling (0: the model's)"},
+    {{"window", required_argument, NULL, OPT_KEY + 6}, GS_OPTS_COMMON, "W", "sliding attention window in tokens (0: off)"},
+    {{"sinks", required_argument, NULL, OPT_KEY + 7}, GS_OPTS_COMMON, "S", "sink tokens kept visible with a window"},
+    {{"cuda-graphs", required_argument, NULL, OPT_KEY + 8}, GS_OPTS_COMMON, "on|off", "replay decode steps as CUDA graphs"},
+    {{"fusion", required_argument, NULL, OPT_KEY + 9}, GS_OPTS_COMMON, "on|off", "fused kernels where the backend has them"},
     {{"help", no_argument, NULL, OPT_HELP}, 0, NULL, "show this help"},
 };
 #define N_OPTS (int)(sizeof table / sizeof table[0])
@@ -308,6 +331,12 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
             cli->metrics_every = (int)lv;
             break;
         default:
+            if (c >= OPT_KEY && c < OPT_KEY + (int)(sizeof opt_keys / sizeof opt_keys[0])) {
+                gs_error e2;
+                if (gs_config_set(cfg, opt_keys[c - OPT_KEY].key, optarg, &e2))
+                    return gs_error_set(err, GS_ERR_INPUT, "gptscope %s: --%s: %s", command,
+                                        opt_keys[c - OPT_KEY].option, e2.msg);
+            }
             break;
         }
         if (rc)

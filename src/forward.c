@@ -11,7 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant.h"
+#include "quant_layout.h"
+
 static _Atomic uint64_t forward_count; /* forward passes made in this process */
+
+/* The calling thread's weight-placement progress hook (gs_forward_set_progress). */
+static _Thread_local gs_forward_progress_fn progress;
+static _Thread_local void *progress_ctx;
+
+void gs_forward_set_progress(gs_forward_progress_fn fn, void *ctx)
+{
+    progress = fn;
+    progress_ctx = ctx;
+}
 
 #define OP_BEGIN(f, name, layer) gs_range_begin((f)->ranges, GS_RANGE_OP, (name), (layer))
 #define OP_END(f, name) gs_range_end((f)->ranges, GS_RANGE_OP, (name))
@@ -81,36 +94,64 @@ static int place_weights(gs_forward *f, const gs_model *m, gs_dtype wdt, size_t 
         snprintf(refs[n].name, sizeof refs[n].name, "lm_head");
         n++;
     }
-    size_t f32_count = 0, mat_count = 0;
+    /* Matrices sit in the arena at 256-byte boundaries, each in wdt's own
+     * layout (packed formats carry their scales: kernels/quant_layout.h). */
+    size_t f32_count = 0, mat_bytes = 0;
     for (int i = 0; i < n; i++) {
         size_t cnt = (size_t)refs[i].rows * (size_t)refs[i].cols;
         if (is_matrix(refs[i].name) && wdt != GS_DTYPE_F32)
-            mat_count += cnt;
+            mat_bytes += gs_quant_align(gs_weight_bytes(wdt, refs[i].rows, refs[i].cols));
         else
             f32_count += cnt;
     }
     f->w_f32 = be->ops->alloc(be, f32_count * sizeof(float));
-    f->w_mat = mat_count ? be->ops->alloc(be, mat_count * gs_dtype_size(wdt)) : NULL;
+    f->w_mat = mat_bytes ? be->ops->alloc(be, mat_bytes) : NULL;
     int rc = GS_OK;
-    f->weight_bytes = f32_count * sizeof(float) + mat_count * gs_dtype_size(wdt);
-    if (!f->w_f32 || (mat_count && !f->w_mat)) {
+    f->weight_bytes = f32_count * sizeof(float) + mat_bytes;
+    /* Packed formats are written on the host and uploaded as bytes. */
+    uint8_t *packed = NULL;
+    if (gs_dtype_is_quant(wdt)) {
+        size_t largest = 0;
+        for (int i = 0; i < n; i++)
+            if (is_matrix(refs[i].name)) {
+                size_t b = gs_weight_bytes(wdt, refs[i].rows, refs[i].cols);
+                largest = b > largest ? b : largest;
+            }
+        packed = malloc(largest ? largest : 1);
+        if (!packed) {
+            free(refs);
+            free(pl);
+            return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory quantizing the weights");
+        }
+    }
+    if (!f->w_f32 || (mat_bytes && !f->w_mat)) {
         *missing += f->weight_bytes;
     } else {
         size_t fo = 0, mo = 0;
         for (int i = 0; i < n && rc == GS_OK; i++) {
             size_t cnt = (size_t)refs[i].rows * (size_t)refs[i].cols;
             int mat = is_matrix(refs[i].name) && wdt != GS_DTYPE_F32;
-            void *dst = mat ? (char *)f->w_mat + mo * gs_dtype_size(wdt) : (void *)((float *)f->w_f32 + fo);
-            rc = be->ops->upload_weights(be, dst, refs[i].data, cnt, mat ? wdt : GS_DTYPE_F32, err);
+            void *dst = mat ? (char *)f->w_mat + mo : (void *)((float *)f->w_f32 + fo);
+            if (mat && packed) {
+                gs_quantize_matrix(wdt, refs[i].data, refs[i].rows, refs[i].cols, packed);
+                if (be->ops->upload(be, dst, packed, gs_weight_bytes(wdt, refs[i].rows, refs[i].cols)))
+                    rc = gs_error_set(err, GS_ERR_RUNTIME, "uploading the %s weights of %s failed",
+                                      gs_dtype_name(wdt), refs[i].name);
+            } else {
+                rc = be->ops->upload_weights(be, dst, refs[i].data, cnt, mat ? wdt : GS_DTYPE_F32, err);
+            }
+            if (progress && progress(progress_ctx, i + 1, n))
+                rc = gs_error_set(err, GS_ERR_RUNTIME, "cancelled");
             /* The tied head copy shares wte's master pointer: record it under lm_head's role. */
             pl[i].master = (head_copy && i == n - 1) ? NULL : refs[i].data;
             pl[i].dev = dst;
             if (mat)
-                mo += cnt;
+                mo += gs_quant_align(gs_weight_bytes(wdt, refs[i].rows, refs[i].cols));
             else
                 fo += cnt;
         }
     }
+    free(packed);
     if (rc == GS_OK && !*missing) {
         f->w.wdt = wdt;
         f->w.wte = find_placed(pl, n, m->wte);

@@ -70,6 +70,14 @@ int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtype w
                     int max_tokens, int max_rows, int n_blocks, int block_size, gs_error *err);
 void gs_forward_destroy(gs_forward *f);
 
+/* Progress of placing weights (conversion, quantization, upload) in the
+ * gs_forward_init calls this thread makes: fn(ctx, tensors done, tensors in
+ * all) after each tensor; a nonzero return cancels (init fails). Per thread,
+ * so a builder thread re-deriving weights for the UI reports only its own
+ * work. NULL clears it. */
+typedef int (*gs_forward_progress_fn)(void *ctx, int done, int total);
+void gs_forward_set_progress(gs_forward_progress_fn fn, void *ctx);
+
 /* Runs one step; logits_out (host) receives [n_logits][vocab]. */
 int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs_error *err);
 

@@ -64,6 +64,35 @@ int gs_session_load_model(const gs_config *c, gs_model *m, gs_error *err)
     return gs_model_load(m, c->model, c->format, &hints, err);
 }
 
+int gs_session_weight_dtype(const gs_config *c, const gs_model_shape *shape, gs_dtype *out, gs_error *err)
+{
+    const char *w = c->opt.weights;
+    if (strcmp(w, "fp32") == 0) {
+        *out = GS_DTYPE_F32;
+    } else if (strcmp(w, "fp16") == 0) {
+        *out = GS_DTYPE_F16;
+    } else if (strcmp(w, "bf16") == 0) {
+        *out = GS_DTYPE_BF16;
+    } else if (strcmp(w, "int8") == 0) {
+        *out = GS_DTYPE_I8;
+    } else if (strcmp(w, "int4") == 0) {
+        int dt = gs_dtype_q4(c->opt.group_size);
+        if (dt < 0)
+            return gs_error_set(err, GS_ERR_INPUT, "optimizations.group_size: %d is not one of 32, 64, 128",
+                                c->opt.group_size);
+        /* The narrowest matrix row is the model width or the MLP width. */
+        int row = shape->n_embd < shape->n_hidden ? shape->n_embd : shape->n_hidden;
+        if (c->opt.group_size > row)
+            return gs_error_set(err, GS_ERR_INPUT,
+                                "optimizations.group_size: int4 groups of %d are larger than the model's %d-input rows",
+                                c->opt.group_size, row);
+        *out = (gs_dtype)dt;
+    } else {
+        return gs_error_set(err, GS_ERR_INPUT, "optimizations.weights: unknown precision '%s'", w);
+    }
+    return GS_OK;
+}
+
 int gs_session_open(gs_session *s, const gs_config *c, const gs_sampler *sampler, gs_error *err)
 {
     return gs_session_open_on(s, c, sampler, NULL, err);
@@ -95,14 +124,10 @@ int gs_session_open_on(gs_session *s, const gs_config *c, const gs_sampler *samp
     ec.kv_block_size = c->kv_cache.block_size;
     ec.kv_blocks = c->kv_cache.blocks;
     ec.seed = c->seed;
-    if (strcmp(c->opt.weights, "fp16") == 0)
-        ec.weight_dtype = GS_DTYPE_F16;
-    else if (strcmp(c->opt.weights, "bf16") == 0)
-        ec.weight_dtype = GS_DTYPE_BF16;
-    else if (strcmp(c->opt.weights, "fp32") != 0) {
+    rc = gs_session_weight_dtype(c, &s->model.shape, &ec.weight_dtype, err);
+    if (rc) {
         gs_session_close(s);
-        return gs_error_set(err, GS_ERR_INPUT, "optimizations.weights: %s is not available in this version (fp32, fp16, bf16)",
-                            c->opt.weights);
+        return rc;
     }
     if (sampler)
         ec.sampler = *sampler;

@@ -11,6 +11,11 @@
  * c->seed, shape overrides applied) or a checkpoint file. */
 int gs_session_load_model(const gs_config *c, gs_model *m, gs_error *err);
 
+/* The weight format c asks for (optimizations.weights, and group_size for
+ * int4), checked against the model's shape: GS_ERR_INPUT naming the key when
+ * it cannot be (int4 groups wider than a matrix row). */
+int gs_session_weight_dtype(const gs_config *c, const gs_model_shape *shape, gs_dtype *out, gs_error *err);
+
 typedef struct gs_session {
     gs_config cfg;
     gs_model model;
