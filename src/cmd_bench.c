@@ -21,6 +21,8 @@
 #include "op_report.h"
 #include "peaks.h"
 #include "profile_report.h"
+#include "quant.h"
+#include "quant_layout.h"
 #include "rng.h"
 #include "session.h"
 #include "workload_runner.h"
@@ -44,9 +46,11 @@ static int measure_peaks(gs_backend *be, gs_dtype wdt, bench_result *r, gs_error
 {
     const int device = be->threads == 0;
     const int K = 4096, M = 8192, N = device ? 1024 : 128, S = device ? 4096 : 1024;
-    size_t wbytes = (size_t)K * M * gs_dtype_size(wdt);
+    /* Each product reads its own matrix in wdt's layout (packed formats have
+     * their scales laid out for the matrix's shape). */
+    size_t wbytes = gs_weight_bytes(wdt, M, K), sbytes = gs_weight_bytes(wdt, S, S);
     float *host = malloc((size_t)K * M * sizeof(float));
-    float *w = be->ops->alloc(be, wbytes);
+    void *w = be->ops->alloc(be, gs_quant_align(wbytes) + sbytes);
     float *x = be->ops->alloc(be, (size_t)N * K * sizeof(float));
     float *y = be->ops->alloc(be, (size_t)N * M * sizeof(float));
     if (!host || !w || !x || !y) {
@@ -60,7 +64,26 @@ static int measure_peaks(gs_backend *be, gs_dtype wdt, bench_result *r, gs_error
     gs_rng_seed(&rng, 42);
     for (size_t i = 0; i < (size_t)K * M; i++)
         host[i] = gs_rng_uniform(&rng) - 0.5f; /* never time all-zero data */
-    int rc = be->ops->upload_weights(be, w, host, (size_t)K * M, wdt, err);
+    int rc = GS_OK;
+    void *ws = (char *)w + gs_quant_align(wbytes);
+    if (gs_dtype_is_quant(wdt)) {
+        void *packed = malloc(wbytes > sbytes ? wbytes : sbytes);
+        if (!packed) {
+            rc = gs_error_set(err, GS_ERR_RUNTIME, "out of host memory measuring bandwidth");
+        } else {
+            gs_quantize_matrix(wdt, host, M, K, packed);
+            rc = be->ops->upload(be, w, packed, wbytes);
+            gs_quantize_matrix(wdt, host, S, S, packed);
+            rc |= be->ops->upload(be, ws, packed, sbytes);
+            free(packed);
+            if (rc)
+                rc = gs_error_set(err, GS_ERR_RUNTIME, "uploading the bandwidth probe failed");
+        }
+    } else {
+        rc = be->ops->upload_weights(be, w, host, (size_t)K * M, wdt, err);
+        if (!rc)
+            rc = be->ops->upload_weights(be, ws, host, (size_t)S * S, wdt, err);
+    }
     if (rc) {
         free(host);
         be->ops->free(be, w);
@@ -78,7 +101,7 @@ static int measure_peaks(gs_backend *be, gs_dtype wdt, bench_result *r, gs_error
         if (wbytes / dt > best_bw)
             best_bw = (double)wbytes / dt;
         t0 = gs_now_ns();
-        be->ops->matmul(be, y, x, w, wdt, NULL, N, S, S);
+        be->ops->matmul(be, y, x, ws, wdt, NULL, N, S, S);
         be->ops->synchronize(be);
         dt = (double)(gs_now_ns() - t0) * 1e-9;
         double fl = 2.0 * N * S * S / dt;

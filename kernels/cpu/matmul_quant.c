@@ -40,6 +40,33 @@ static void table_init(void)
         f16_table[i] = gs_f16_to_f32((uint16_t)i);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* 8 halves to 8 floats per instruction (F16C), for the AVX2 build. */
+__attribute__((target("avx2,f16c"))) static void f16_decode_f16c(float *restrict dst, const uint16_t *restrict h,
+                                                                   int len)
+{
+    int i = 0;
+    for (; i + 8 <= len; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(h + i))));
+    for (; i < len; i++)
+        dst[i] = f16_table[h[i]];
+}
+static int have_f16c;
+#endif
+
+static inline __attribute__((always_inline)) void f16_decode(float *restrict dst, const uint16_t *restrict h, int len)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (have_f16c) {
+        f16_decode_f16c(dst, h, len);
+        return;
+    }
+#endif
+    for (int i = 0; i < len; i++)
+        dst[i] = f16_table[h[i]];
+}
+
 /* Decodes W[row][c0, c0 + len) into dst. */
 static inline void decode(const qjob *j, int row, int c0, int len, float *restrict dst)
 {
@@ -48,8 +75,7 @@ static inline void decode(const qjob *j, int row, int c0, int len, float *restri
     switch (j->wdt) {
     case GS_DTYPE_F16: {
         const uint16_t *h = (const uint16_t *)w + (size_t)row * k + c0;
-        for (int i = 0; i < len; i++)
-            dst[i] = f16_table[h[i]];
+        f16_decode(dst, h, len);
         break;
     }
     case GS_DTYPE_BF16: {
@@ -76,9 +102,19 @@ static inline void decode(const qjob *j, int row, int c0, int len, float *restri
         while (c < end) {
             int g = c / group, gend = (g + 1) * group < end ? (g + 1) * group : end;
             float s = f16_table[sz[2 * g]], z = f16_table[sz[2 * g + 1]];
-            for (; c < gend; c++) {
-                unsigned v = (q[c >> 1] >> ((c & 1) << 2)) & 0xf;
-                dst[c - c0] = ((float)v - z) * s;
+            /* c is even here (chunks and groups start at even inputs): whole
+             * bytes, two inputs each, a loop the compiler vectorizes. */
+            int pairs = (gend - c) / 2;
+            const uint8_t *qb = q + (c >> 1);
+            float *d = dst + (c - c0);
+            for (int i = 0; i < pairs; i++) {
+                d[2 * i] = ((float)(qb[i] & 0xf) - z) * s;
+                d[2 * i + 1] = ((float)(qb[i] >> 4) - z) * s;
+            }
+            c += 2 * pairs;
+            if (c < gend) { /* an odd row's last input */
+                d[2 * pairs] = ((float)(qb[pairs] & 0xf) - z) * s;
+                c++;
             }
         }
         break;
@@ -129,7 +165,7 @@ __attribute__((optimize("O3"))) static void q_tasks_generic(void *ctx, int t0, i
 #else
 #define GS_FP_CONTRACT __attribute__((optimize("O3,fp-contract=fast")))
 #endif
-__attribute__((target("avx2,fma"))) GS_FP_CONTRACT static void q_tasks_avx2(void *ctx, int t0, int t1)
+__attribute__((target("avx2,fma,f16c"))) GS_FP_CONTRACT static void q_tasks_avx2(void *ctx, int t0, int t1)
 {
     q_tasks(ctx, t0, t1);
 }
@@ -142,8 +178,11 @@ static void q_resolve(void)
     q_impl = q_tasks_generic;
 #ifdef GS_HAVE_AVX2_BUILD
     const char *isa = getenv("GS_CPU_ISA");
-    if (!(isa && strcmp(isa, "generic") == 0) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    if (!(isa && strcmp(isa, "generic") == 0) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c")) {
         q_impl = q_tasks_avx2;
+        have_f16c = 1;
+    }
 #endif
 }
 
