@@ -18,6 +18,7 @@ enum {
     OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
     OPT_STEPS, OPT_SECONDS, OPT_PROFILE, OPT_REMEASURE_PEAKS,
     OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX, OPT_METRICS_SET, OPT_TRACE_EVERY, OPT_CPU_COUNTERS,
+    OPT_NO_QUALITY, OPT_QUALITY_TOKENS, OPT_TOKEN_FILE,
 };
 
 typedef struct opt_doc {
@@ -54,6 +55,10 @@ static const opt_doc table[] = {
     {{"metrics-set", required_argument, NULL, OPT_METRICS_SET}, GS_OPTS_COLLECT, "full|fast", "full: with the L2 hit rate (two passes); fast: one pass, sampled steps far cheaper"},
     {{"cpu-counters", required_argument, NULL, OPT_CPU_COUNTERS}, GS_OPTS_COLLECT, "on|off", "per-op LLC and cache counters through perf_event_open (CPU backend, where the kernel exposes a PMU)"},
     {{"nvtx", required_argument, NULL, OPT_NVTX}, GS_OPTS_COLLECT, "on|off", "NVTX ranges for Nsight Systems (CUDA)"},
+    {{"no-quality", no_argument, NULL, OPT_NO_QUALITY}, GS_OPTS_QUALITY, NULL, "skip the output-quality comparison with the fp32 baseline (KL, top-1, perplexity)"},
+    {{"quality-tokens", required_argument, NULL, OPT_QUALITY_TOKENS}, GS_OPTS_QUALITY, "N", "positions the quality comparison scores (default 256, 128 for vocabularies over 4096; at most the context)"},
+    /* bench has no -n/--tokens (GS_OPTS_SAMPLING): here --tokens names the quality stream's file. */
+    {{"tokens", required_argument, NULL, OPT_TOKEN_FILE}, GS_OPTS_QUALITY, "FILE", "score the quality comparison on these token ids (white-space separated, # comments) instead of a stream sampled from the baseline"},
     {{"help", no_argument, NULL, OPT_HELP}, 0, NULL, "show this help"},
 };
 #define N_OPTS (int)(sizeof table / sizeof table[0])
@@ -306,6 +311,16 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
         case OPT_METRICS_EVERY:
             rc = parse_long(command, "metrics-every", optarg, 0, 1L << 30, &lv, err);
             cli->metrics_every = (int)lv;
+            break;
+        case OPT_NO_QUALITY:
+            cli->no_quality = 1;
+            break;
+        case OPT_QUALITY_TOKENS:
+            if (!(rc = parse_long(command, "quality-tokens", optarg, 1, 1 << 20, &lv, err)))
+                cli->quality_tokens = (int)lv;
+            break;
+        case OPT_TOKEN_FILE:
+            cli->token_file = optarg;
             break;
         default:
             break;
