@@ -20,6 +20,7 @@ enum {
     GS_OPTS_RECORD = 1 << 4,   /* -o --steps --seconds */
     GS_OPTS_PROFILE = 1 << 5,  /* --profile --remeasure-peaks */
     GS_OPTS_COLLECT = 1 << 6,  /* --device-trace --trace-every --metrics-every --metrics-set --nvtx */
+    GS_OPTS_QUALITY = 1 << 7,  /* --no-quality --quality-tokens --tokens FILE */
 };
 
 typedef struct gs_cli {
@@ -43,6 +44,9 @@ typedef struct gs_cli {
     int metrics_fast;         /* --metrics-set fast (default full) */
     int trace_every;          /* --trace-every N (default 1) */
     int cpu_counters;         /* --cpu-counters on|off (default on) */
+    int no_quality;           /* bench --no-quality: skip the comparison with the fp32 baseline */
+    int quality_tokens;       /* bench --quality-tokens N; 0: the default length */
+    const char *token_file;   /* bench --tokens FILE: the quality stream's ids */
     int help;
     char **args;              /* positional arguments left over */
     int n_args;

@@ -8,7 +8,13 @@
  *
  * --profile records the run into an event store (ranges and the step.*
  * counters) and prints profile_report.h's tables against the device's peaks
- * (peaks.h). Device collectors attach in profile_begin/profile_end. */
+ * (peaks.h). Device collectors attach in profile_begin/profile_end.
+ *
+ * After the timed run (so no figure above pays for it) the variant the run
+ * used is compared with its model's fp32 baseline on one token stream
+ * (quality.h): KL divergence, top-1 agreement and perplexity; --no-quality
+ * skips it. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +29,7 @@
 #include "profile_report.h"
 #include "quant.h"
 #include "quant_layout.h"
+#include "quality.h"
 #include "rng.h"
 #include "session.h"
 #include "workload_runner.h"
@@ -183,11 +190,81 @@ static void profile_free(bench_profile *bp)
     bp->store = NULL;
 }
 
+/* The output-quality comparison: measured, skipped, or failed with a reason. */
+typedef struct bench_quality {
+    int state;               /* 0 skipped (--no-quality), 1 measured, -1 failed */
+    gs_quality q;
+    char why[512];           /* state -1 */
+} bench_quality;
+
+/* Runs after the timed part on the idle engine. A failure here (say, no room
+ * for the fp32 baseline beside the variant on the device) costs the quality
+ * figures, not the timings: it is reported, and the figures are null. */
+static void measure_quality(bench_quality *bq, const gs_cli *cli, gs_session *s)
+{
+    memset(bq, 0, sizeof *bq);
+    if (cli->no_quality)
+        return;
+    gs_error err = {0};
+    gs_quality_baseline *b = NULL;
+    int rc = gs_quality_baseline_create(&b, &cli->cfg, s->be, cli->quality_tokens, cli->token_file, &err);
+    if (rc == GS_OK)
+        rc = gs_quality_measure(b, s, &bq->q, &err);
+    gs_quality_baseline_free(b);
+    bq->state = rc == GS_OK ? 1 : -1;
+    if (rc) {
+        snprintf(bq->why, sizeof bq->why, "%s", err.msg);
+        fprintf(stderr, "gptscope bench: output quality not measured: %s\n", err.msg);
+    }
+}
+
+/* JSON numbers cannot be inf or nan: those are null. */
+static void json_num(const char *key, double v, int measured)
+{
+    if (measured && isfinite(v))
+        printf(",\"%s\":%.9g", key, v);
+    else
+        printf(",\"%s\":null", key);
+}
+
+static void quality_json(const bench_quality *bq)
+{
+    int m = bq->state == 1;
+    json_num("kl", bq->q.kl, m);
+    json_num("top1", bq->q.top1, m);
+    json_num("perplexity", bq->q.perplexity, m);
+    json_num("base_perplexity", bq->q.base_perplexity, m);
+    printf(",\"quality_tokens\":%d,\"quality_illustrative\":%s", m ? bq->q.n_tokens : 0,
+           m ? (bq->q.illustrative ? "true" : "false") : "null");
+}
+
+static void quality_print(const bench_quality *bq, const gs_cli *cli)
+{
+    if (bq->state == 0) {
+        printf("quality  not measured (--no-quality)\n\n");
+        return;
+    }
+    if (bq->state < 0) {
+        printf("quality  not measured: %s\n\n", bq->why);
+        return;
+    }
+    const gs_quality *q = &bq->q;
+    char src[GS_CONFIG_PATH + 32];
+    if (cli->token_file)
+        snprintf(src, sizeof src, "of %s", cli->token_file);
+    else
+        snprintf(src, sizeof src, "sampled by the baseline");
+    printf("quality  vs fp32 baseline, %d tokens %s: KL %.4g nats, top-1 %.1f%%, perplexity %.3f (baseline %.3f)%s\n\n",
+           q->n_tokens, src, q->kl, 100.0 * q->top1, q->perplexity, q->base_perplexity,
+           q->illustrative ? "; illustrative only: synthetic weights" : "");
+}
+
 int cmd_bench(int argc, char **argv)
 {
     gs_cli cli;
     gs_error err = {0};
-    unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_OUTPUT | GS_OPTS_PROFILE | GS_OPTS_COLLECT;
+    unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_OUTPUT | GS_OPTS_PROFILE | GS_OPTS_COLLECT |
+                      GS_OPTS_QUALITY;
     int rc = gs_cli_parse(&cli, "bench", groups, argc, argv, &err);
     if (rc) {
         gs_cli_free(&cli);
@@ -198,7 +275,9 @@ int cmd_bench(int argc, char **argv)
                "Runs B requests of P prompt tokens generating G tokens each, and prints\n"
                "prefill and decode throughput, ms/token and memory next to their floors.\n"
                "--profile adds per-op and per-kernel tables and the roofline: times measured,\n"
-               "FLOPs modeled, bytes measured (m) where the device gives counters, else modeled.\n\noptions:\n");
+               "FLOPs modeled, bytes measured (m) where the device gives counters, else modeled.\n"
+               "After the timed run, the run's variant is compared with the model's fp32 baseline\n"
+               "on one token stream: KL divergence, top-1 agreement and perplexity.\n\noptions:\n");
         gs_cli_print_options(groups);
         gs_cli_free(&cli);
         return 0;
@@ -217,6 +296,21 @@ int cmd_bench(int argc, char **argv)
     gs_session s;
     rc = gs_session_open(&s, &cfg, NULL, &err);
     if (rc) {
+        profile_free(&prof);
+        gs_cli_free(&cli);
+        return gs_report(&err);
+    }
+    /* The quality options are checked now, not after the timed run. */
+    if (!cli.no_quality && cli.quality_tokens > s.model.shape.n_ctx)
+        rc = gs_error_set(&err, GS_ERR_INPUT, "gptscope bench: --quality-tokens %d exceeds the model's context of %d",
+                          cli.quality_tokens, s.model.shape.n_ctx);
+    if (rc == GS_OK && !cli.no_quality && cli.token_file) {
+        int *ids = NULL, n_ids = 0;
+        rc = gs_quality_read_tokens(cli.token_file, s.model.shape.vocab, &ids, &n_ids, &err);
+        free(ids);
+    }
+    if (rc) {
+        gs_session_close(&s);
         profile_free(&prof);
         gs_cli_free(&cli);
         return gs_report(&err);
@@ -288,6 +382,13 @@ int cmd_bench(int argc, char **argv)
         gs_cli_free(&cli);
         return gs_report(&err);
     }
+    /* The collector's counts before the quality pass adds device work. */
+    gs_profiler_stats ps;
+    memset(&ps, 0, sizeof ps);
+    if (prof.profiler)
+        gs_profiler_get_stats(prof.profiler, &ps);
+    bench_quality bq;
+    measure_quality(&bq, &cli, &s);
     r.weight_bytes = s.engine.fwd.weight_bytes;
     r.kv_bytes = s.engine.fwd.kv_bytes;
     r.act_bytes = s.engine.fwd.activation_bytes;
@@ -312,13 +413,13 @@ int cmd_bench(int argc, char **argv)
                n_req, r.prefill_tokens, r.prefill_s, prefill_tps, r.decode_tokens, r.decode_s, decode_tps,
                ms_per_step, r.weight_bytes, r.kv_bytes, r.act_bytes, r.bw_gbs, r.gflops, decode_floor_ms,
                prefill_floor_tps, r.metrics_steps, r.metrics_tokens, r.metrics_s);
+        printf(",\"kv_bytes_per_token\":%zu", gs_forward_kv_bytes_per_token(sh));
+        quality_json(&bq);
         if (prof.built) {
             printf(",\"profile\":");
             gs_profile_report_json(stdout, &prof.report);
         }
         if (prof.profiler) {
-            gs_profiler_stats ps;
-            gs_profiler_get_stats(prof.profiler, &ps);
             printf(",\"collector\":{\"kernels\":%llu,\"copies\":%llu,\"syncs\":%llu,\"dropped\":%llu,"
                    "\"unattributed\":%llu,\"metrics_steps\":%llu,\"cpu_counter_ops\":%llu,"
                    "\"cpu_counter_threads\":%d}",
@@ -354,13 +455,12 @@ int cmd_bench(int argc, char **argv)
         printf("memory   weights %.1f MiB, KV cache %.1f MiB (%zu bytes/token), activations %.1f MiB\n\n",
                (double)r.weight_bytes / (1 << 20), (double)r.kv_bytes / (1 << 20),
                gs_forward_kv_bytes_per_token(sh), (double)r.act_bytes / (1 << 20));
+        quality_print(&bq, &cli);
         if (prof.built)
             gs_profile_report_print(stdout, &prof.report);
         else
             gs_op_report_print(stdout, &ops, s.engine.steps);
         if (prof.profiler) {
-            gs_profiler_stats ps;
-            gs_profiler_get_stats(prof.profiler, &ps);
             printf("\ncollector %llu kernels, %llu copies/sets, %llu syncs recorded; %llu device records dropped; "
                    "%llu outside any op (weight uploads, peak probes); %llu metrics steps",
                    (unsigned long long)ps.kernels, (unsigned long long)ps.copies, (unsigned long long)ps.syncs,

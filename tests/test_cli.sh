@@ -126,6 +126,37 @@ else
     grep -q '"profile":{.*"name":"matmul_qkv"' "$TMP/out"
     ok $? "bench --profile --json has op rows (python3 absent: not parsed)"
 fi
+# bench's output quality: the variant against the fp32 baseline, after the timed run.
+if [ -f "$MODELS/stories260K.bin" ]; then
+    expect 0 '' "bench --json on stories260K" -- "$GS" bench --model "$MODELS/stories260K.bin" --gen-len 4 --json
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import json,sys; d=json.load(sys.stdin)
+assert d["weight_bytes"] > 0 and d["kv_bytes_per_token"] > 0
+assert d["kl"] == 0 and d["top1"] == 1 and d["quality_tokens"] == 256 and d["quality_illustrative"] is False
+assert 1 < d["perplexity"] < 512 and d["perplexity"] == d["base_perplexity"]' <"$TMP/out"
+    else
+        grep -q '"kv_bytes_per_token":[1-9].*"kl":0,"top1":1,"perplexity":[0-9.]*,"base_perplexity":[0-9.]*,"quality_tokens":256,"quality_illustrative":false' "$TMP/out"
+    fi
+    ok $? "bench --json on stories260K: fp32 run, KL 0, top-1 1, perplexity in (1, vocab), weight and KV bytes"
+    printf 'optimizations:\n  window: 32\n  sinks: 4\n' >"$TMP/window.yaml"
+    expect 0 '' "bench --json with a sliding window" -- "$GS" bench -c "$TMP/window.yaml" --model "$MODELS/stories260K.bin" --gen-len 4 --quality-tokens 100 --json
+    grep -q '"quality_tokens":100' "$TMP/out" && ! grep -q '"kl":0,' "$TMP/out" && grep -q '"kl":[0-9.e-]*,"top1":0\.' "$TMP/out"
+    ok $? "a sliding window moves the distributions: KL > 0, top-1 < 1 on 100 positions"
+    printf '1 2 3 4 5\n# ids\n6 7 8 9 10\n' >"$TMP/tokens.txt"
+    expect 0 '' "bench --token-file FILE" -- "$GS" bench --model "$MODELS/stories260K.bin" --gen-len 4 --token-file "$TMP/tokens.txt"
+    grep -q '^quality  vs fp32 baseline, 9 tokens of .*tokens.txt: KL 0 nats, top-1 100.0%' "$TMP/out"
+    ok $? "bench --token-file FILE scores the file's 9 positions and prints one quality line"
+    printf '1 2\n3 513\n' >"$TMP/badtokens.txt"
+    expect 2 "badtokens.txt:2: token id 513 is outside the vocabulary" "bench --token-file with an id beyond the vocabulary" -- "$GS" bench --model "$MODELS/stories260K.bin" --token-file "$TMP/badtokens.txt"
+    expect 2 "exceeds the model's context of 512" "bench --quality-tokens beyond the context" -- "$GS" bench --model "$MODELS/stories260K.bin" --quality-tokens 600
+fi
+expect 0 '' "bench --no-quality --json" -- "$GS" bench --model gpt2-tiny --batch 2 --prompt-len 8 --gen-len 4 --no-quality --json
+grep -q '"kl":null,"top1":null,"perplexity":null,"base_perplexity":null,"quality_tokens":0,"quality_illustrative":null' "$TMP/out"
+ok $? "bench --no-quality reports the quality figures as null"
+expect 0 '' "bench on a preset" -- "$GS" bench --model gpt2-tiny --batch 2 --prompt-len 8 --gen-len 4
+grep -q '^quality  vs fp32 baseline, 128 tokens sampled by the baseline: .*illustrative only: synthetic weights' "$TMP/out"
+ok $? "bench on a preset marks its quality figures illustrative"
+expect 2 "quality-tokens" "bench --quality-tokens 0" -- "$GS" bench --model gpt2-tiny --quality-tokens 0
 expect 0 '' "live demo on a tiny model" -- "$GS" --model llama-tiny -n 4
 grep -q "matmul_qkv" "$TMP/out"
 ok $? "the demo prints the per-op table"
