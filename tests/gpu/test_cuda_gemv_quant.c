@@ -24,7 +24,9 @@
  * in one float off 16-byte alignment (the scalar paths). Besides
  * cuda_matmul_quant (the GEMV for n <= 16, the tile kernel above), n = 17 and
  * 33 also run the GEMV directly (several passes of 16) and n = 1, 3 the tile
- * kernel directly.
+ * kernel directly. Last, the CUDA backend's matmul / matmul_ex (GELU) on int8
+ * and int4 blocks uploaded raw, at n = 2 and 40, its matmul_ex_fits, and
+ * upload_weights refusing a quantized dtype.
  *
  * Each run draws a new seed and prints it; GS_TEST_SEED=<n> replays a run.
  * Without a CUDA device it prints "1..0 # SKIP no CUDA device" and exits 0.
@@ -45,6 +47,7 @@
 
 #include "cuda/gemv_cuda.h"
 #include "cuda/matmul_quant_cuda.h"
+#include "backend.h"
 #include "dtype.h"
 #include "quant.h"
 #include "../tap.h" /* tests/tap.h: relative, as tests/ is not on the include path */
@@ -165,6 +168,86 @@ static void test_shape(gs_dtype dt, int m, int k, int *combo)
     free(blk), free(w);
 }
 
+/* Through the CUDA backend (src/backend_cuda.c): matmul and matmul_ex route
+ * int8 / int4 blocks to these kernels for decode and prefill sizes,
+ * matmul_ex_fits says yes for them at any n, and upload_weights refuses them. */
+static void test_backend(void)
+{
+    gs_backend *be = NULL;
+    gs_error err;
+    if (gs_backend_cuda_create(&be, &err)) {
+        tap_ok(0, "backend cuda created");
+        return;
+    }
+    const int m = 300, k = 256;
+    static const gs_dtype dts[] = {GS_DTYPE_I8, GS_DTYPE_Q4_G64};
+    static const int ns[] = {2, 40};
+    for (size_t d = 0; d < 2; d++) {
+        const gs_dtype dt = dts[d];
+        float *w = xmalloc((size_t)m * k * sizeof(float));
+        for (size_t i = 0; i < (size_t)m * k; i++)
+            w[i] = frand() * 0.1f;
+        const size_t bytes = gs_weight_bytes(dt, m, k);
+        void *blk = xmalloc(bytes);
+        gs_quantize_matrix(dt, w, m, k, blk);
+        for (int j = 0; j < m; j++)
+            gs_dequantize_row(dt, blk, m, k, j, w + (size_t)j * k);
+        void *d_w = be->ops->alloc(be, bytes);
+        tap_ok(d_w && be->ops->upload(be, d_w, blk, bytes) == 0, "backend: %s block uploaded raw", gs_dtype_name(dt));
+        tap_ok(be->ops->matmul_ex_fits(be, dt, 1) && be->ops->matmul_ex_fits(be, dt, 100),
+               "backend: matmul_ex_fits(%s) at n = 1 and 100", gs_dtype_name(dt));
+        for (size_t t = 0; t < 2; t++) {
+            const int n = ns[t];
+            for (int ex = 0; ex <= 1; ex++) {
+                float *in = xmalloc((size_t)n * k * sizeof(float)), *bias = xmalloc((size_t)m * sizeof(float));
+                float *got = xmalloc((size_t)n * m * sizeof(float));
+                for (size_t i = 0; i < (size_t)n * k; i++)
+                    in[i] = frand();
+                for (int j = 0; j < m; j++)
+                    bias[j] = frand();
+                float *d_in = be->ops->alloc(be, (size_t)n * k * 4), *d_out = be->ops->alloc(be, (size_t)n * m * 4);
+                float *d_bias = be->ops->alloc(be, (size_t)m * 4);
+                be->ops->upload(be, d_in, in, (size_t)n * k * 4);
+                be->ops->upload(be, d_bias, bias, (size_t)m * 4);
+                cuda_or_bail(cudaMemset(d_out, 0xFF, (size_t)n * m * 4), "cudaMemset");
+                if (ex)
+                    be->ops->matmul_ex(be, d_out, d_in, d_w, dt, d_bias, n, k, m, GS_EPI_GELU);
+                else
+                    be->ops->matmul(be, d_out, d_in, d_w, dt, d_bias, n, k, m);
+                be->ops->download(be, got, d_out, (size_t)n * m * 4);
+                const int sync = be->ops->synchronize(be);
+                double err2 = 0, ref2 = 0;
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < m; j++) {
+                        double v = bias[j];
+                        for (int c = 0; c < k; c++)
+                            v += (double)in[(size_t)i * k + c] * w[(size_t)j * k + c];
+                        if (ex)
+                            v = gelu_ref(v);
+                        const double e = got[(size_t)i * m + j] - v;
+                        err2 += e * e, ref2 += v * v;
+                    }
+                const double rel = sqrt(err2 / ref2);
+                tap_ok(sync == 0 && all_finite(got, (size_t)n * m) && rel < TOL,
+                       "backend: %s %s n=%d rel err %.2e", ex ? "matmul_ex gelu" : "matmul", gs_dtype_name(dt), n,
+                       rel);
+                be->ops->free(be, d_in), be->ops->free(be, d_out), be->ops->free(be, d_bias);
+                free(in), free(bias), free(got);
+            }
+        }
+        be->ops->free(be, d_w);
+        free(w), free(blk);
+    }
+    float one = 1.0f;
+    void *d = be->ops->alloc(be, 256);
+    gs_error e2;
+    e2.code = 0, e2.msg[0] = 0;
+    const int rc = be->ops->upload_weights(be, d, &one, 1, GS_DTYPE_Q4_G128, &e2);
+    tap_ok(rc != 0, "backend: upload_weights refuses int4 (%s)", rc ? e2.msg : "accepted");
+    be->ops->free(be, d);
+    gs_backend_destroy(be);
+}
+
 /* A group size the kernels do not know is refused, not guessed. */
 static void test_bad_group(void)
 {
@@ -200,5 +283,6 @@ int main(int argc, char **argv)
             test_shape(dts[d], mk[s][0], mk[s][1], &combo);
         }
     test_bad_group();
+    test_backend();
     return tap_done();
 }
