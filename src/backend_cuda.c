@@ -30,6 +30,7 @@ int gs_backend_cuda_create(gs_backend **out, gs_error *err)
 #include "cuda/attention_cuda.h"
 #include "cuda/fused_cuda.h"
 #include "cuda/gemv_cuda.h"
+#include "cuda/matmul_quant_cuda.h"
 #include "cuda/ops_cuda.h"
 
 #define GRAPH_CACHE 32
@@ -227,6 +228,11 @@ static void op_matmul(gs_backend *be, float *out, const float *in, const void *w
     cuda_impl *c = IMPL(be);
     const float one = 1.0f, zero = 0.0f;
     cublasStatus_t st;
+    if (gs_dtype_is_quant(wdt)) { /* int8 / int4 blocks: the project's kernels for any n, no cuBLAS */
+        check_kernel(be, "matmul_quant",
+                     cuda_matmul_quant(out, in, w, gs_dtype_group(wdt), bias, n, k, m, GS_GEMV_EPI_NONE, c->stream));
+        return;
+    }
     if (wdt == GS_DTYPE_F32) {
         set_math_mode(c, CUBLAS_PEDANTIC_MATH); /* fp32 means fp32: no TF32 */
         st = cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)w, k, in, k, &zero,
@@ -256,6 +262,8 @@ static void op_matmul(gs_backend *be, float *out, const float *in, const void *w
 static int op_matmul_ex_fits(gs_backend *be, gs_dtype wdt, int n)
 {
     (void)be;
+    if (gs_dtype_is_quant(wdt))
+        return 1; /* the quantized GEMV and the prefill tile kernel both apply the epilogues */
     return wdt != GS_DTYPE_F32 && n <= GEMV_MAX_ROWS;
 }
 
@@ -268,6 +276,11 @@ static void op_matmul_ex(gs_backend *be, float *out, const float *in, const void
     }
     int epi = epilogue == GS_EPI_GELU ? GS_GEMV_EPI_GELU : epilogue == GS_EPI_ACCUMULATE ? GS_GEMV_EPI_ACCUMULATE
                                                                                           : GS_GEMV_EPI_NONE;
+    if (gs_dtype_is_quant(wdt)) {
+        check_kernel(be, "matmul_quant_ex",
+                     cuda_matmul_quant(out, in, w, gs_dtype_group(wdt), bias, n, k, m, epi, IMPL(be)->stream));
+        return;
+    }
     check_kernel(be, "gemv_half_ex",
                  cuda_gemv_half_ex(out, in, w, wdt == GS_DTYPE_BF16, bias, n, k, m, epi, IMPL(be)->stream));
 }
@@ -275,6 +288,11 @@ static void op_matmul_ex(gs_backend *be, float *out, const float *in, const void
 static int cuda_upload_weights(gs_backend *be, void *dst, const float *src, size_t count, gs_dtype dt,
                                gs_error *err)
 {
+    if (gs_dtype_is_quant(dt)) /* a block of data and scales, not elements: the caller packs it */
+        return gs_error_set(err, GS_ERR_RUNTIME,
+                            "backend cuda: upload_weights takes fp32/fp16/bf16; %s weights are packed on the host "
+                            "(gs_quantize_matrix) and copied with upload",
+                            gs_dtype_name(dt));
     if (dt == GS_DTYPE_F32) {
         cudaError_t rc = cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyHostToDevice);
         return rc == cudaSuccess ? GS_OK

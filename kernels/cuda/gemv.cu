@@ -53,6 +53,7 @@
 
 #include "activation.cuh"
 #include "check_cuda.cuh"
+#include "gemv_common.cuh"
 #include "gemv_cuda.h"
 
 #define GEMV_THREADS 256
@@ -61,17 +62,6 @@
 #define GEMV_NMAX 16 // token rows per pass
 
 // ---- loads and widening ----
-
-// 16 bytes of w, bypassing L1 (read once, by one warp) and through the
-// non-coherent read-only path.
-static __device__ __forceinline__ uint4 ld_w16(const uint16_t *p)
-{
-    uint4 r;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-        : "l"(p));
-    return r;
-}
 
 template <bool BF16> static __device__ __forceinline__ float widen1(uint32_t h)
 {
@@ -154,49 +144,7 @@ static __device__ __forceinline__ void gemv_step(float (&acc)[GEMV_R * NB], cons
     }
 }
 
-// ---- the reduce-scatter butterfly ----
-
-// Step ST of 5 (xor distance 16 >> ST). While a lane holds more than one
-// value, it keeps one half (the upper if its lane bit is set) and adds its
-// partner's copy of that half; after that the step is a plain xor add. All
-// widths are compile-time, so acc stays in registers.
-template <int NV, int ST>
-static __device__ __forceinline__ void reduce_scatter(float (&acc)[NV], int lane, int &idx)
-{
-    if constexpr (ST < 5) {
-        constexpr int o = 16 >> ST;
-        constexpr int width = (NV >> ST) > 1 ? (NV >> ST) : 1;
-        if constexpr (width > 1) {
-            constexpr int h = width / 2;
-            const bool upper = (lane & o) != 0;
-#pragma unroll
-            for (int i = 0; i < h; i++) {
-                const float send = upper ? acc[i] : acc[i + h];
-                const float keep = upper ? acc[i + h] : acc[i];
-                acc[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
-            }
-            if (upper)
-                idx += h;
-        } else {
-            acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], o);
-        }
-        reduce_scatter<NV, ST + 1>(acc, lane, idx);
-    }
-}
-
 // ---- the kernel ----
-
-// The epilogue (a uniform branch): plain, GELU of the result, or added to
-// what out holds (the residual stream: x += W h + b). Each output element is
-// written by exactly one thread, so the read-modify-write needs no atomics.
-static __device__ __forceinline__ void store_out(float *o, float v, int epi)
-{
-    if (epi == GS_GEMV_EPI_GELU)
-        v = gelu1(v);
-    else if (epi == GS_GEMV_EPI_ACCUMULATE)
-        v += *o;
-    *o = v;
-}
 
 template <bool BF16, int NB, int V>
 __global__ void __launch_bounds__(GEMV_THREADS)
@@ -309,6 +257,29 @@ template <bool BF16> __global__ void convert_kernel(uint16_t *__restrict__ out, 
 
 // ---- launchers ----
 
+// The SM count sizes the grids. Asking the driver on every call put an
+// attribute query on the decode hot path (~100 calls a step), so it is read
+// once per device; the value never changes, so a racing first read is harmless.
+cudaError_t gs_cuda_sm_count(int *sms)
+{
+    static std::atomic<int> cached[64];
+    int dev = 0;
+    cudaError_t rc = cudaGetDevice(&dev);
+    if (rc != cudaSuccess)
+        return rc;
+    if (dev < 0 || dev >= 64)
+        return cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev);
+    int v = cached[dev].load(std::memory_order_relaxed);
+    if (v == 0) {
+        if ((rc = cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
+            return rc;
+        cached[dev].store(v, std::memory_order_relaxed);
+    }
+    *sms = v;
+    return cudaSuccess;
+}
+
+
 template <bool BF16, int NB>
 static int launch_nb(float *out, const float *in, const uint16_t *w, const float *bias, int n, int k, int m, bool vec,
                      int sms, int epi, cudaStream_t stream)
@@ -345,28 +316,6 @@ static int launch_dtype(float *out, const float *in, const uint16_t *w, const fl
     return launch_nb<BF16, 16>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
 }
 
-// The SM count sizes the grids. Asking the driver on every call put an
-// attribute query on the decode hot path (~100 calls a step), so it is read
-// once per device; the value never changes, so a racing first read is harmless.
-static cudaError_t sm_count(int *sms)
-{
-    static std::atomic<int> cached[64];
-    int dev = 0;
-    cudaError_t rc = cudaGetDevice(&dev);
-    if (rc != cudaSuccess)
-        return rc;
-    if (dev < 0 || dev >= 64)
-        return cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev);
-    int v = cached[dev].load(std::memory_order_relaxed);
-    if (v == 0) {
-        if ((rc = cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess)
-            return rc;
-        cached[dev].store(v, std::memory_order_relaxed);
-    }
-    *sms = v;
-    return cudaSuccess;
-}
-
 extern "C" int cuda_gemv_half(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k,
                               int m, cudaStream_t stream)
 {
@@ -379,7 +328,7 @@ extern "C" int cuda_gemv_half_ex(float *out, const float *in, const void *w, int
     if (n <= 0 || m <= 0)
         return 0;
     int sms = 0;
-    CUDA_TRY(sm_count(&sms));
+    CUDA_TRY(gs_cuda_sm_count(&sms));
     const uint16_t *w16 = static_cast<const uint16_t *>(w);
     // 16-byte steps need every row start aligned: k % 8 == 0 and an aligned
     // base, for w (8 halves) and in (8 floats, two float4s).
@@ -401,7 +350,7 @@ extern "C" int cuda_convert_to_half(void *out, const float *in, long count, int 
     if (count <= 0)
         return 0;
     int sms = 0;
-    CUDA_TRY(sm_count(&sms));
+    CUDA_TRY(gs_cuda_sm_count(&sms));
     long blocks = (count + 255) / 256;
     if (blocks > 8L * sms)
         blocks = 8L * sms;  // grid-stride beyond that

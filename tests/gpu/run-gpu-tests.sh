@@ -37,6 +37,7 @@ grep -q "CUPTI        usable" "$BUILD/gpu-info.txt"; check $? "CUPTI can enable 
 run kernels "$BUILD/tests/gpu/test_cuda_kernels"
 run attention "$BUILD/tests/gpu/test_cuda_attention"
 run gemv "$BUILD/tests/gpu/test_cuda_gemv"
+run gemv_quant "$BUILD/tests/gpu/test_cuda_gemv_quant"
 run fused "$BUILD/tests/gpu/test_cuda_fused"
 run forward "$BUILD/tests/gpu/test_cuda_forward"
 run profiler "$BUILD/tests/gpu/test_cuda_profiler"
@@ -52,9 +53,9 @@ cat "$BUILD/gpu-oom.txt"
 
 if [ "${GS_SANITIZE:-1}" != 0 ] && [ -x "$SAN" ] || command -v "$SAN" >/dev/null 2>&1; then
     for tool in memcheck racecheck; do
-        for t in kernels attention gemv fused; do
+        for t in kernels attention gemv gemv_quant fused; do
             log="$BUILD/gpu-san-$tool-$t.log"
-            small=""; [ $t = gemv ] && [ $tool = racecheck ] && small=--small # racecheck is slow on the 50257-wide shapes
+            small=""; { [ $t = gemv ] || [ $t = gemv_quant ]; } && [ $tool = racecheck ] && small=--small # racecheck is slow on the 50257-wide shapes
             "$SAN" --tool $tool --error-exitcode 99 "$BUILD/tests/gpu/test_cuda_$t" $small >"$log" 2>&1
             st=$?
             tail -3 "$log"

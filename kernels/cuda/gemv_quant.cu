@@ -1,0 +1,591 @@
+// gemv_quant.cu - products with quantized weight matrices (the formats of
+// kernels/quant_layout.h): out = in . dequant(w)^T (+ bias), dequantized as
+// they are read, never into a copy in device memory. The CPU twin is
+// gs_dequantize_row (src/quant.c) followed by an fp32 product
+// (tests/gpu/test_cuda_gemv_quant.c).
+//
+// ---- decode: gemvq_kernel<FMT, NB, VEC> ----
+// The layout of gemv.cu's half-precision GEMV: a warp owns R = 4 rows of w
+// (output columns) and its lanes walk k side by side, S warps of a block
+// splitting k when m is small, partial sums reduced with the same
+// reduce-scatter butterfly. What differs is the step:
+//
+// VEC: one 16-byte load per row per lane (ld.global.nc, no L1 allocation):
+//   16 int8 weights or 32 int4 weights. Taken when every row starts 16-byte
+//   aligned (k % 16 == 0 for int8, k % 32 == 0 for int4: GPT-2's 768, 1600,
+//   3072, 6400 all are). A 32-weight int4 vector lies inside one group (the
+//   groups are multiples of 32 and so is its start), so a lane loads one
+//   {scale, zero} pair per vector and row.
+// Scalar (any k, unaligned in): one weight per step, dequantized exactly as
+//   the twin does it; for stories260K's small matrices and odd shapes.
+//
+// Unpacking, without the integer-to-float conversion unit (a quarter of the
+// FMA rate on sm_90, which would bind int4 before DRAM does): a byte b placed
+// under the exponent of 2^23 (PRMT with 0x4B000000) is the float 2^23 + b, and
+// one FADD of -(2^23 + c) leaves b - c exactly. int8: the word is xored with
+// 0x80808080 (bytes q + 128), c = 128 gives q. int4: the nibbles are split
+// into two words of bytes (w & 0x0F0F0F0F and (w >> 4) & 0x0F0F0F0F, even and
+// odd inputs), c = 2^23 + zero gives q - zero, exact. So a weight costs a
+// PRMT, an FADD and one FFMA per token row (plus 3 ops per 8 int4 weights).
+// Scales are applied once, not per weight: the int8 row scale multiplies the
+// row's total; the int4 group scale multiplies each vector's 32-weight
+// partial sum (NB <= 4; for NB >= 8 the partials would double the
+// accumulator registers, so each weight is scaled instead, one FMUL against
+// the NB FFMAs).
+//
+// Bytes: at n = 1 the kernel reads k * m / 2 (int4) or k * m (int8) bytes of
+// w, plus 4 bytes per group-row of scales (g128: 1/16 more, g32: 1/4 more).
+//
+// ---- prefill: gemmq_kernel ----
+// For n > 16 the product is compute-bound, so tensor cores: 64 x 64 output
+// tiles, 8 warps, k in steps of 32. Each step the block loads a 64 x 32 tile
+// of in and dequantizes a 64 x 32 tile of w in fp32 (the twin's values), and
+// splits both into bf16 hi + lo (x = hi + lo to ~16 bits, fp32's exponent
+// range), stores them in shared memory and runs three WMMA products per
+// 16 x 16 fragment, hi.hi + hi.lo + lo.hi, accumulating in fp32. The dropped
+// lo.lo term and the split's residue are ~2^-17 of each product, so the result
+// agrees with fp32 math to ~1e-5 relative while using bf16 tensor cores.
+// The tile is staged through shared memory for the bias and epilogue.
+// No double buffering or cp.async: correct and simple first.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <mma.h>
+#include <stdint.h>
+
+#include "check_cuda.cuh"
+#include "gemv_common.cuh"
+#include "matmul_quant_cuda.h"
+#include "quant_layout.h"
+
+#define QG_THREADS 256
+#define QG_WARPS (QG_THREADS / 32)
+#define QG_R 4
+#define QG_NMAX CUDA_QUANT_GEMV_MAX_ROWS
+
+enum { FMT_I8 = 0, FMT_Q4 = 1 };
+
+// ---- unpacking ----
+
+#define MAGIC 8388608.0f  // 2^23: the float whose low mantissa byte is b is 2^23 + b
+
+// byte i of word as the float 2^23 + byte
+static __device__ __forceinline__ float byte_magic(uint32_t word, int i)
+{
+    return __uint_as_float(__byte_perm(word, 0x4B000000u, 0x7650u | (unsigned)i));
+}
+
+static __device__ __forceinline__ float2 sz_unpack(uint32_t sz)  // {scale, zero}
+{
+    return make_float2(__half2float(__ushort_as_half((unsigned short)(sz & 0xffffu))),
+                       __half2float(__ushort_as_half((unsigned short)(sz >> 16))));
+}
+
+// Weights per step of one lane in one row.
+template <int FMT, bool VEC> struct qstep { static constexpr int E = VEC ? (FMT == FMT_I8 ? 16 : 32) : 1; };
+
+// What one step loads for one row: 16 bytes (VEC) or one weight's byte, and
+// the int4 group's {scale, zero} pair.
+struct qraw {
+    uint4 u;
+    uint32_t sz;
+};
+
+// Step v of a row: VEC, the 16 bytes at v * 16; scalar, input v.
+template <int FMT, bool VEC>
+static __device__ __forceinline__ qraw load_q(const uint8_t *wrow, const uint32_t *szrow, int v, int lg)
+{
+    qraw r;
+    r.sz = 0;
+    if constexpr (VEC) {
+        r.u = ld_w16(wrow + (size_t)v * 16);
+        if constexpr (FMT == FMT_Q4)
+            r.sz = __ldg(szrow + ((v * 32) >> lg));
+    } else {
+        if constexpr (FMT == FMT_I8) {
+            r.u.x = __ldg(wrow + v);
+        } else {
+            r.u.x = (__ldg(wrow + v / 2) >> ((v & 1) * 4)) & 0xfu;
+            r.sz = __ldg(szrow + (v >> lg));
+        }
+    }
+    return r;
+}
+
+// Word wi of a vector as 8 (int4) or 4 (int8) floats, minus c = 2^23 + zero
+// (int4) or 2^23 + 128 (int8): q - zero, or q.
+template <int FMT> static __device__ __forceinline__ void unpack_word(uint32_t word, float c, float *f)
+{
+    if constexpr (FMT == FMT_I8) {
+        const uint32_t u = word ^ 0x80808080u;
+#pragma unroll
+        for (int t = 0; t < 4; t++)
+            f[t] = byte_magic(u, t) - c;
+    } else {
+        const uint32_t lo = word & 0x0F0F0F0Fu, hi = (word >> 4) & 0x0F0F0F0Fu;
+#pragma unroll
+        for (int t = 0; t < 4; t++) {
+            f[2 * t] = byte_magic(lo, t) - c;
+            f[2 * t + 1] = byte_magic(hi, t) - c;
+        }
+    }
+}
+
+template <int V> static __device__ __forceinline__ void load_xv(const float *p, float (&x)[V])
+{
+    if constexpr (V == 1) {
+        x[0] = __ldg(p);
+    } else {
+#pragma unroll
+        for (int i = 0; i < V / 4; i++) {
+            const float4 a = __ldg(reinterpret_cast<const float4 *>(p) + i);
+            x[4 * i] = a.x, x[4 * i + 1] = a.y, x[4 * i + 2] = a.z, x[4 * i + 3] = a.w;
+        }
+    }
+}
+
+// One step of the R rows at input e into acc[j * R + r]. int8 sums q * x (the
+// row scale comes at the end); int4 sums (q - zero) * x * scale.
+template <int FMT, int NB, bool VEC>
+static __device__ __forceinline__ void gemvq_step(float (&acc)[QG_R * NB], const qraw (&raw)[QG_R],
+                                                  const float *__restrict__ in, long e, int n, int k)
+{
+    constexpr int R = QG_R;
+    if constexpr (!VEC) {
+        float wf[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            if constexpr (FMT == FMT_I8) {
+                wf[r] = (float)(int8_t)(uint8_t)raw[r].u.x;
+            } else {
+                const float2 sz = sz_unpack(raw[r].sz);
+                wf[r] = ((float)raw[r].u.x - sz.y) * sz.x;  // the twin's expression
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < NB; j++)
+            if (j < n) {
+                const float x = __ldg(in + (long)j * k + e);
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    acc[j * R + r] = fmaf(wf[r], x, acc[j * R + r]);
+            }
+        return;
+    } else {
+        constexpr int EW = FMT == FMT_I8 ? 4 : 8;  // weights per 32-bit word
+        constexpr bool PARTIAL = FMT == FMT_Q4 && NB <= 4;
+        float c[R], s[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            if constexpr (FMT == FMT_I8) {
+                c[r] = MAGIC + 128.0f;
+                s[r] = 1.0f;
+            } else {
+                const float2 sz = sz_unpack(raw[r].sz);
+                c[r] = MAGIC + sz.y;  // zero is an integer in [0, 15]: exact
+                s[r] = sz.x;
+            }
+        }
+        float part[PARTIAL ? R * NB : 1];
+        if constexpr (PARTIAL) {
+#pragma unroll
+            for (int i = 0; i < R * NB; i++)
+                part[i] = 0.0f;
+        }
+#pragma unroll
+        for (int wi = 0; wi < 4; wi++) {
+            float wf[R][EW];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                const uint32_t word = wi == 0 ? raw[r].u.x : wi == 1 ? raw[r].u.y : wi == 2 ? raw[r].u.z : raw[r].u.w;
+                unpack_word<FMT>(word, c[r], wf[r]);
+                if constexpr (FMT == FMT_Q4 && !PARTIAL) {
+#pragma unroll
+                    for (int t = 0; t < EW; t++)
+                        wf[r][t] *= s[r];
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+                if (j < n) {  // uniform over the grid
+                    float x[EW];
+                    load_xv<EW>(in + (long)j * k + e + wi * EW, x);
+#pragma unroll
+                    for (int r = 0; r < R; r++)
+#pragma unroll
+                        for (int t = 0; t < EW; t++) {
+                            if constexpr (PARTIAL)
+                                part[j * R + r] = fmaf(wf[r][t], x[t], part[j * R + r]);
+                            else
+                                acc[j * R + r] = fmaf(wf[r][t], x[t], acc[j * R + r]);
+                        }
+                }
+        }
+        if constexpr (PARTIAL) {
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    acc[j * R + r] = fmaf(s[r], part[j * R + r], acc[j * R + r]);
+        }
+    }
+}
+
+// out[j][row] from a row's total: the int8 row scale, the bias, the epilogue.
+template <int FMT>
+static __device__ __forceinline__ void gemvq_store(float *__restrict__ out, float total, const float *__restrict__ rscale,
+                                                   const float *__restrict__ bias, long row, int j, int m, int epi)
+{
+    if constexpr (FMT == FMT_I8)
+        total *= __ldg(rscale + row);
+    store_out(out + (long)j * m + row, total + (bias ? __ldg(bias + row) : 0.0f), epi);
+}
+
+template <int FMT, int NB, bool VEC>
+__global__ void __launch_bounds__(QG_THREADS)
+    gemvq_kernel(float *__restrict__ out, const float *__restrict__ in, const uint8_t *__restrict__ w,
+                 const float *__restrict__ rscale, const uint32_t *__restrict__ sz, const float *__restrict__ bias,
+                 int n, int k, int m, int lg, long row_bytes, long ng, int S, int epi)
+{
+    constexpr int R = QG_R;
+    constexpr int NV = R * NB;
+    constexpr int U = NB <= 4 ? 2 : 1;
+    constexpr int HOLD = NV >= 32 ? NV / 32 : 1;
+    constexpr int E = qstep<FMT, VEC>::E;
+    __shared__ float part[QG_WARPS][NV];
+
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int s = warp % S;
+    const int G = QG_WARPS / S;
+    const long row0 = ((long)blockIdx.x * G + warp / S) * R;
+
+    // Rows past m read row m - 1 and are not stored (see gemv.cu).
+    const uint8_t *wr[R];
+    const uint32_t *szr[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const long row = min(row0 + r, (long)m - 1);
+        wr[r] = w + (size_t)row * row_bytes;
+        szr[r] = sz + (size_t)row * ng;  // unused for int8
+    }
+
+    float acc[NV];
+#pragma unroll
+    for (int i = 0; i < NV; i++)
+        acc[i] = 0.0f;
+
+    const int nsteps = k / E;
+    const int stride = 32 * S;
+    int v = s * 32 + lane;
+    for (; v + (U - 1) * stride < nsteps; v += U * stride) {
+        qraw raw[U][R];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                raw[u][r] = load_q<FMT, VEC>(wr[r], szr[r], v + u * stride, lg);
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            gemvq_step<FMT, NB, VEC>(acc, raw[u], in, (long)(v + u * stride) * E, n, k);
+    }
+    if constexpr (U > 1) {
+        if (v < nsteps) {
+            qraw raw[R];
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                raw[r] = load_q<FMT, VEC>(wr[r], szr[r], v, lg);
+            gemvq_step<FMT, NB, VEC>(acc, raw, in, (long)v * E, n, k);
+        }
+    }
+
+    int idx = 0;
+    reduce_scatter<NV, 0>(acc, lane, idx);
+    constexpr int COPIES = NV >= 32 ? 1 : 32 / NV;
+    const bool holder = lane % COPIES == 0;
+
+    if (S == 1) {
+        if (holder) {
+#pragma unroll
+            for (int i = 0; i < HOLD; i++) {
+                const int q = idx + i, j = q / R;
+                const long row = row0 + q % R;
+                if (j < n && row < m)
+                    gemvq_store<FMT>(out, acc[i], rscale, bias, row, j, m, epi);
+            }
+        }
+        return;
+    }
+    if (holder) {
+#pragma unroll
+        for (int i = 0; i < HOLD; i++)
+            part[warp][idx + i] = acc[i];
+    }
+    __syncthreads();
+    const int t = threadIdx.x;
+    if (t < G * NV) {
+        const int g = t / NV, q = t % NV, j = q / R;
+        const long row = ((long)blockIdx.x * G + g) * R + q % R;
+        if (j < n && row < m) {
+            float sum = part[g * S][q];
+            for (int i = 1; i < S; i++)
+                sum += part[g * S + i][q];
+            gemvq_store<FMT>(out, sum, rscale, bias, row, j, m, epi);
+        }
+    }
+}
+
+// ---- prefill: the tensor-core tile kernel ----
+
+#define GQ_BM 64  // token rows per tile
+#define GQ_BN 64  // outputs per tile
+#define GQ_BK 32  // inputs per step
+#define GQ_LD (GQ_BK + 8)   // bf16 row stride in shared memory (a multiple of 8, 80 bytes)
+#define GQ_LDC (GQ_BN + 4)  // fp32 row stride of the staged result
+
+static __device__ __forceinline__ void split_bf16(float x, __nv_bfloat16 &hi, __nv_bfloat16 &lo)
+{
+    hi = __float2bfloat16_rn(x);
+    lo = __float2bfloat16_rn(x - __bfloat162float(hi));
+}
+
+// Weight (row, c) of the block, exactly as the twin computes it; 0 outside.
+template <int FMT>
+static __device__ __forceinline__ float deq1(const uint8_t *__restrict__ w, const float *__restrict__ rscale,
+                                             const uint32_t *__restrict__ sz, long row, int c, int k, int m, int lg,
+                                             long row_bytes, long ng)
+{
+    if (row >= m || c >= k)
+        return 0.0f;
+    if constexpr (FMT == FMT_I8) {
+        return (float)(int8_t)__ldg(w + (size_t)row * k + c) * __ldg(rscale + row);
+    } else {
+        const unsigned q = (__ldg(w + (size_t)row * row_bytes + c / 2) >> ((c & 1) * 4)) & 0xfu;
+        const float2 p = sz_unpack(__ldg(sz + (size_t)row * ng + (c >> lg)));
+        return ((float)q - p.y) * p.x;
+    }
+}
+
+template <int FMT>
+__global__ void __launch_bounds__(256)
+    gemmq_kernel(float *__restrict__ out, const float *__restrict__ in, const uint8_t *__restrict__ w,
+                 const float *__restrict__ rscale, const uint32_t *__restrict__ sz, const float *__restrict__ bias,
+                 int n, int k, int m, int lg, long row_bytes, long ng, int fast, int epi)
+{
+    using namespace nvcuda;
+    __shared__ __align__(128) __nv_bfloat16 a_hi[GQ_BM * GQ_LD], a_lo[GQ_BM * GQ_LD];
+    __shared__ __align__(128) __nv_bfloat16 b_hi[GQ_BN * GQ_LD], b_lo[GQ_BN * GQ_LD];
+    __shared__ __align__(128) float cs[GQ_BM * GQ_LDC];
+
+    const int t = threadIdx.x, warp = t / 32;
+    const int wm = warp / 4, wn = warp % 4;  // warp tile: 32 token rows x 16 outputs
+    const long i0 = (long)blockIdx.y * GQ_BM, j0 = (long)blockIdx.x * GQ_BN;
+    // Each thread stages 8 consecutive inputs of one row of each tile.
+    const int lr = t / 4, lc = (t % 4) * 8;
+
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
+    wmma::fill_fragment(acc[0], 0.0f);
+    wmma::fill_fragment(acc[1], 0.0f);
+
+    for (int k0 = 0; k0 < k; k0 += GQ_BK) {
+        const int c0 = k0 + lc;
+        // in: 8 floats of row i0 + lr
+        float x[8];
+        const long i = i0 + lr;
+        if (fast && i < n && c0 + 8 <= k) {
+            const float4 *p = reinterpret_cast<const float4 *>(in + i * k + c0);
+            const float4 a = __ldg(p), b = __ldg(p + 1);
+            x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                x[e] = i < n && c0 + e < k ? __ldg(in + i * k + c0 + e) : 0.0f;
+        }
+        // w: 8 weights of output row j0 + lr
+        float wv[8];
+        const long row = j0 + lr;
+        if (fast && row < m && c0 + 8 <= k) {
+            if constexpr (FMT == FMT_I8) {
+                const uint2 q = __ldg(reinterpret_cast<const uint2 *>(w + (size_t)row * k + c0));
+                const float s = __ldg(rscale + row);
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    wv[e] = (float)(int8_t)((e < 4 ? q.x : q.y) >> ((e % 4) * 8)) * s;
+            } else {
+                const uint32_t q = __ldg(reinterpret_cast<const uint32_t *>(w + (size_t)row * row_bytes + c0 / 2));
+                const float2 p = sz_unpack(__ldg(sz + (size_t)row * ng + (c0 >> lg)));
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    wv[e] = ((float)((q >> (4 * e)) & 0xfu) - p.y) * p.x;
+            }
+        } else {
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                wv[e] = deq1<FMT>(w, rscale, sz, row, c0 + e, k, m, lg, row_bytes, ng);
+        }
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            split_bf16(x[e], a_hi[lr * GQ_LD + lc + e], a_lo[lr * GQ_LD + lc + e]);
+            split_bf16(wv[e], b_hi[lr * GQ_LD + lc + e], b_lo[lr * GQ_LD + lc + e]);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < GQ_BK; kk += 16) {
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bh, bl;
+            wmma::load_matrix_sync(bh, b_hi + (wn * 16) * GQ_LD + kk, GQ_LD);
+            wmma::load_matrix_sync(bl, b_lo + (wn * 16) * GQ_LD + kk, GQ_LD);
+#pragma unroll
+            for (int f = 0; f < 2; f++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> ah, al;
+                wmma::load_matrix_sync(ah, a_hi + (wm * 32 + f * 16) * GQ_LD + kk, GQ_LD);
+                wmma::load_matrix_sync(al, a_lo + (wm * 32 + f * 16) * GQ_LD + kk, GQ_LD);
+                wmma::mma_sync(acc[f], al, bh, acc[f]);  // small terms first
+                wmma::mma_sync(acc[f], ah, bl, acc[f]);
+                wmma::mma_sync(acc[f], ah, bh, acc[f]);
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int f = 0; f < 2; f++)
+        wmma::store_matrix_sync(cs + (wm * 32 + f * 16) * GQ_LDC + wn * 16, acc[f], GQ_LDC, wmma::mem_row_major);
+    __syncthreads();
+    for (int q = t; q < GQ_BM * GQ_BN; q += 256) {
+        const int ii = q / GQ_BN, jj = q % GQ_BN;
+        const long i = i0 + ii, j = j0 + jj;
+        if (i < n && j < m)
+            store_out(out + i * m + j, cs[ii * GQ_LDC + jj] + (bias ? __ldg(bias + j) : 0.0f), epi);
+    }
+}
+
+// ---- launchers ----
+
+// Where the block's sections are (kernels/quant_layout.h), found on the host.
+struct qlayout {
+    const uint8_t *w;
+    const float *rscale;   // int8: the row scales
+    const uint32_t *sz;    // int4: {scale, zero} fp16 pairs, ng per row
+    long row_bytes, ng;
+    int lg;                // log2 of the group (int4)
+};
+
+static qlayout layout_of(const void *w, int group, int lg, int k, int m)
+{
+    qlayout L;
+    L.w = static_cast<const uint8_t *>(w);
+    L.lg = lg;
+    if (group) {
+        L.rscale = nullptr;
+        L.sz = reinterpret_cast<const uint32_t *>(L.w + gs_q4_sz_offset(m, k));
+        L.row_bytes = (long)gs_q4_row_bytes(k);
+        L.ng = gs_q4_groups(k, group);
+    } else {
+        L.rscale = reinterpret_cast<const float *>(L.w + gs_q8_scale_offset(m, k));
+        L.sz = nullptr;
+        L.row_bytes = k;
+        L.ng = 0;
+    }
+    return L;
+}
+
+static int group_log2(int group, int *lg)
+{
+    switch (group) {
+    case 0: *lg = 0; return 0;
+    case 32: *lg = 5; return 0;
+    case 64: *lg = 6; return 0;
+    case 128: *lg = 7; return 0;
+    default: return (int)cudaErrorInvalidValue;
+    }
+}
+
+template <int FMT, int NB>
+static int gemvq_launch_nb(float *out, const float *in, const qlayout &L, const float *bias, int n, int k, int m,
+                           bool vec, int sms, int epi, cudaStream_t stream)
+{
+    const long groups = gs_ceil_div(m, QG_R);
+    const long steps = vec ? k / qstep<FMT, true>::E : k;
+    int S = 1;
+    while (S < QG_WARPS && groups * S < 16L * sms && 2 * steps >= 3L * 32 * 2 * S)
+        S *= 2;
+    const int grid = gs_ceil_div(m, QG_R * (QG_WARPS / S));
+    if (vec)
+        gemvq_kernel<FMT, NB, true><<<grid, QG_THREADS, 0, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k, m, L.lg,
+                                                                             L.row_bytes, L.ng, S, epi);
+    else
+        gemvq_kernel<FMT, NB, false><<<grid, QG_THREADS, 0, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k, m, L.lg,
+                                                                             L.row_bytes, L.ng, S, epi);
+    CUDA_LAUNCHED();
+    return 0;
+}
+
+template <int FMT>
+static int gemvq_launch(float *out, const float *in, const qlayout &L, const float *bias, int n, int k, int m, bool vec,
+                        int sms, int epi, cudaStream_t stream)
+{
+    if (n <= 1)
+        return gemvq_launch_nb<FMT, 1>(out, in, L, bias, n, k, m, vec, sms, epi, stream);
+    if (n <= 2)
+        return gemvq_launch_nb<FMT, 2>(out, in, L, bias, n, k, m, vec, sms, epi, stream);
+    if (n <= 4)
+        return gemvq_launch_nb<FMT, 4>(out, in, L, bias, n, k, m, vec, sms, epi, stream);
+    if (n <= 8)
+        return gemvq_launch_nb<FMT, 8>(out, in, L, bias, n, k, m, vec, sms, epi, stream);
+    return gemvq_launch_nb<FMT, 16>(out, in, L, bias, n, k, m, vec, sms, epi, stream);
+}
+
+extern "C" int cuda_gemv_quant(float *out, const float *in, const void *w, int group, const float *bias, int n, int k,
+                               int m, int epilogue, cudaStream_t stream)
+{
+    int lg = 0;
+    const int bad = group_log2(group, &lg);
+    if (bad)
+        return bad;
+    if (n <= 0 || m <= 0 || k <= 0)
+        return 0;
+    int sms = 0;
+    CUDA_TRY(gs_cuda_sm_count(&sms));
+    const qlayout L = layout_of(w, group, lg, k, m);
+    // Every row of w and in 16-byte aligned (the block itself is 256-aligned).
+    const bool vec = k % (group ? 32 : 16) == 0 && (uintptr_t)w % 16 == 0 && (uintptr_t)in % 16 == 0;
+    for (int i0 = 0; i0 < n; i0 += QG_NMAX) {
+        const int nb = n - i0 < QG_NMAX ? n - i0 : QG_NMAX;
+        const float *in_i = in + (size_t)i0 * k;
+        float *out_i = out + (size_t)i0 * m;
+        const int rc = group ? gemvq_launch<FMT_Q4>(out_i, in_i, L, bias, nb, k, m, vec, sms, epilogue, stream)
+                             : gemvq_launch<FMT_I8>(out_i, in_i, L, bias, nb, k, m, vec, sms, epilogue, stream);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+extern "C" int cuda_gemm_quant(float *out, const float *in, const void *w, int group, const float *bias, int n, int k,
+                               int m, int epilogue, cudaStream_t stream)
+{
+    int lg = 0;
+    const int bad = group_log2(group, &lg);
+    if (bad)
+        return bad;
+    if (n <= 0 || m <= 0 || k <= 0)
+        return 0;
+    const qlayout L = layout_of(w, group, lg, k, m);
+    // Vector loads: in's rows 16-byte aligned (float4), w's 8-input pieces
+    // 8-byte (int8) or 4-byte (int4) aligned.
+    const int fast = k % 8 == 0 && (uintptr_t)in % 16 == 0 && (uintptr_t)w % 16 == 0;
+    const dim3 grid((unsigned)gs_ceil_div(m, GQ_BN), (unsigned)gs_ceil_div(n, GQ_BM));
+    if (group)
+        gemmq_kernel<FMT_Q4><<<grid, 256, 0, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k, m, L.lg, L.row_bytes, L.ng, fast,
+                                                             epilogue);
+    else
+        gemmq_kernel<FMT_I8><<<grid, 256, 0, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k, m, L.lg, L.row_bytes, L.ng, fast,
+                                                             epilogue);
+    CUDA_LAUNCHED();
+    return 0;
+}
+
+extern "C" int cuda_matmul_quant(float *out, const float *in, const void *w, int group, const float *bias, int n, int k,
+                                 int m, int epilogue, cudaStream_t stream)
+{
+    if (n <= QG_NMAX)
+        return cuda_gemv_quant(out, in, w, group, bias, n, k, m, epilogue, stream);
+    return cuda_gemm_quant(out, in, w, group, bias, n, k, m, epilogue, stream);
+}
