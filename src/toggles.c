@@ -251,6 +251,7 @@ void gs_toggle_diff(const gs_config *from, const gs_config *to, char *buf, int c
 static const char *const vstat_names[GS_VS_COUNT] = {
     "variant.decode_ms", "variant.decode_tokens_per_s", "variant.prefill_ms", "variant.weight_bytes",
     "variant.kv_bytes_per_token", "variant.peak_bytes", "variant.kl", "variant.top1", "variant.perplexity",
+    "variant.first_step",
 };
 
 const char *gs_vstat_name(int i) { return i >= 0 && i < GS_VS_COUNT ? vstat_names[i] : "?"; }

@@ -50,7 +50,9 @@ void gs_toggle_diff(const gs_config *from, const gs_config *to, char *buf, int c
  * or GS_VARIANT_HISTORY (facts about an earlier variant, when a recording
  * starts), followed by the summary; value = the variant's number (1 = the
  * baseline). Its figures are COUNTER events named by gs_vstat_name with
- * aux = the variant's number. */
+ * aux = the variant's number. A live store keeps only recent steps, so the
+ * run writes the baseline, previous and current variants again a few times
+ * a second: a reader joining late (or a recording) still has them all. */
 #define GS_VARIANT_TOGGLE "toggle "
 #define GS_VARIANT_RUNNING "running "
 #define GS_VARIANT_HISTORY "variant "
@@ -65,6 +67,7 @@ enum {
     GS_VS_KL,              /* quality against the baseline, when measured */
     GS_VS_TOP1,
     GS_VS_PPL,
+    GS_VS_FIRST_STEP,      /* the first step the variant ran (store numbering) */
     GS_VS_COUNT
 };
 const char *gs_vstat_name(int i);  /* "variant.decode_ms" */
