@@ -8,6 +8,15 @@
  * engine thread reads between steps (the store has one writer, so markers
  * and the trace writer's start and stop happen on the engine thread).
  *
+ * Toggles: the UI hands a new configuration to apply(); a builder thread
+ * opens it as a session of its own (its own backend: on CUDA its own stream
+ * and cuBLAS handle in the same context, on the CPU its own pool) while the
+ * engine thread keeps running the old variant. When it is ready the engine
+ * thread swaps sessions between steps, re-attaches the profiler, restarts
+ * the workload and writes a "toggle ..." marker; each variant's figures
+ * (median decode and prefill times, bytes, quality when measured) go into
+ * the store as variant.* counters, so the cost table and traces read them.
+ *
  * Without a terminal on stdout (scripts, tests), or with --headless, it is
  * the short headless demo: generation step by step, then the per-op table. */
 #include <pthread.h>
@@ -27,13 +36,33 @@
 #include "profiler.h"
 #include "rng.h"
 #include "session.h"
+#include "toggles.h"
+#include "variant_quality.h"
 #include "workload_runner.h"
 #include "../traces/trace_writer.h"
 #include "../views/ui.h"
 
+/* One variant's figures, kept by the engine thread. */
+#define VS_DECODE_RING 64
+#define VS_PREFILL_RING 16
+typedef struct variant_stats {
+    int id;                      /* 1 = the baseline; 0 = none */
+    char summary[512];
+    double v[GS_VS_COUNT];
+    int have[GS_VS_COUNT];
+    double dec_ms[VS_DECODE_RING], dec_tps[VS_DECODE_RING];
+    int n_dec, at_dec;
+    double pre_ms[VS_PREFILL_RING];
+    int n_pre, at_pre;
+    uint64_t emitted_ns;       /* when its figures last went into the store */
+} variant_stats;
+
+enum { BUILD_IDLE = 0, BUILD_RUNNING, BUILD_READY, BUILD_DONE };
+
 typedef struct live_run {
-    gs_config cfg;
-    gs_session s;
+    gs_config cfg;             /* the running variant's (written by the engine thread under mu) */
+    gs_sampler sampler;
+    gs_session *s;             /* on the heap: an engine holds pointers into itself, so it never moves */
     gs_event_store *store;
     gs_profiler *prof;
     gs_workload_runner wr;
@@ -53,6 +82,19 @@ typedef struct live_run {
      * printed at exit: the UI's cost shows against `gptscope bench`. */
     uint64_t decode_ns;
     long decode_tokens, decode_steps;
+    /* Variant builds: state, want, next and the ui-facing fields under mu. */
+    int build;                 /* BUILD_* */
+    int builder_started;       /* a builder thread to join */
+    pthread_t builder;
+    gs_config want;
+    gs_session *next;          /* built, waiting for the engine thread to swap it in */
+    gs_variant_quality next_q;
+    gs_ui_build bstat;
+    int n_head;
+    gs_variant_quality_ref *qref; /* made and used by the builder thread only */
+    int qref_failed;
+    /* engine thread only */
+    variant_stats base, prev, cur;
 } live_run;
 
 static void live_set_paused(void *ctx, int p)
@@ -96,6 +138,285 @@ static const char *live_failure(void *ctx)
 
 static uint64_t now_ns(void) { return gs_now_ns(); }
 
+/* ---- variants: figures into the store ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n)
+{
+    double t[VS_DECODE_RING];
+    memcpy(t, v, (size_t)n * sizeof *t);
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static void variant_begin(variant_stats *v, int id, const gs_session *s, const gs_variant_quality *q,
+                          int64_t first_step)
+{
+    memset(v, 0, sizeof *v);
+    v->id = id;
+    v->v[GS_VS_FIRST_STEP] = (double)first_step;
+    v->have[GS_VS_FIRST_STEP] = 1;
+    gs_toggle_summary(&s->cfg, v->summary, sizeof v->summary);
+    const gs_forward *f = &s->engine.fwd;
+    long slots = (long)s->engine.kv.n_blocks * s->engine.kv.block_size;
+    v->v[GS_VS_WEIGHT_BYTES] = (double)f->weight_bytes;
+    v->v[GS_VS_KV_BYTES_TOKEN] = slots > 0 ? (double)f->kv_bytes / (double)slots : 0;
+    v->v[GS_VS_PEAK_BYTES] = (double)(f->weight_bytes + f->activation_bytes + f->kv_bytes);
+    v->have[GS_VS_WEIGHT_BYTES] = v->have[GS_VS_KV_BYTES_TOKEN] = v->have[GS_VS_PEAK_BYTES] = 1;
+    if (q && q->measured) {
+        v->v[GS_VS_KL] = q->kl;
+        v->v[GS_VS_TOP1] = q->top1;
+        v->v[GS_VS_PPL] = q->perplexity;
+        v->have[GS_VS_KL] = v->have[GS_VS_TOP1] = v->have[GS_VS_PPL] = 1;
+    }
+}
+
+/* A step of the running variant (not a metrics step: its time is distorted). */
+static void variant_step(variant_stats *v, const gs_step_info *st)
+{
+    double ms = (double)st->ns * 1e-6;
+    if (st->n_prefill_tokens > 0) {
+        v->pre_ms[v->at_pre] = ms;
+        v->at_pre = (v->at_pre + 1) % VS_PREFILL_RING;
+        if (v->n_pre < VS_PREFILL_RING)
+            v->n_pre++;
+        v->v[GS_VS_PREFILL_MS] = median(v->pre_ms, v->n_pre);
+        v->have[GS_VS_PREFILL_MS] = 1;
+    } else if (st->n_decode_tokens > 0 && st->ns > 0) {
+        v->dec_ms[v->at_dec] = ms;
+        v->dec_tps[v->at_dec] = st->n_decode_tokens / (ms * 1e-3);
+        v->at_dec = (v->at_dec + 1) % VS_DECODE_RING;
+        if (v->n_dec < VS_DECODE_RING)
+            v->n_dec++;
+        v->v[GS_VS_DECODE_MS] = median(v->dec_ms, v->n_dec);
+        v->v[GS_VS_DECODE_TPS] = median(v->dec_tps, v->n_dec);
+        v->have[GS_VS_DECODE_MS] = v->have[GS_VS_DECODE_TPS] = 1;
+    }
+}
+
+/* The variant's figures as counters (aux = its number). */
+static void variant_emit(gs_event_store *store, variant_stats *v, int64_t step)
+{
+    uint64_t t = gs_now_ns();
+    for (int i = 0; i < GS_VS_COUNT; i++) {
+        if (!v->have[i])
+            continue;
+        gs_event ev = {0};
+        ev.kind = GS_EV_COUNTER;
+        ev.name = gs_store_intern(store, gs_vstat_name(i));
+        ev.layer = -1;
+        ev.step = step;
+        ev.t_ns = t;
+        ev.aux = (uint64_t)v->id;
+        ev.value = v->v[i];
+        if (ev.name != GS_STORE_NO_ID)
+            gs_store_append(store, &ev);
+    }
+    v->emitted_ns = t;
+}
+
+static void variant_mark(gs_event_store *store, variant_stats *v, const char *prefix, int64_t step)
+{
+    char name[600];
+    snprintf(name, sizeof name, "%s%s", prefix, v->summary);
+    gs_store_append_marker(store, name, step, gs_now_ns(), v->id);
+    variant_emit(store, v, step);
+}
+
+/* A recording starting, or the periodic refresh: every variant the cost
+ * table needs, so a reader that missed the first markers still has them. */
+static void variant_mark_all(live_run *r, int64_t step)
+{
+    if (r->base.id && r->base.id != r->cur.id)
+        variant_mark(r->store, &r->base, GS_VARIANT_HISTORY, step);
+    if (r->prev.id && r->prev.id != r->base.id)
+        variant_mark(r->store, &r->prev, GS_VARIANT_HISTORY, step);
+    variant_mark(r->store, &r->cur, GS_VARIANT_RUNNING, step);
+}
+
+/* ---- variant builds ---- */
+
+static int build_progress(void *ctx, const char *stage, double frac)
+{
+    live_run *r = ctx;
+    pthread_mutex_lock(&r->mu);
+    snprintf(r->bstat.stage, sizeof r->bstat.stage, "%s", stage);
+    r->bstat.frac = frac;
+    pthread_mutex_unlock(&r->mu);
+    return atomic_load(&r->stop); /* quitting: stop at the next stage */
+}
+
+static void *builder_thread(void *arg)
+{
+    live_run *r = arg;
+    gs_error err = {0};
+    pthread_mutex_lock(&r->mu);
+    gs_config want = r->want;
+    pthread_mutex_unlock(&r->mu);
+    gs_variant_quality q = {0};
+    gs_session *s = calloc(1, sizeof *s);
+    int rc = s ? gs_session_open_progress(s, &want, &r->sampler, NULL, build_progress, r, &err)
+               : gs_error_set(&err, GS_ERR_RUNTIME, "out of memory");
+    /* The fp32 baseline is made on the first toggle, not at start-up (it runs
+     * the model over a few hundred positions), by this thread only. */
+    if (!rc && !r->qref && !r->qref_failed) {
+        build_progress(r, "making the fp32 quality baseline", 0.8);
+        gs_error qerr = {0};
+        if (gs_variant_quality_ref_create(&r->qref, &r->cfg, &qerr) || !r->qref)
+            r->qref_failed = 1;
+    }
+    if (!rc && r->qref) {
+        build_progress(r, "measuring quality", 0.9);
+        gs_error qerr = {0};
+        if (gs_variant_quality_measure(r->qref, s, &q, &qerr))
+            q.measured = 0;
+    }
+    if (rc) {
+        free(s);
+        s = NULL;
+    }
+    pthread_mutex_lock(&r->mu);
+    if (!rc) {
+        r->next = s;
+        r->next_q = q;
+        r->build = BUILD_READY;
+        snprintf(r->bstat.stage, sizeof r->bstat.stage, "ready: swapping in between steps");
+        r->bstat.frac = 1.0;
+    } else {
+        r->build = BUILD_DONE;
+        r->bstat.building = 0;
+        r->bstat.failed = 1;
+        snprintf(r->bstat.msg, sizeof r->bstat.msg, "refused, the running variant stays: %.200s", err.msg);
+        r->bstat.seq++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static void live_config(void *ctx, gs_config *out, int *n_head)
+{
+    live_run *r = ctx;
+    pthread_mutex_lock(&r->mu);
+    *out = r->cfg;
+    *n_head = r->n_head;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int live_apply(void *ctx, const gs_config *want, char *msg, int cap)
+{
+    live_run *r = ctx;
+    gs_error err = {0};
+    if (gs_toggle_validate(want, r->n_head, &err)) {
+        snprintf(msg, (size_t)cap, "%s", err.msg);
+        return GS_ERR_INPUT;
+    }
+    pthread_mutex_lock(&r->mu);
+    int busy = r->build == BUILD_RUNNING || r->build == BUILD_READY;
+    pthread_mutex_unlock(&r->mu);
+    if (busy) {
+        snprintf(msg, (size_t)cap, "a variant is being built: apply again when it is running");
+        return GS_ERR_INPUT;
+    }
+    if (r->builder_started) { /* the last builder has finished: reap it */
+        pthread_join(r->builder, NULL);
+        r->builder_started = 0;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->want = *want;
+    /* The workload and the run's own settings stay; only the toggles change. */
+    r->want.workload = r->cfg.workload;
+    r->build = BUILD_RUNNING;
+    r->bstat.building = 1;
+    r->bstat.failed = 0;
+    r->bstat.frac = 0;
+    snprintf(r->bstat.stage, sizeof r->bstat.stage, "starting");
+    pthread_mutex_unlock(&r->mu);
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGWINCH);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int trc = pthread_create(&r->builder, NULL, builder_thread, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (trc) {
+        pthread_mutex_lock(&r->mu);
+        r->build = BUILD_DONE;
+        r->bstat.building = 0;
+        pthread_mutex_unlock(&r->mu);
+        snprintf(msg, (size_t)cap, "cannot start a builder thread");
+        return GS_ERR_RUNTIME;
+    }
+    r->builder_started = 1;
+    return GS_OK;
+}
+
+static void live_build_state(void *ctx, gs_ui_build *out)
+{
+    live_run *r = ctx;
+    pthread_mutex_lock(&r->mu);
+    *out = r->bstat;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Engine thread, between steps: a built variant takes over. */
+static void handle_swap(live_run *r)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->build != BUILD_READY) {
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    gs_session *next = r->next;
+    gs_variant_quality q = r->next_q;
+    r->next = NULL;
+    pthread_mutex_unlock(&r->mu);
+    gs_error err = {0};
+    gs_profiler_flush(r->prof, &r->s->engine); /* the old engine's device records first */
+    gs_workload_runner wr;
+    int rc = gs_profiler_attach(r->prof, &next->engine, &err);
+    if (!rc)
+        rc = gs_workload_runner_init(&wr, &next->engine, &next->cfg.workload, next->model.shape.vocab,
+                                     next->cfg.seed, 1, &err);
+    if (rc) {
+        gs_session_close(next);
+        free(next);
+        /* attach failed before the step numbering moved on: the old engine's sinks are intact */
+        pthread_mutex_lock(&r->mu);
+        r->build = BUILD_DONE;
+        r->bstat.building = 0;
+        r->bstat.failed = 1;
+        snprintf(r->bstat.msg, sizeof r->bstat.msg, "refused, the running variant stays: %.200s", err.msg);
+        r->bstat.seq++;
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    char diff[256];
+    gs_toggle_diff(&r->s->cfg, &next->cfg, diff, sizeof diff);
+    gs_workload_runner_free(&r->wr);
+    gs_session_close(r->s);
+    free(r->s);
+    r->s = next;
+    r->wr = wr;
+    r->prev = r->cur;
+    int64_t step = gs_profiler_next_step(r->prof) - 1;
+    variant_begin(&r->cur, r->prev.id + 1, r->s, &q, step + 1);
+    variant_mark(r->store, &r->cur, GS_VARIANT_TOGGLE, step);
+    pthread_mutex_lock(&r->mu);
+    r->cfg = r->s->cfg;
+    r->build = BUILD_DONE;
+    r->bstat.building = 0;
+    r->bstat.failed = 0;
+    snprintf(r->bstat.msg, sizeof r->bstat.msg, "variant %d running: %.200s", r->cur.id, diff[0] ? diff : "(no change)");
+    r->bstat.seq++;
+    pthread_mutex_unlock(&r->mu);
+}
+
 /* Engine thread, between steps: start or stop the trace writer. */
 static void handle_record_request(live_run *r)
 {
@@ -132,8 +453,10 @@ static void handle_record_request(live_run *r)
             r->rec_msg[0] = 0;
         }
         pthread_mutex_unlock(&r->mu);
-        if (!rc)
+        if (!rc) {
             gs_store_append_marker(r->store, "recording started", step, now_ns(), 0);
+            variant_mark_all(r, step);
+        }
     } else if (req == 2 && r->writer) {
         gs_store_append_marker(r->store, "recording stopped", step, now_ns(), 0);
         int rc = gs_trace_writer_close(r->writer, &err);
@@ -153,6 +476,7 @@ static void *engine_thread(void *arg)
     int rc = GS_OK;
     while (!atomic_load(&r->stop)) {
         handle_record_request(r);
+        handle_swap(r);
         if (atomic_load(&r->paused)) {
             /* Paused: sleep until resumed, asked to record, or stopped. */
             pthread_mutex_lock(&r->mu);
@@ -171,18 +495,30 @@ static void *engine_thread(void *arg)
         int done = 0;
         if ((rc = gs_workload_runner_feed(&r->wr, &done, &err)) || done)
             break;
-        gs_profiler_step_begin(r->prof);
-        if ((rc = gs_engine_step(&r->s.engine, &err)))
+        int sampled = gs_profiler_step_begin(r->prof);
+        if ((rc = gs_engine_step(&r->s->engine, &err)))
             break;
-        gs_profiler_step_end(r->prof, &r->s.engine);
-        const gs_step_info *st = &r->s.engine.last;
+        gs_profiler_step_end(r->prof, &r->s->engine);
+        const gs_step_info *st = &r->s->engine.last;
+        if (!sampled && st->n_tokens) {
+            variant_step(&r->cur, st);
+            if (r->cur.id == r->base.id)
+                r->base = r->cur;
+            /* Five times a second (and at a variant's first steps, so its
+             * column fills at once): the live window forgets older events. */
+            uint64_t t = gs_now_ns();
+            if (r->cur.n_dec + r->cur.n_pre <= 2)
+                variant_emit(r->store, &r->cur, gs_profiler_next_step(r->prof) - 1);
+            else if (t - r->cur.emitted_ns > 200000000ull)
+                variant_mark_all(r, gs_profiler_next_step(r->prof) - 1);
+        }
         if (st->n_tokens && !st->n_prefill_tokens) {
             r->decode_ns += st->ns;
             r->decode_tokens += st->n_decode_tokens;
             r->decode_steps++;
         }
     }
-    gs_profiler_flush(r->prof, &r->s.engine);
+    gs_profiler_flush(r->prof, &r->s->engine);
     if (r->writer) {
         gs_error e2 = {0};
         gs_trace_writer_close(r->writer, &e2);
@@ -204,6 +540,7 @@ static int run_live_ui(gs_cli *cli, int ascii)
     }
     gs_error err = {0};
     r->cfg = cli->cfg;
+    r->sampler = cli->sampler;
     if (cli->n_tokens >= 0)
         r->cfg.workload.gen_len = cli->n_tokens;
     pthread_mutex_init(&r->mu, NULL);
@@ -225,24 +562,31 @@ static int run_live_ui(gs_cli *cli, int ascii)
         rc = gs_error_set(&err, GS_ERR_RUNTIME, "out of memory");
     if (!rc)
         rc = gs_profiler_create(&r->prof, &po, gs_backend_wants_cuda(r->cfg.backend), r->store, &err);
-    if (!rc && !(rc = gs_session_open(&r->s, &r->cfg, &cli->sampler, &err)))
+    if (!rc && !(r->s = calloc(1, sizeof *r->s)))
+        rc = gs_error_set(&err, GS_ERR_RUNTIME, "out of memory");
+    if (!rc && !(rc = gs_session_open(r->s, &r->cfg, &cli->sampler, &err)))
         opened = 1;
     if (!rc)
-        rc = gs_profiler_attach(r->prof, &r->s.engine, &err);
+        rc = gs_profiler_attach(r->prof, &r->s->engine, &err);
     if (!rc)
-        rc = gs_workload_runner_init(&r->wr, &r->s.engine, &r->cfg.workload, r->s.model.shape.vocab, r->cfg.seed, 1,
+        rc = gs_workload_runner_init(&r->wr, &r->s->engine, &r->cfg.workload, r->s->model.shape.vocab, r->cfg.seed, 1,
                                      &err);
     if (!rc) {
+        r->n_head = r->s->model.shape.n_head;
+        variant_begin(&r->cur, 1, r->s, NULL, gs_profiler_next_step(r->prof));
+        r->base = r->cur;
+        variant_mark(r->store, &r->cur, GS_VARIANT_RUNNING, gs_profiler_next_step(r->prof) - 1);
         gs_trace_host_description(r->host, sizeof r->host);
-        snprintf(r->device, sizeof r->device, "%s: %s", r->s.be->ops->name, r->s.be->device_name);
+        snprintf(r->device, sizeof r->device, "%s: %s", r->s->be->ops->name, r->s->be->device_name);
         char mem[64];
-        const gs_forward *f = &r->s.engine.fwd;
+        const gs_forward *f = &r->s->engine.fwd;
         snprintf(mem, sizeof mem, "%.1f MiB", (double)(f->weight_bytes + f->activation_bytes + f->kv_bytes) / (1 << 20));
         char *yaml = NULL;
         int ylen = gs_config_to_yaml(&r->cfg, NULL, 0);
         if (ylen >= 0 && (yaml = malloc((size_t)ylen + 1)))
             gs_config_to_yaml(&r->cfg, yaml, ylen + 1);
-        gs_ui_live live = {r, live_set_paused, live_paused, live_record, live_recording, live_failure};
+        gs_ui_live live = {r,           live_set_paused, live_paused, live_record, live_recording, live_failure,
+                           live_config, live_apply,  live_build_state};
         gs_ui_info info = {"live", r->cfg.model, r->device, mem, yaml, gs_profiler_notice(r->prof), ascii, &live};
         /* The engine thread ignores SIGINT/SIGTERM: the UI's handler sees them. */
         sigset_t block, old;
@@ -260,6 +604,13 @@ static int run_live_ui(gs_cli *cli, int ascii)
             atomic_store(&r->stop, 1);
             live_set_paused(r, 0);
             pthread_join(r->thread, NULL);
+            /* A build under way stops at its next stage (build_progress sees stop). */
+            if (r->builder_started)
+                pthread_join(r->builder, NULL);
+            if (r->next) {
+                gs_session_close(r->next);
+                free(r->next);
+            }
             if (r->decode_ns)
                 fprintf(stderr, "gptscope: live decode %.1f tokens/s over %ld tokens (%ld decode steps, UI open)\n",
                         (double)r->decode_tokens / ((double)r->decode_ns * 1e-9), r->decode_tokens, r->decode_steps);
@@ -269,8 +620,10 @@ static int run_live_ui(gs_cli *cli, int ascii)
         free(yaml);
     }
     gs_workload_runner_free(&r->wr);
+    gs_variant_quality_ref_destroy(r->qref);
     if (opened)
-        gs_session_close(&r->s);
+        gs_session_close(r->s);
+    free(r->s);
     if (r->prof)
         gs_profiler_destroy(r->prof);
     gs_store_destroy(r->store);

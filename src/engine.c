@@ -38,7 +38,13 @@ int gs_engine_init(gs_engine *e, gs_backend *be, const gs_model *m, const gs_eng
     int rc = kv_cache_init(&e->kv, n_blocks, cfg->kv_block_size, cfg->max_batch, per_seq, err);
     if (rc)
         return rc;
-    rc = gs_forward_init(&e->fwd, be, m, cfg->weight_dtype, &e->ranges, max_tokens, cfg->max_batch, n_blocks,
+    /* Logit rows: at least GS_ENGINE_MIN_LOGIT_ROWS, so a teacher-forced
+     * pass (quality.h) scores a chunk of positions per step even when the
+     * workload runs one sequence; a few MB of device memory at most. */
+    int max_rows = cfg->max_batch > GS_ENGINE_MIN_LOGIT_ROWS ? cfg->max_batch : GS_ENGINE_MIN_LOGIT_ROWS;
+    if (max_rows > max_tokens)
+        max_rows = max_tokens;
+    rc = gs_forward_init(&e->fwd, be, m, cfg->weight_dtype, &e->ranges, max_tokens, max_rows, n_blocks,
                          cfg->kv_block_size, err);
     if (rc) {
         kv_cache_destroy(&e->kv);

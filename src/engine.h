@@ -36,6 +36,8 @@ typedef struct gs_request {
     uint64_t submit_ns, first_token_ns, done_ns;
 } gs_request;
 
+#define GS_ENGINE_MIN_LOGIT_ROWS 32
+
 typedef struct gs_engine_config {
     int max_batch;           /* sequences in flight */
     int max_tokens_per_step; /* token budget of one step (chunked prefill beyond it) */

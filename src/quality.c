@@ -309,8 +309,10 @@ static void baseline_config(gs_config *bc, const gs_config *cfg, int chunk)
     /* A preset's own KV heads; a checkpoint's n_kv_head hint describes the file. */
     if (gs_preset_find(cfg->model))
         bc->shape.n_kv_head = -1;
-    /* One sequence in flight, steps of chunk tokens with logits on every row. */
-    bc->workload.batch = chunk;
+    /* One sequence in flight, steps of chunk tokens with logits on every row
+     * (the engine keeps GS_ENGINE_MIN_LOGIT_ROWS of them whatever the batch). */
+    (void)chunk;
+    bc->workload.batch = 1;
     bc->workload.prompt_len = 1;
     bc->workload.requests = 0;
     bc->workload.arrival_rate = 0;
@@ -373,9 +375,7 @@ int gs_quality_baseline_create(gs_quality_baseline **out, const gs_config *cfg, 
                                const char *token_file, gs_error *err)
 {
     *out = NULL;
-    int chunk = cfg->workload.batch < GS_QUALITY_CHUNK ? cfg->workload.batch : GS_QUALITY_CHUNK;
-    if (chunk < 1)
-        chunk = 1;
+    int chunk = GS_QUALITY_CHUNK; /* every engine has this many logit rows (engine.h) */
     gs_config bc;
     baseline_config(&bc, cfg, chunk);
     /* The file's syntax first, before any weights load; its ids are checked

@@ -100,13 +100,34 @@ int gs_session_open(gs_session *s, const gs_config *c, const gs_sampler *sampler
 
 int gs_session_open_on(gs_session *s, const gs_config *c, const gs_sampler *sampler, gs_backend *be, gs_error *err)
 {
+    return gs_session_open_progress(s, c, sampler, be, NULL, NULL, err);
+}
+
+/* Reports a stage; GS_ERR_RUNTIME (session closed) when the caller cancels. */
+static int progress(gs_session *s, gs_session_progress_fn fn, void *ctx, const char *stage, double frac,
+                    gs_error *err)
+{
+    if (!fn || !fn(ctx, stage, frac))
+        return GS_OK;
+    gs_session_close(s);
+    return gs_error_set(err, GS_ERR_RUNTIME, "cancelled");
+}
+
+int gs_session_open_progress(gs_session *s, const gs_config *c, const gs_sampler *sampler, gs_backend *be,
+                             gs_session_progress_fn fn, void *ctx, gs_error *err)
+{
     memset(s, 0, sizeof *s);
     s->cfg = *c;
     uint64_t t0 = gs_now_ns();
-    int rc = gs_session_load_model(c, &s->model, err);
+    int rc = progress(s, fn, ctx, "loading", 0.0, err);
+    if (rc)
+        return rc;
+    rc = gs_session_load_model(c, &s->model, err);
     if (rc)
         return rc;
     s->load_seconds = (double)(gs_now_ns() - t0) * 1e-9;
+    if ((rc = progress(s, fn, ctx, "transforming", 0.4, err)))
+        return rc;
     if (be) {
         s->be = be;
         s->borrowed_be = 1;
@@ -131,6 +152,8 @@ int gs_session_open_on(gs_session *s, const gs_config *c, const gs_sampler *samp
     }
     if (sampler)
         ec.sampler = *sampler;
+    if ((rc = progress(s, fn, ctx, "quantizing/uploading", 0.5, err)))
+        return rc;
     /* Prefill all of a batch's prompts in one step when they fit the budget. */
     long budget = (long)c->workload.batch * c->workload.prompt_len;
     if (budget < 64)
@@ -149,7 +172,7 @@ int gs_session_open_on(gs_session *s, const gs_config *c, const gs_sampler *samp
     s->engine.fwd.use_graphs = c->opt.cuda_graphs;
     s->engine.fwd.fuse = c->opt.fusion;
     s->engine_ready = 1;
-    return GS_OK;
+    return progress(s, fn, ctx, "ready", 1.0, err);
 }
 
 void gs_session_close(gs_session *s)

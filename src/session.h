@@ -34,4 +34,13 @@ void gs_session_close(gs_session *s);
  * CPU thread pool instead of competing for the cores. */
 int gs_session_open_on(gs_session *s, const gs_config *c, const gs_sampler *sampler, gs_backend *be, gs_error *err);
 
+/* Progress of an open, for a UI that builds a variant beside a running one:
+ * called at each stage ("loading", "transforming", "quantizing/uploading")
+ * with the fraction done so far (0..1). A nonzero return cancels the open
+ * (GS_ERR_RUNTIME "cancelled"; nothing is left allocated). */
+typedef int (*gs_session_progress_fn)(void *ctx, const char *stage, double frac);
+/* gs_session_open_on with progress (fn may be NULL). */
+int gs_session_open_progress(gs_session *s, const gs_config *c, const gs_sampler *sampler, gs_backend *be,
+                             gs_session_progress_fn fn, void *ctx, gs_error *err);
+
 #endif

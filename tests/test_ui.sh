@@ -3,7 +3,7 @@
 # replay the example trace, visit every view, search, select, zoom, step the
 # time cursor, resize (80x24 works, 60x20 says the terminal is too small),
 # quit and check the terminal came back; then live mode on the CPU with a
-# tiny model, pause, quit. TAP output. Without tmux everything is SKIPped.
+# tiny model, pause, switch toggles (apply, a refusal), quit. TAP output. Without tmux everything is SKIPped.
 #
 # Waits poll the screen until the expected text shows (with a generous cap),
 # so nothing here depends on how fast the machine is.
@@ -121,7 +121,8 @@ wait_for 'KV cache at step' && grep -q 'occupancy' "$TMP/screen"
 ok $? "KV cache: block map header and occupancy over time"
 save kv-100x30
 keys 5
-wait_for 'Optimizations of this recording' && grep -q 'weights  *fp32' "$TMP/screen"
+wait_for 'Optimizations of this recording' && grep -q 'weights  *fp32' "$TMP/screen" &&
+    grep -q 'no variant figures in this recording' "$TMP/screen"
 ok $? "toggles: the recording's optimization settings"
 save toggles-100x30
 keys 6
@@ -204,6 +205,27 @@ wait_for 'recent steps'
 ok $? "live: flame aggregates recent steps"
 keys Space
 wait_for ' LIVE'
+
+# ---- live toggles: switch attention, refuse sinks without a window ----------
+keys 5
+wait_for 'Optimization toggles' && wait_for 'current #1'
+ok $? "toggles: settings and the cost table with the baseline column"
+grep -q 'not measured' "$TMP/screen" && grep -q 'n/a (no device metrics)' "$TMP/screen"
+ok $? "toggles: unmeasured quality and DRAM say so instead of a figure"
+keys j j j j Enter
+wait_for 'pending: attention='
+ok $? "toggles: Enter steps attention; the pending line shows it"
+keys a
+wait_for 'variant 2 running: attention=' && wait_for 'current #2'
+ok $? "toggles: a builds the variant, swaps it in, the cost table gets its column"
+wait_for 'toggled at step [0-9]+: attention='
+ok $? "toggles: the switch is in the variant history (a toggle marker in the store)"
+keys j j j Enter a
+wait_for 'refused, the running variant stays: optimizations.sinks'
+ok $? "toggles: sinks without a window is refused in one line naming the option"
+grep -q 'current #2' "$TMP/screen" && grep -q 'sinks  *0' "$TMP/screen" && grep -q ' LIVE' "$TMP/screen"
+ok $? "toggles: after the refusal the running variant stays and keeps running"
+save toggles-live-100x30
 keys q
 wait_for 'GS-EXITED 0'
 ok $? "live: q quits with status 0"

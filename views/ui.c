@@ -24,8 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "toggles.h"
 #include "widgets.h"
 #include "../traces/export.h"
+
+_Static_assert(GS_UI_VSTATS == GS_VS_COUNT, "gs_ui_variant holds every variant figure");
 
 #define REFRESH_MS 100
 
@@ -85,7 +88,8 @@ void gs_ui_message(gs_ui *ui, const char *fmt, ...)
 
 /* ---- the per-step index ---- */
 
-enum { K_UNCHECKED = 0, K_NONE, K_TPS, K_TOKENS, K_KV_USED, K_KV_FREE, K_FRAG, K_DRAM, K_METRICS_STEP };
+enum { K_UNCHECKED = 0, K_NONE, K_TPS, K_TOKENS, K_KV_USED, K_KV_FREE, K_FRAG, K_DRAM, K_METRICS_STEP,
+       K_V_TOGGLE, K_V_RUNNING, K_V_HISTORY, K_VSTAT0 /* + GS_VS_* */ };
 
 static int name_kind(gs_ui *ui, uint32_t id)
 {
@@ -110,6 +114,10 @@ static int name_kind(gs_ui *ui, uint32_t id)
         else if (!strcmp(s, "kv.fragmentation")) k = K_FRAG;
         else if (!strncmp(s, "dram__bytes_", 12)) k = K_DRAM;
         else if (!strcmp(s, "metrics step")) k = K_METRICS_STEP;
+        else if (!strncmp(s, GS_VARIANT_TOGGLE, strlen(GS_VARIANT_TOGGLE))) k = K_V_TOGGLE;
+        else if (!strncmp(s, GS_VARIANT_RUNNING, strlen(GS_VARIANT_RUNNING))) k = K_V_RUNNING;
+        else if (!strncmp(s, GS_VARIANT_HISTORY, strlen(GS_VARIANT_HISTORY))) k = K_V_HISTORY;
+        else if (gs_vstat_find(s) >= 0) k = K_VSTAT0 + gs_vstat_find(s);
         ui->ix.counter_kind[id] = (uint8_t)k;
     }
     return ui->ix.counter_kind[id];
@@ -170,6 +178,58 @@ static gs_ui_step *step_entry(gs_ui *ui, int64_t s, int create)
     return e;
 }
 
+/* ---- variants (toggles) ---- */
+
+const gs_ui_variant *gs_ui_variant_by_id(const gs_ui *ui, int id)
+{
+    for (int i = 0; i < ui->ix.n_variants; i++)
+        if (ui->ix.variants[i].id == id)
+            return &ui->ix.variants[i];
+    return NULL;
+}
+
+static gs_ui_variant *variant_entry(gs_ui *ui, int id)
+{
+    gs_ui_index *ix = &ui->ix;
+    for (int i = 0; i < ix->n_variants; i++)
+        if (ix->variants[i].id == id)
+            return &ix->variants[i];
+    if (id <= 0 || ix->n_variants == GS_UI_MAX_VARIANTS)
+        return NULL;
+    gs_ui_variant *v = &ix->variants[ix->n_variants++];
+    memset(v, 0, sizeof *v);
+    v->id = id;
+    v->start_step = -1;
+    return v;
+}
+
+static void index_variant_marker(gs_ui *ui, const gs_event *ev, int kind)
+{
+    gs_ui_variant *v = variant_entry(ui, (int)ev->value);
+    if (!v)
+        return;
+    v->summary = ev->name; /* "toggle weights=..." : the view skips the first word */
+    v->named = 1;
+    v->toggled |= kind == K_V_TOGGLE || v->id > 1; /* every variant after the first came from a switch */
+    if (kind == K_V_HISTORY)
+        return;
+    if (v->start_step < 0)
+        v->start_step = ev->step + 1;
+    ui->ix.cur_variant = (int)(v - ui->ix.variants);
+}
+
+/* The variant that ran step s: the latest to start at or before it. */
+static gs_ui_variant *variant_of_step(gs_ui *ui, int64_t s)
+{
+    gs_ui_variant *best = NULL;
+    for (int i = 0; i < ui->ix.n_variants; i++) {
+        gs_ui_variant *v = &ui->ix.variants[i];
+        if (v->start_step >= 0 && v->start_step <= s && (!best || v->start_step >= best->start_step))
+            best = v;
+    }
+    return best;
+}
+
 static int index_event(void *ctx, uint64_t index, const gs_event *ev)
 {
     gs_ui *ui = ctx;
@@ -198,9 +258,20 @@ static int index_event(void *ctx, uint64_t index, const gs_event *ev)
             st->dur_ns = ev->dur_ns;
         }
         break;
-    case GS_EV_COUNTER:
+    case GS_EV_COUNTER: {
+        int nk = name_kind(ui, ev->name);
+        if (nk >= K_VSTAT0 && nk < K_VSTAT0 + GS_VS_COUNT) {
+            gs_ui_variant *v = variant_entry(ui, (int)ev->aux);
+            if (v) {
+                v->v[nk - K_VSTAT0] = ev->value;
+                v->have |= 1u << (nk - K_VSTAT0);
+                if (nk - K_VSTAT0 == GS_VS_FIRST_STEP)
+                    v->start_step = (int64_t)ev->value;
+            }
+            break;
+        }
         if (ev->step >= 0 && (st = step_entry(ui, ev->step, 0))) {
-            switch (name_kind(ui, ev->name)) {
+            switch (nk) {
             case K_TPS: st->tps = ev->value; break;
             case K_TOKENS: st->tokens = ev->value; break;
             case K_KV_USED: st->kv_used = ev->value; break;
@@ -210,10 +281,15 @@ static int index_event(void *ctx, uint64_t index, const gs_event *ev)
             }
         }
         break;
-    case GS_EV_MARKER:
-        if (name_kind(ui, ev->name) == K_METRICS_STEP && ev->step >= 0 && (st = step_entry(ui, ev->step, 1)))
+    }
+    case GS_EV_MARKER: {
+        int mk = name_kind(ui, ev->name);
+        if (mk == K_METRICS_STEP && ev->step >= 0 && (st = step_entry(ui, ev->step, 1)))
             st->metrics = 1;
+        else if (mk == K_V_TOGGLE || mk == K_V_RUNNING || mk == K_V_HISTORY)
+            index_variant_marker(ui, ev, mk);
         break;
+    }
     case GS_EV_KERNEL:
     case GS_EV_MEMCPY:
     case GS_EV_MEMSET: {
@@ -248,8 +324,15 @@ static int index_event(void *ctx, uint64_t index, const gs_event *ev)
         ix->n_metrics++;
         if (ev->step >= 0 && (st = step_entry(ui, ev->step, 0))) {
             st->metric_events++;
-            if (name_kind(ui, ev->name) == K_DRAM)
+            if (name_kind(ui, ev->name) == K_DRAM) {
+                gs_ui_variant *v = variant_of_step(ui, ev->step);
+                if (v) {
+                    if (st->dram_bytes == 0)
+                        v->dram_tokens += st->tokens; /* the step's first DRAM figure */
+                    v->dram_bytes += ev->value;
+                }
                 st->dram_bytes += ev->value;
+            }
         }
         break;
     case GS_EV_KV_BLOCKS:
@@ -545,6 +628,7 @@ static gs_ui *ui_new(gs_event_store *store, const gs_ui_info *info)
     ui->follow = ui->live;
     ui->cursor_step = -1;
     ui->ix.pend_step = -1;
+    ui->ix.cur_variant = -1;
     gs_view_timeline_init(&ui->views[GS_VIEW_TIMELINE]);
     gs_view_flame_init(&ui->views[GS_VIEW_FLAME]);
     gs_view_memory_init(&ui->views[GS_VIEW_MEMORY]);

@@ -13,8 +13,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "config.h"
 #include "event_store.h"
 #include "status.h"
+
+/* Where a live run's variant build stands (toggles view). */
+typedef struct gs_ui_build {
+    int building;          /* a variant is being built beside the running one */
+    char stage[48];        /* "loading", "quantizing/uploading", "measuring quality" */
+    double frac;           /* 0..1 */
+    unsigned long seq;     /* counts finished builds (ready, failed or cancelled) */
+    int failed;            /* the last one failed: msg is the one line naming the option */
+    char msg[256];         /* "variant 2 running: window=64" or why it failed */
+} gs_ui_build;
 
 /* What a live run lets the UI do. Every call is cheap and never blocks on
  * the engine: the engine thread picks requests up between steps. */
@@ -28,6 +39,12 @@ typedef struct gs_ui_live {
     const char *(*recording)(void *ctx, char *msg, int cap);
     /* The engine's error (it stopped), or NULL. */
     const char *(*failure)(void *ctx);
+    /* The running variant's configuration, and the model's query heads. */
+    void (*config)(void *ctx, gs_config *out, int *n_head);
+    /* Builds want beside the running variant (which keeps running) and swaps
+     * it in between steps. GS_OK, or one line in msg: a build is under way. */
+    int (*apply)(void *ctx, const gs_config *want, char *msg, int cap);
+    void (*build_state)(void *ctx, gs_ui_build *out);
 } gs_ui_live;
 
 typedef struct gs_ui_info {
@@ -84,6 +101,21 @@ typedef struct gs_ui_step {
     uint64_t ev_first, ev_last;
 } gs_ui_step;
 
+/* A variant of the live run (or of the recorded one), from its marker and
+ * variant.* counters (src/toggles.h); kept for the whole run. */
+#define GS_UI_MAX_VARIANTS 64
+#define GS_UI_VSTATS 10 /* GS_VS_COUNT */
+typedef struct gs_ui_variant {
+    int id;                  /* 1 = the baseline */
+    uint32_t summary;        /* string id: "toggle weights=fp32 kv=fp32 ..." (when named) */
+    int named;
+    int64_t start_step;      /* first step it ran in the store (-1: not seen running) */
+    int toggled;             /* began with a toggle (a switch, not the first variant) */
+    double v[GS_UI_VSTATS];
+    unsigned have;           /* bit i: v[i] was recorded */
+    double dram_bytes, dram_tokens; /* measured DRAM traffic over its metrics steps */
+} gs_ui_variant;
+
 typedef struct gs_ui_index {
     uint64_t scanned;           /* events looked at so far (absolute index) */
     uint64_t t_first, t_last;   /* over everything seen */
@@ -99,6 +131,9 @@ typedef struct gs_ui_index {
     uint64_t scanning;          /* the event being indexed */
     int hint;                   /* position of the last older step looked up */
     uint32_t n_kind;
+    gs_ui_variant variants[GS_UI_MAX_VARIANTS];
+    int n_variants;
+    int cur_variant;            /* index of the running one (-1 none) */
 } gs_ui_index;
 
 struct gs_ui;
@@ -159,6 +194,9 @@ void gs_ui_offscreen_key(gs_ui *ui, int ch);           /* as if typed */
 /* One turn of the loop; repaint: every cell written, not just the changed ones. */
 void gs_ui_offscreen_frame(gs_ui *ui, int repaint, gs_ui_frame_ns *t);
 void gs_ui_offscreen_close(gs_ui *ui);
+
+/* The variant with number id, or NULL. */
+const gs_ui_variant *gs_ui_variant_by_id(const gs_ui *ui, int id);
 
 /* The step entry of step s, or NULL. */
 const gs_ui_step *gs_ui_step_at(const gs_ui *ui, int64_t s);

@@ -27,7 +27,10 @@ static const key_row keys[] = {
     {"+  -", "zoom in / out (around the selection)", "timeline, flame"},
     {"Enter", "drill in: zoom to the selected item / frame", "timeline, flame"},
     {"Backspace", "back: whole step (timeline), parent frame (flame)", "timeline, flame"},
-    {"Esc", "clear the selection / cancel the search", "views"},
+    {"Esc", "clear the selection / cancel the search; discard pending toggles", "views"},
+    {"Up Down  k j", "move between the settings", "toggles (live)"},
+    {"Left Right h l + - Enter", "step the setting's value (pending until applied)", "toggles (live)"},
+    {"a", "apply the pending set: built beside the running variant, then swapped in", "toggles (live)"},
     {"mouse click", "select what is under the pointer; a tab switches view", "views"},
     {"mouse wheel", "zoom in / out at the pointer", "timeline, flame"},
 };

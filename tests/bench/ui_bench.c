@@ -353,7 +353,7 @@ int main(int argc, char **argv)
     }
 
     /* Live: a fresh store per view (N events), then live_batch more before each frame. */
-    gs_ui_live live = {NULL, live_set_paused, live_paused, live_record, live_recording, live_failure};
+    gs_ui_live live = {NULL, live_set_paused, live_paused, live_record, live_recording, live_failure, NULL, NULL, NULL};
     gs_ui_info linfo = info;
     linfo.source = "live";
     linfo.live = &live;
