@@ -38,8 +38,8 @@ int gs_engine_init(gs_engine *e, gs_backend *be, const gs_model *m, const gs_eng
     int rc = kv_cache_init(&e->kv, n_blocks, cfg->kv_block_size, cfg->max_batch, per_seq, err);
     if (rc)
         return rc;
-    rc = gs_forward_init(&e->fwd, be, m, cfg->weight_dtype, &e->ranges, max_tokens, cfg->max_batch, n_blocks,
-                         cfg->kv_block_size, err);
+    rc = gs_forward_init_kv(&e->fwd, be, m, cfg->weight_dtype, cfg->kv_dtype, &e->ranges, max_tokens,
+                            cfg->max_batch, n_blocks, cfg->kv_block_size, err);
     if (rc) {
         kv_cache_destroy(&e->kv);
         return rc;
