@@ -18,6 +18,7 @@ enum {
     OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
     OPT_STEPS, OPT_SECONDS, OPT_PROFILE, OPT_REMEASURE_PEAKS,
     OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX, OPT_METRICS_SET, OPT_TRACE_EVERY, OPT_CPU_COUNTERS,
+    OPT_KV,
 };
 
 typedef struct opt_doc {
@@ -54,6 +55,7 @@ static const opt_doc table[] = {
     {{"metrics-set", required_argument, NULL, OPT_METRICS_SET}, GS_OPTS_COLLECT, "full|fast", "full: with the L2 hit rate (two passes); fast: one pass, sampled steps far cheaper"},
     {{"cpu-counters", required_argument, NULL, OPT_CPU_COUNTERS}, GS_OPTS_COLLECT, "on|off", "per-op LLC and cache counters through perf_event_open (CPU backend, where the kernel exposes a PMU)"},
     {{"nvtx", required_argument, NULL, OPT_NVTX}, GS_OPTS_COLLECT, "on|off", "NVTX ranges for Nsight Systems (CUDA)"},
+    {{"kv", required_argument, NULL, OPT_KV}, GS_OPTS_COMMON, "fp32|fp16|int8|fp8", "KV-cache precision (optimizations.kv; fp8 on the cuda backend only)"},
     {{"help", no_argument, NULL, OPT_HELP}, 0, NULL, "show this help"},
 };
 #define N_OPTS (int)(sizeof table / sizeof table[0])
@@ -306,6 +308,9 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
         case OPT_METRICS_EVERY:
             rc = parse_long(command, "metrics-every", optarg, 0, 1L << 30, &lv, err);
             cli->metrics_every = (int)lv;
+            break;
+        case OPT_KV: /* through the key table: the YAML key's own check and message */
+            rc = gs_config_set(cfg, "optimizations.kv", optarg, err);
             break;
         default:
             break;
