@@ -1,5 +1,6 @@
 // attention.cu - the CUDA twins of kernels/cpu/attention.c: the KV store and
-// causal attention over the paged KV cache, fp32 data and fp32 math.
+// causal attention over the paged KV cache, fp32/fp16/int8/fp8 cache elements
+// and fp32 math.
 //
 // Versions (a->variant picks; the test checks both against cpu_attention_ref):
 //   kv_store_kernel        one thread per (token, kv element): copies k and v of
@@ -70,6 +71,19 @@
 // see are ever read from the cache, so a block-table entry for a block that
 // has fallen out of every window may hold anything (the test points such
 // entries at a never-written, all-NaN block).
+//
+// KV element types (a->kv_dtype, kv_format.h): every kernel is a template on
+// the type KT. kv_store encodes as cpu_kv_store does, bit for bit (fp16 and
+// fp8 through kv_format.h's conversions, int8 with one warp per token and KV
+// head reducing max|x| for the scale). The attention kernels decode in
+// registers where they load: the naive kernels per element, the fused ones in
+// fl_load_tile, which for fp16/int8/fp8 replaces cp.async with plain 8- or
+// 4-byte loads of four elements and stores the decoded floats in the shared
+// tile the fp32 path fills (a per-block working tile, as in fp32, never a
+// dequantized copy of the cache); past the load everything is the fp32 code.
+// The fp32 instantiations are unchanged. The quantized loads are synchronous
+// (not overlapped with compute the way cp.async is): their speed on an H100
+// is not measured yet.
 //
 // Accuracy: all sums in float; expf (not __expf: the build has no fast math);
 // the test holds every variant to 1e-5 relative norm error against the double
