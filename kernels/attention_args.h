@@ -8,9 +8,14 @@
  * window of the last `window` positions plus the first `n_sink` positions.
  * The KV cache of one layer is [n_blocks][block_size][kv_dim]; position p of a
  * sequence lives in block block_tables[row][p / block_size], offset
- * p % block_size. All index arrays live where the backend's memory lives. */
+ * p % block_size. All index arrays live where the backend's memory lives.
+ * The cache elements are kv_dtype (kv_format.h): fp32, fp16, int8 with a
+ * scale per (slot, KV head) in k_scale/v_scale, or fp8 e4m3; kernels
+ * dequantize on load, the arithmetic stays fp32. */
 #ifndef GS_ATTENTION_ARGS_H
 #define GS_ATTENTION_ARGS_H
+
+#include "kv_format.h"
 
 typedef struct gs_attn_args {
     int n_tokens;
@@ -25,6 +30,8 @@ typedef struct gs_attn_args {
     int window;              /* 0: attend to every earlier position */
     int n_sink;              /* with a window: the first n_sink positions stay visible */
     int variant;             /* GS_ATTN_NAIVE or GS_ATTN_FUSED (backends without a fused path run naive) */
+    int kv_dtype;            /* GS_KV_F32 (0, what a zeroed struct means), F16, I8 or FP8 */
+    const float *k_scale, *v_scale; /* GS_KV_I8 only: [slots][n_kv_head] */
 } gs_attn_args;
 
 enum { GS_ATTN_NAIVE = 0, GS_ATTN_FUSED = 1 };

@@ -59,10 +59,14 @@ typedef struct gs_backend_ops {
     void (*swiglu)(gs_backend *be, float *up, const float *gate, long count);
     void (*rope)(gs_backend *be, float *qkv, const int *pos, int n, int qkv_stride, int n_head,
                  int n_kv_head, int head_dim, float theta);
-    void (*kv_store)(gs_backend *be, float *k_cache, float *v_cache, const float *qkv,
-                     const int *slot, int n, int qkv_stride, int q_dim, int kv_dim);
-    void (*attention)(gs_backend *be, float *out, const float *qkv, const float *k_cache,
-                      const float *v_cache, const gs_attn_args *a);
+    /* The caches hold kv_dtype elements (kernels/kv_format.h); k_scale and
+     * v_scale ([slots][kv_dim / head_dim]) only for GS_KV_I8, else NULL. */
+    void (*kv_store)(gs_backend *be, void *k_cache, void *v_cache, float *k_scale, float *v_scale,
+                     int kv_dtype, const float *qkv, const int *slot, int n, int qkv_stride, int q_dim,
+                     int kv_dim, int head_dim);
+    /* a->kv_dtype (and a->k_scale/v_scale) say how to read the caches. */
+    void (*attention)(gs_backend *be, float *out, const float *qkv, const void *k_cache,
+                      const void *v_cache, const gs_attn_args *a);
     void (*residual_add)(gs_backend *be, float *x, const float *y, long count);
     /* Fused: x += y, then out = norm(x) (RMSNorm when rms, else LayerNorm with
      * bias b). Optional (NULL: the forward pass runs the pair unfused). */

@@ -137,14 +137,16 @@ static void op_rope(gs_backend *be, float *qkv, const int *pos, int n, int qkv_s
     cpu_rope(POOL(be), qkv, pos, n, qkv_stride, n_head, n_kv_head, head_dim, theta);
 }
 
-static void op_kv_store(gs_backend *be, float *k_cache, float *v_cache, const float *qkv,
-                        const int *slot, int n, int qkv_stride, int q_dim, int kv_dim)
+static void op_kv_store(gs_backend *be, void *k_cache, void *v_cache, float *k_scale, float *v_scale,
+                        int kv_dtype, const float *qkv, const int *slot, int n, int qkv_stride, int q_dim,
+                        int kv_dim, int head_dim)
 {
-    cpu_kv_store(k_cache, v_cache, qkv, slot, n, qkv_stride, q_dim, kv_dim);
+    cpu_kv_store(k_cache, v_cache, k_scale, v_scale, kv_dtype, qkv, slot, n, qkv_stride, q_dim, kv_dim,
+                 head_dim);
 }
 
-static void op_attention(gs_backend *be, float *out, const float *qkv, const float *k_cache,
-                         const float *v_cache, const gs_attn_args *a)
+static void op_attention(gs_backend *be, float *out, const float *qkv, const void *k_cache,
+                         const void *v_cache, const gs_attn_args *a)
 {
     cpu_attention(POOL(be), out, qkv, k_cache, v_cache, a);
 }

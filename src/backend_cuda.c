@@ -334,14 +334,15 @@ static void op_rope(gs_backend *be, float *qkv, const int *pos, int n, int qkv_s
                  cuda_rope(qkv, pos, n, qkv_stride, n_head, n_kv_head, head_dim, theta, IMPL(be)->stream));
 }
 
-static void op_kv_store(gs_backend *be, float *k_cache, float *v_cache, const float *qkv, const int *slot, int n,
-                        int qkv_stride, int q_dim, int kv_dim)
+static void op_kv_store(gs_backend *be, void *k_cache, void *v_cache, float *k_scale, float *v_scale, int kv_dtype,
+                        const float *qkv, const int *slot, int n, int qkv_stride, int q_dim, int kv_dim, int head_dim)
 {
     check_kernel(be, "kv_store",
-                 cuda_kv_store(k_cache, v_cache, qkv, slot, n, qkv_stride, q_dim, kv_dim, IMPL(be)->stream));
+                 cuda_kv_store(k_cache, v_cache, k_scale, v_scale, kv_dtype, qkv, slot, n, qkv_stride, q_dim, kv_dim,
+                               head_dim, IMPL(be)->stream));
 }
 
-static void op_attention(gs_backend *be, float *out, const float *qkv, const float *k_cache, const float *v_cache,
+static void op_attention(gs_backend *be, float *out, const float *qkv, const void *k_cache, const void *v_cache,
                          const gs_attn_args *a)
 {
     cuda_impl *c = IMPL(be);

@@ -169,7 +169,9 @@ static int profile_end(bench_profile *bp, gs_session *s, int remeasure)
     gs_cost_config cost = {
         .shape = s->model.shape,
         .weight_dtype = s->engine.fwd.w.wdt,
-        .kv_elem_bytes = (int)sizeof(float), /* the KV cache holds fp32 today */
+        /* Element bytes of the cache as allocated (the int8 scales, 4/head_dim
+         * of a byte per element, are left out of the per-op model). */
+        .kv_elem_bytes = (int)gs_kv_elem_size(s->engine.fwd.kv_dtype),
         .attn_variant = s->engine.fwd.attn_variant,
         .fused = s->engine.fwd.fuse && s->be->ops->residual_norm,
     };
@@ -413,7 +415,9 @@ int cmd_bench(int argc, char **argv)
                n_req, r.prefill_tokens, r.prefill_s, prefill_tps, r.decode_tokens, r.decode_s, decode_tps,
                ms_per_step, r.weight_bytes, r.kv_bytes, r.act_bytes, r.bw_gbs, r.gflops, decode_floor_ms,
                prefill_floor_tps, r.metrics_steps, r.metrics_tokens, r.metrics_s);
-        printf(",\"kv_bytes_per_token\":%zu", gs_forward_kv_bytes_per_token(sh));
+        /* The KV precision and what a token costs in it (int8 scales included). */
+        printf(",\"kv\":\"%s\",\"kv_bytes_per_token\":%zu", gs_kv_dtype_name(s.engine.fwd.kv_dtype),
+               gs_forward_kv_bytes_per_token(sh, s.engine.fwd.kv_dtype));
         quality_json(&bq);
         if (prof.built) {
             printf(",\"profile\":");
@@ -454,7 +458,7 @@ int cmd_bench(int argc, char **argv)
         printf("\n");
         printf("memory   weights %.1f MiB, KV cache %.1f MiB (%zu bytes/token), activations %.1f MiB\n\n",
                (double)r.weight_bytes / (1 << 20), (double)r.kv_bytes / (1 << 20),
-               gs_forward_kv_bytes_per_token(sh), (double)r.act_bytes / (1 << 20));
+               gs_forward_kv_bytes_per_token(sh, s.engine.fwd.kv_dtype), (double)r.act_bytes / (1 << 20));
         quality_print(&bq, &cli);
         if (prof.built)
             gs_profile_report_print(stdout, &prof.report);

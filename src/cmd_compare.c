@@ -327,7 +327,7 @@ static int compare_live(const cmp_opts *o)
         variant_fingerprint(&v[k]);
         const gs_forward *fw = &v[k].s.engine.fwd;
         src[k] = (gs_cmp_source){v[k].label, v[k].store, 1, (double)fw->weight_bytes, (double)fw->kv_bytes,
-                                 (double)gs_forward_kv_bytes_per_token(&v[k].s.model.shape)};
+                                 (double)gs_forward_kv_bytes_per_token(&v[k].s.model.shape, fw->kv_dtype)};
         stores[k] = v[k].store;
         snprintf(v[k].pname, sizeof v[k].pname, "%s: %s", k ? "B" : "A", v[k].file);
         infos[k] = (gs_export_info){v[k].pname, v[k].s.be->device_name, k + 1};

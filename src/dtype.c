@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "kv_format.h"
 #include "quant_layout.h"
 
 size_t gs_dtype_size(gs_dtype dt)
@@ -109,3 +110,14 @@ uint16_t gs_f32_to_f16(float f)
         q++; /* a carry into the exponent is the right answer */
     return (uint16_t)(sign | q);
 }
+
+/* The KV-cache formats: the kernels' own inline conversions (kv_format.h),
+ * so host, CPU kernels and CUDA kernels encode alike. */
+const char *gs_kv_dtype_name(int kv_dtype)
+{
+    static const char *const names[GS_KV_N_DTYPES] = {"fp32", "fp16", "int8", "fp8"};
+    return (unsigned)kv_dtype < GS_KV_N_DTYPES ? names[kv_dtype] : "?";
+}
+
+uint8_t gs_f32_to_e4m3(float f) { return gs_kv_f32_to_e4m3(f); }
+float gs_e4m3_to_f32(uint8_t b) { return gs_kv_e4m3_to_f32(b); }

@@ -36,4 +36,11 @@ float gs_bf16_to_f32(uint16_t h);
 uint16_t gs_f32_to_f16(float f);  /* round to nearest even */
 uint16_t gs_f32_to_bf16(float f); /* round to nearest even */
 
+/* KV-cache element types (GS_KV_*, kernels/kv_format.h). */
+const char *gs_kv_dtype_name(int kv_dtype); /* "fp32", "fp16", "int8", "fp8" */
+/* fp8 e4m3 (OCP): round to nearest even, saturating at +-448 (infinities
+ * too), subnormals kept, NaN -> 0x7f; decoding is exact (0x7f/0xff: NaN). */
+uint8_t gs_f32_to_e4m3(float f);
+float gs_e4m3_to_f32(uint8_t b);
+
 #endif

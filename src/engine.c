@@ -44,8 +44,8 @@ int gs_engine_init(gs_engine *e, gs_backend *be, const gs_model *m, const gs_eng
     int max_rows = cfg->max_batch > GS_ENGINE_MIN_LOGIT_ROWS ? cfg->max_batch : GS_ENGINE_MIN_LOGIT_ROWS;
     if (max_rows > max_tokens)
         max_rows = max_tokens;
-    rc = gs_forward_init(&e->fwd, be, m, cfg->weight_dtype, &e->ranges, max_tokens, max_rows, n_blocks,
-                         cfg->kv_block_size, err);
+    rc = gs_forward_init_kv(&e->fwd, be, m, cfg->weight_dtype, cfg->kv_dtype, &e->ranges, max_tokens, max_rows,
+                            n_blocks, cfg->kv_block_size, err);
     if (rc) {
         kv_cache_destroy(&e->kv);
         return rc;

@@ -46,6 +46,7 @@ typedef struct gs_engine_config {
     gs_sampler sampler;
     uint64_t seed;
     gs_dtype weight_dtype;   /* precision of the weight matrices on the backend */
+    int kv_dtype;            /* KV-cache element type, GS_KV_F32 (0, the default) .. GS_KV_FP8 */
 } gs_engine_config;
 
 typedef struct gs_step_info {

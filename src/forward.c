@@ -29,9 +29,10 @@ void gs_forward_set_progress(gs_forward_progress_fn fn, void *ctx)
 #define OP_BEGIN(f, name, layer) gs_range_begin((f)->ranges, GS_RANGE_OP, (name), (layer))
 #define OP_END(f, name) gs_range_end((f)->ranges, GS_RANGE_OP, (name))
 
-size_t gs_forward_kv_bytes_per_token(const gs_model_shape *s)
+size_t gs_forward_kv_bytes_per_token(const gs_model_shape *s, int kv_dtype)
 {
-    return (size_t)2 * (size_t)s->n_layer * (size_t)gs_shape_kv_dim(s) * sizeof(float);
+    return (size_t)2 * (size_t)s->n_layer * (size_t)s->n_kv_head *
+           gs_kv_token_head_bytes(kv_dtype, gs_shape_head_dim(s));
 }
 
 /* Allocates or records the failure; callers check *failed once at the end. */
@@ -185,7 +186,16 @@ static int place_weights(gs_forward *f, const gs_model *m, gs_dtype wdt, size_t 
 int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtype wdt, gs_ranges *ranges,
                     int max_tokens, int max_rows, int n_blocks, int block_size, gs_error *err)
 {
+    return gs_forward_init_kv(f, be, m, wdt, GS_KV_F32, ranges, max_tokens, max_rows, n_blocks, block_size, err);
+}
+
+int gs_forward_init_kv(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtype wdt, int kv_dtype,
+                       gs_ranges *ranges, int max_tokens, int max_rows, int n_blocks, int block_size,
+                       gs_error *err)
+{
     memset(f, 0, sizeof *f);
+    if (kv_dtype < 0 || kv_dtype >= GS_KV_N_DTYPES)
+        return gs_error_set(err, GS_ERR_INPUT, "KV-cache element type %d unknown", kv_dtype);
     const gs_model_shape *s = &m->shape;
     f->graph_salt = atomic_fetch_add(&forward_count, 1) + 1;
     f->be = be;
@@ -222,16 +232,26 @@ int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtype w
     f->d_logit_rows = take(f, (size_t)max_rows * sizeof(int), &f->activation_bytes, &missing);
     f->d_tables = take(f, (size_t)max_rows * (size_t)f->max_blocks_per_seq * sizeof(int),
                        &f->activation_bytes, &missing);
-    f->k_cache = calloc((size_t)s->n_layer, sizeof(float *));
-    f->v_cache = calloc((size_t)s->n_layer, sizeof(float *));
-    if (!f->k_cache || !f->v_cache) {
+    /* The cache at its element size; int8 adds a float scale per (slot, KV head). */
+    int i8 = kv_dtype == GS_KV_I8;
+    f->kv_dtype = kv_dtype;
+    f->k_cache = calloc((size_t)s->n_layer, sizeof(void *));
+    f->v_cache = calloc((size_t)s->n_layer, sizeof(void *));
+    f->k_scale = i8 ? calloc((size_t)s->n_layer, sizeof(float *)) : NULL;
+    f->v_scale = i8 ? calloc((size_t)s->n_layer, sizeof(float *)) : NULL;
+    if (!f->k_cache || !f->v_cache || (i8 && (!f->k_scale || !f->v_scale))) {
         gs_forward_destroy(f);
         return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory for the KV-cache pointers");
     }
-    size_t layer_kv = (size_t)n_blocks * (size_t)block_size * (size_t)gs_shape_kv_dim(s) * sizeof(float);
+    size_t slots = (size_t)n_blocks * (size_t)block_size;
+    size_t layer_kv = slots * (size_t)gs_shape_kv_dim(s) * gs_kv_elem_size(kv_dtype);
     for (int l = 0; l < s->n_layer; l++) {
         f->k_cache[l] = take(f, layer_kv, &f->kv_bytes, &missing);
         f->v_cache[l] = take(f, layer_kv, &f->kv_bytes, &missing);
+        if (i8) {
+            f->k_scale[l] = take(f, slots * (size_t)s->n_kv_head * sizeof(float), &f->kv_bytes, &missing);
+            f->v_scale[l] = take(f, slots * (size_t)s->n_kv_head * sizeof(float), &f->kv_bytes, &missing);
+        }
     }
     if (missing) {
         size_t need = f->weight_bytes + f->activation_bytes + f->kv_bytes, weights = f->weight_bytes;
@@ -262,9 +282,15 @@ void gs_forward_destroy(gs_forward *f)
             be->ops->free(be, f->k_cache[l]);
         if (f->v_cache[l])
             be->ops->free(be, f->v_cache[l]);
+        if (f->k_scale && f->k_scale[l])
+            be->ops->free(be, f->k_scale[l]);
+        if (f->v_scale && f->v_scale[l])
+            be->ops->free(be, f->v_scale[l]);
     }
     free(f->k_cache);
     free(f->v_cache);
+    free(f->k_scale);
+    free(f->v_scale);
     free(f->w.layers);
     memset(f, 0, sizeof *f);
 }
@@ -315,6 +341,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         .max_blocks_per_seq = f->max_blocks_per_seq, .max_pos = max_pos,
         .token_seq = f->d_seq, .token_pos = f->d_pos, .block_tables = f->d_tables,
         .window = f->window, .n_sink = f->n_sink, .variant = f->attn_variant,
+        .kv_dtype = f->kv_dtype,
     };
     /* Decode-shaped steps are recorded once per shape as a CUDA graph and
      * replayed untouched: the ~150 launches of a step then cost one. What the
@@ -324,7 +351,9 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
      * and the context rounded up to a power of two (kernels mask positions a
      * token cannot see, so a larger bound only adds idle blocks). Host ranges
      * inside a recording time the recording; a replayed step has one op,
-     * graph_replay, which launched all its kernels. */
+     * graph_replay, which launched all its kernels. The KV element type
+     * picks kernels too but needs no key bit: it is fixed when the forward
+     * pass is made, and the salt below keeps each pass's graphs its own. */
     int graphed = f->use_graphs && op->graph_begin && op->graph_end && n <= GS_GRAPH_MAX_TOKENS;
     uint64_t graph_key = 0;
     if (graphed) {
@@ -388,8 +417,12 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             OP_END(f, "rope");
         }
         OP_BEGIN(f, "kv_store", l);
-        op->kv_store(be, f->k_cache[l], f->v_cache[l], f->qkv, f->d_slot, n, qkv_dim, C, kv_dim);
+        float *ksc = f->k_scale ? f->k_scale[l] : NULL, *vsc = f->v_scale ? f->v_scale[l] : NULL;
+        op->kv_store(be, f->k_cache[l], f->v_cache[l], ksc, vsc, f->kv_dtype, f->qkv, f->d_slot, n, qkv_dim, C,
+                     kv_dim, hd);
         OP_END(f, "kv_store");
+        aa.k_scale = ksc;
+        aa.v_scale = vsc;
         OP_BEGIN(f, "attention", l);
         op->attention(be, f->att, f->qkv, f->k_cache[l], f->v_cache[l], &aa);
         OP_END(f, "attention");

@@ -59,7 +59,12 @@ typedef struct gs_forward {
     /* activations */
     float *x, *xn, *qkv, *att, *h_up, *h_gate, *gathered, *logits;
     int *d_tokens, *d_pos, *d_seq, *d_slot, *d_tables, *d_logit_rows;
-    float **k_cache, **v_cache; /* [n_layer] each [n_blocks*block_size][kv_dim] */
+    /* [n_layer] each [n_blocks*block_size][kv_dim] of kv_dtype elements
+     * (kernels/kv_format.h); for GS_KV_I8 also k_scale/v_scale [n_layer] each
+     * [n_blocks*block_size][n_kv_head] floats, else NULL. Fixed at init. */
+    int kv_dtype;
+    void **k_cache, **v_cache;
+    float **k_scale, **v_scale;
     size_t weight_bytes, activation_bytes, kv_bytes;
 } gs_forward;
 
@@ -68,6 +73,11 @@ typedef struct gs_forward {
  * Out of memory: GS_ERR_RUNTIME naming the bytes needed and free. */
 int gs_forward_init(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtype wdt, gs_ranges *ranges,
                     int max_tokens, int max_rows, int n_blocks, int block_size, gs_error *err);
+/* The same with a KV cache of kv_dtype elements (GS_KV_F32/F16/I8/FP8);
+ * gs_forward_init is this with GS_KV_F32. */
+int gs_forward_init_kv(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtype wdt, int kv_dtype,
+                       gs_ranges *ranges, int max_tokens, int max_rows, int n_blocks, int block_size,
+                       gs_error *err);
 void gs_forward_destroy(gs_forward *f);
 
 /* Progress of placing weights (conversion, quantization, upload) in the
@@ -81,7 +91,7 @@ void gs_forward_set_progress(gs_forward_progress_fn fn, void *ctx);
 /* Runs one step; logits_out (host) receives [n_logits][vocab]. */
 int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs_error *err);
 
-/* KV-cache bytes per token (all layers, K and V). */
-size_t gs_forward_kv_bytes_per_token(const gs_model_shape *s);
+/* KV-cache bytes per token (all layers, K and V) in kv_dtype, int8 scales included. */
+size_t gs_forward_kv_bytes_per_token(const gs_model_shape *s, int kv_dtype);
 
 #endif

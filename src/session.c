@@ -150,6 +150,20 @@ int gs_session_open_progress(gs_session *s, const gs_config *c, const gs_sampler
         gs_session_close(s);
         return rc;
     }
+    /* KV-cache precision. fp8 (e4m3) is a GPU feature: the CPU kernels can
+     * read it (the GPU tests' twin) but the CPU backend does not offer it. */
+    ec.kv_dtype = -1;
+    for (int i = 0; i < GS_KV_N_DTYPES; i++)
+        if (strcmp(c->opt.kv, gs_kv_dtype_name(i)) == 0)
+            ec.kv_dtype = i;
+    if (ec.kv_dtype < 0 || (ec.kv_dtype == GS_KV_FP8 && strcmp(s->be->ops->name, "cuda") != 0)) {
+        int unknown = ec.kv_dtype < 0;
+        gs_session_close(s);
+        if (unknown)
+            return gs_error_set(err, GS_ERR_INPUT, "optimizations.kv: %s is not a KV precision (fp32, fp16, int8, fp8)",
+                                c->opt.kv);
+        return gs_error_set(err, GS_ERR_INPUT, "optimizations.kv: fp8 runs on the cuda backend only");
+    }
     if (sampler)
         ec.sampler = *sampler;
     if ((rc = progress(s, fn, ctx, "quantizing/uploading", 0.5, err)))

@@ -45,6 +45,9 @@ expect 2 "seed" "negative seed" -- "$GS" generate --seed -1
 expect 2 "threads" "non-numeric threads" -- "$GS" generate --threads many
 expect 2 "temperature" "temperature nan" -- "$GS" generate --temperature nan
 expect 2 "backend" "unknown backend" -- "$GS" generate --backend tpu
+expect 2 "optimizations.kv: fp8 runs on the cuda backend only" "KV fp8 on the cpu backend" -- "$GS" generate --model gpt2-tiny --backend cpu --kv fp8 -n 2
+expect 2 "optimizations.kv" "unknown KV precision" -- "$GS" generate --model gpt2-tiny --backend cpu --kv fp4 -n 2
+expect 0 '' "KV int8 on the cpu backend" -- "$GS" generate --model gpt2-tiny --backend cpu --kv int8 -n 4
 expect 2 "format" "unknown format" -- "$GS" generate --format onnx
 expect 2 "prompt-ids" "malformed prompt ids" -- "$GS" generate --model gpt2-tiny --prompt-ids 1,x,3
 expect 2 "outside the vocabulary" "prompt id beyond the vocabulary" -- "$GS" generate --model gpt2-tiny --prompt-ids 1,99999 -n 2

@@ -551,7 +551,7 @@ static void test_attention_case(const attn_case *c, gs_pool **pools, const char 
         int *slot = malloc(lens[s] * sizeof(int));
         for (int p = 0; p < lens[s]; p++)
             slot[p] = tables[s * mb + p / bs] * bs + p % bs;
-        cpu_kv_store(kc, vc, hist[s], slot, lens[s], stride, q_dim, kv_dim);
+        cpu_kv_store(kc, vc, NULL, NULL, GS_KV_F32, hist[s], slot, lens[s], stride, q_dim, kv_dim, hd);
         for (int p = 0; p < lens[s]; p++) {
             const float *row = hist[s] + (size_t)p * stride;
             store_ok = store_ok && !memcmp(kc + (size_t)slot[p] * kv_dim, row + q_dim, kv_dim * sizeof(float)) &&
@@ -564,7 +564,7 @@ static void test_attention_case(const attn_case *c, gs_pool **pools, const char 
     {
         float before_k = kc[0], before_v = vc[0];
         int skip = -1;
-        cpu_kv_store(kc, vc, hist[0], &skip, 1, stride, q_dim, kv_dim);
+        cpu_kv_store(kc, vc, NULL, NULL, GS_KV_F32, hist[0], &skip, 1, stride, q_dim, kv_dim, hd);
         store_ok = store_ok && !memcmp(&before_k, &kc[0], sizeof(float)) && !memcmp(&before_v, &vc[0], sizeof(float));
     }
 
@@ -738,7 +738,7 @@ static void bench_stories_shape(gs_pool *pool, const char *pname)
                 cpu_rmsnorm(pool, xb, x, rms, 1, DIM, 1e-5f);
                 cpu_matmul(pool, qkv, xb, wqkv + (size_t)l * QKV * DIM, NULL, 1, DIM, QKV);
                 cpu_rope(pool, qkv, &pos, 1, QKV, NH, NKV, HD, 10000.0f);
-                cpu_kv_store(lk, lv, qkv, &pos, 1, QKV, DIM, KV);
+                cpu_kv_store(lk, lv, NULL, NULL, GS_KV_F32, qkv, &pos, 1, QKV, DIM, KV, HD);
                 cpu_attention(pool, att, qkv, lk, lv, &a);
                 cpu_matmul(pool, xb2, att, wo + (size_t)l * DIM * DIM, NULL, 1, DIM, DIM);
                 cpu_residual_add(pool, x, xb2, DIM);

@@ -26,6 +26,12 @@ double gs_test_rel_err(const float *a, const float *b, size_t n)
 int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, gs_dtype wdt, const int *ids,
                         int n, float *logits, gs_error *err)
 {
+    return gs_test_forward_all_kv(be, m, attn_variant, wdt, GS_KV_F32, ids, n, logits, err);
+}
+
+int gs_test_forward_all_kv(gs_backend *be, const gs_model *m, int attn_variant, gs_dtype wdt, int kv_dtype,
+                           const int *ids, int n, float *logits, gs_error *err)
+{
     const int bs = 4;
     int per_seq = (m->shape.n_ctx + bs - 1) / bs;
     gs_kv_cache kv;
@@ -35,7 +41,7 @@ int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, gs_
     gs_ranges ranges;
     gs_ranges_init(&ranges);
     gs_forward f;
-    rc = gs_forward_init(&f, be, m, wdt, &ranges, n, n, kv.n_blocks, bs, err);
+    rc = gs_forward_init_kv(&f, be, m, wdt, kv_dtype, &ranges, n, n, kv.n_blocks, bs, err);
     if (rc) {
         kv_cache_destroy(&kv);
         return rc;

@@ -15,6 +15,9 @@ double gs_test_rel_err(const float *a, const float *b, size_t n);
  * sequence's so they are not contiguous. logits: [n][vocab]. */
 int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, gs_dtype wdt, const int *ids,
                         int n, float *logits, gs_error *err);
+/* The same with a KV cache of kv_dtype elements (GS_KV_*). */
+int gs_test_forward_all_kv(gs_backend *be, const gs_model *m, int attn_variant, gs_dtype wdt, int kv_dtype,
+                           const int *ids, int n, float *logits, gs_error *err);
 
 /* Reads the Hugging Face fixture NAME from $GS_TEST_DATA (tests/data): the
  * model, T token ids and the [T][vocab] reference logits (malloc'ed). */

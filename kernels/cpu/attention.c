@@ -19,24 +19,65 @@
  * the window, so position order is kept.
  *
  * A block of the cache holds block_size consecutive positions, so the code
- * walks runs of rows inside a block instead of dividing per position. */
+ * walks runs of rows inside a block instead of dividing per position.
+ *
+ * KV element types (a->kv_dtype, kv_format.h): cpu_kv_store encodes
+ * (int8: a scale per slot and KV head), both attentions decode on load with
+ * fp32 arithmetic after it. fp8 works here too (the GPU tests' twin), though
+ * the CPU backend refuses it: it is a GPU feature. */
 #include "attention.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-void cpu_kv_store(float *k_cache, float *v_cache, const float *qkv, const int *slot, int n,
-                  int qkv_stride, int q_dim, int kv_dim)
+/* One token's K or V row (kv_dim values of x) into cache slot s, as dt. */
+static void store_row(void *cache, float *scale, int dt, size_t s, const float *x, int kv_dim, int hd)
+{
+    size_t base = s * (size_t)kv_dim;
+    switch (dt) {
+    case GS_KV_F16:
+        for (int c = 0; c < kv_dim; c++)
+            ((uint16_t *)cache)[base + c] = gs_kv_f32_to_f16(x[c]);
+        break;
+    case GS_KV_FP8:
+        for (int c = 0; c < kv_dim; c++)
+            ((uint8_t *)cache)[base + c] = gs_kv_f32_to_e4m3(x[c]);
+        break;
+    case GS_KV_I8: {
+        /* One scale per KV head: a head's values share a range, other
+         * heads' outliers do not widen its steps. */
+        int n_kv = kv_dim / hd;
+        for (int h = 0; h < n_kv; h++) {
+            const float *xh = x + (size_t)h * hd;
+            float amax = 0.0f;
+            for (int c = 0; c < hd; c++)
+                amax = fmaxf(amax, fabsf(xh[c]));
+            float sc = gs_kv_i8_scale(amax);
+            scale[s * n_kv + h] = sc;
+            for (int c = 0; c < hd; c++)
+                ((int8_t *)cache)[base + (size_t)h * hd + c] = gs_kv_i8_quant(xh[c], sc);
+        }
+        break;
+    }
+    default:
+        memcpy((float *)cache + base, x, (size_t)kv_dim * sizeof(float));
+    }
+}
+
+void cpu_kv_store(void *k_cache, void *v_cache, float *k_scale, float *v_scale, int kv_dtype,
+                  const float *qkv, const int *slot, int n, int qkv_stride, int q_dim, int kv_dim,
+                  int head_dim)
 {
     for (int i = 0; i < n; i++) {
         /* A negative slot marks a padding token with nothing to store. */
         if (slot[i] < 0)
             continue;
         const float *row = qkv + (size_t)i * qkv_stride;
-        memcpy(k_cache + (size_t)slot[i] * kv_dim, row + q_dim, (size_t)kv_dim * sizeof(float));
-        memcpy(v_cache + (size_t)slot[i] * kv_dim, row + q_dim + kv_dim, (size_t)kv_dim * sizeof(float));
+        store_row(k_cache, k_scale, kv_dtype, (size_t)slot[i], row + q_dim, kv_dim, head_dim);
+        store_row(v_cache, v_scale, kv_dtype, (size_t)slot[i], row + q_dim + kv_dim, kv_dim, head_dim);
     }
 }
 
@@ -64,10 +105,17 @@ static inline size_t cache_row(const gs_attn_args *a, const int *table, int p)
     return (size_t)table[p / a->block_size] * a->block_size + p % a->block_size;
 }
 
-void cpu_attention_ref(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+/* Scale of (cache row, KV head) for int8, unused (0) otherwise. */
+static inline float row_scale(const gs_attn_args *a, const float *scale, size_t row, size_t kvh)
+{
+    return a->kv_dtype == GS_KV_I8 ? scale[row * (size_t)a->n_kv_head + kvh] : 0.0f;
+}
+
+void cpu_attention_ref(float *out, const float *qkv, const void *k_cache, const void *v_cache,
                        const gs_attn_args *a)
 {
     const int hd = a->head_dim, kv_dim = a->n_kv_head * hd, group = a->n_head / a->n_kv_head;
+    const int dt = a->kv_dtype;
     double *score = malloc((size_t)(a->max_pos > 0 ? a->max_pos : 1) * sizeof(double));
     if (!score)
         return;
@@ -77,13 +125,15 @@ void cpu_attention_ref(float *out, const float *qkv, const float *k_cache, const
         const int *table = a->block_tables + (size_t)a->token_seq[t] * a->max_blocks_per_seq;
         for (int h = 0; h < a->n_head; h++) {
             const float *q = qkv + (size_t)t * a->qkv_stride + (size_t)h * hd;
-            size_t off = (size_t)(h / group) * hd;
+            size_t kvh = (size_t)(h / group), off = kvh * hd;
             double mx = -INFINITY, sum = 0.0;
             for (int j = 0; j < count; j++) {
-                const float *k = k_cache + cache_row(a, table, visible_pos(vis, j)) * kv_dim + off;
+                size_t row = cache_row(a, table, visible_pos(vis, j));
+                size_t k = row * kv_dim + off;
+                float sc = row_scale(a, a->k_scale, row, kvh);
                 double s = 0.0;
                 for (int i = 0; i < hd; i++)
-                    s += (double)q[i] * k[i];
+                    s += (double)q[i] * gs_kv_load(k_cache, dt, k + i, sc);
                 score[j] = s / sqrt((double)hd);
                 if (score[j] > mx)
                     mx = score[j];
@@ -95,9 +145,11 @@ void cpu_attention_ref(float *out, const float *qkv, const float *k_cache, const
             float *o = out + (size_t)t * a->n_head * hd + (size_t)h * hd;
             for (int i = 0; i < hd; i++) {
                 double acc = 0.0;
-                for (int j = 0; j < count; j++)
-                    acc += score[j] / sum *
-                           v_cache[cache_row(a, table, visible_pos(vis, j)) * kv_dim + off + i];
+                for (int j = 0; j < count; j++) {
+                    size_t row = cache_row(a, table, visible_pos(vis, j));
+                    acc += score[j] / sum * gs_kv_load(v_cache, dt, row * kv_dim + off + i,
+                                                       row_scale(a, a->v_scale, row, kvh));
+                }
                 o[i] = (float)acc;
             }
         }
@@ -110,7 +162,8 @@ void cpu_attention_ref(float *out, const float *qkv, const float *k_cache, const
 
 typedef struct attn_job {
     float *out;
-    const float *qkv, *k_cache, *v_cache;
+    const float *qkv;
+    const void *k_cache, *v_cache;
     const gs_attn_args *a;
     int n_pairs;
 } attn_job;
@@ -201,6 +254,76 @@ static void accum_run(float *restrict o, const float *restrict p, const float *v
     }
 }
 
+/* Quantized caches: rows are dequantized a few at a time into a small
+ * buffer (never a dequantized copy of the cache) and go through the same
+ * fp32 scores_run / accum_run, so the result is bit for bit the fp32
+ * kernel's on the dequantized values (what the tests hold it to). */
+#define KV_DEQ 4096 /* floats of the dequantization buffer */
+
+typedef struct kv_src {
+    const void *cache;
+    const float *scale; /* int8 only */
+    int dt, n_kv;
+} kv_src;
+
+/* Rows [row0, row0 + len) of one KV head (at column off) into dst[len][hd]. */
+static void deq_rows(float *restrict dst, const kv_src *src, size_t row0, int len, int kv_dim, size_t off, int hd)
+{
+    size_t kvh = off / (size_t)hd;
+    for (int r = 0; r < len; r++) {
+        size_t base = (row0 + r) * (size_t)kv_dim + off;
+        float *d = dst + (size_t)r * hd;
+        switch (src->dt) {
+        case GS_KV_F16: {
+            const uint16_t *x = (const uint16_t *)src->cache + base;
+            for (int i = 0; i < hd; i++)
+                d[i] = gs_kv_f16_to_f32(x[i]);
+            break;
+        }
+        case GS_KV_I8: {
+            const int8_t *x = (const int8_t *)src->cache + base;
+            float sc = src->scale[(row0 + r) * (size_t)src->n_kv + kvh];
+            for (int i = 0; i < hd; i++)
+                d[i] = (float)x[i] * sc;
+            break;
+        }
+        default: { /* GS_KV_FP8 */
+            const uint8_t *x = (const uint8_t *)src->cache + base;
+            for (int i = 0; i < hd; i++)
+                d[i] = gs_kv_e4m3_to_f32(x[i]);
+        }
+        }
+    }
+}
+
+static void scores_kv(float *s, const float *q, const kv_src *k, float *deq, int deq_n, size_t row0, int len,
+                      int kv_dim, size_t koff, int hd, float sq)
+{
+    if (k->dt == GS_KV_F32) {
+        scores_run(s, q, k->cache, row0, len, kv_dim, koff, hd, sq);
+        return;
+    }
+    for (int r = 0; r < len; r += deq_n) {
+        int m = len - r < deq_n ? len - r : deq_n;
+        deq_rows(deq, k, row0 + r, m, kv_dim, koff, hd);
+        scores_run(s + r, q, deq, 0, m, hd, 0, hd, sq);
+    }
+}
+
+static void accum_kv(float *restrict o, const float *restrict p, const kv_src *v, float *deq, int deq_n,
+                     size_t row0, int len, int kv_dim, size_t voff, int hd)
+{
+    if (v->dt == GS_KV_F32) {
+        accum_run(o, p, v->cache, row0, len, kv_dim, voff, hd);
+        return;
+    }
+    for (int r = 0; r < len; r += deq_n) {
+        int m = len - r < deq_n ? len - r : deq_n;
+        deq_rows(deq, v, row0 + r, m, kv_dim, voff, hd);
+        accum_run(o, p + r, deq, 0, m, hd, 0, hd);
+    }
+}
+
 static void attn_pairs(void *ctx, int u0, int u1)
 {
     const attn_job *jb = ctx;
@@ -208,6 +331,17 @@ static void attn_pairs(void *ctx, int u0, int u1)
     const int hd = a->head_dim, kv_dim = a->n_kv_head * hd, group = a->n_head / a->n_kv_head;
     const float sq = sqrtf((float)hd);
     float buf[ATTN_BUF];
+    const kv_src ks = {jb->k_cache, a->k_scale, a->kv_dtype, a->n_kv_head};
+    const kv_src vs = {jb->v_cache, a->v_scale, a->kv_dtype, a->n_kv_head};
+    /* Quantized caches: KV_DEQ / hd rows at a time on the stack; a head
+     * wider than that (none in practice) takes a row at a time from the heap. */
+    float deq_stack[KV_DEQ], *deq = deq_stack, *deq_heap = NULL;
+    int deq_n = hd <= KV_DEQ ? KV_DEQ / hd : 1;
+    if (a->kv_dtype != GS_KV_F32 && hd > KV_DEQ) {
+        deq = deq_heap = malloc((size_t)hd * sizeof(float));
+        if (!deq)
+            return;
+    }
     for (int u = u0; u < u1; u++) {
         /* Zigzag over the (token, head) pairs: 0, N-1, 1, N-2, ... In a
          * causal prefill a pair's work grows with its token's position, so
@@ -227,7 +361,7 @@ static void attn_pairs(void *ctx, int u0, int u1)
         float run_max = -INFINITY, run_sum = 0.0f;
         for (int j0 = 0; j0 < count; j0 += ATTN_BUF) {
             int j1 = count - j0 < ATTN_BUF ? count : j0 + ATTN_BUF;
-#define SCORES(row0, jj, len) scores_run(buf + ((jj)-j0), q, jb->k_cache, row0, len, kv_dim, off, hd, sq)
+#define SCORES(row0, jj, len) scores_kv(buf + ((jj)-j0), q, &ks, deq, deq_n, row0, len, kv_dim, off, hd, sq)
             FOR_VISIBLE_RUNS(a, table, vis, j0, j1, SCORES);
 #undef SCORES
             float mx = buf[0];
@@ -257,7 +391,7 @@ static void attn_pairs(void *ctx, int u0, int u1)
                 }
                 run_max = new_max;
             }
-#define ACCUM(row0, jj, len) accum_run(o, buf + ((jj)-j0), jb->v_cache, row0, len, kv_dim, off, hd)
+#define ACCUM(row0, jj, len) accum_kv(o, buf + ((jj)-j0), &vs, deq, deq_n, row0, len, kv_dim, off, hd)
             FOR_VISIBLE_RUNS(a, table, vis, j0, j1, ACCUM);
 #undef ACCUM
         }
@@ -265,10 +399,11 @@ static void attn_pairs(void *ctx, int u0, int u1)
             for (int i = 0; i < hd; i++)
                 o[i] /= run_sum;
     }
+    free(deq_heap);
 }
 
-void cpu_attention(gs_pool *pool, float *out, const float *qkv, const float *k_cache,
-                   const float *v_cache, const gs_attn_args *a)
+void cpu_attention(gs_pool *pool, float *out, const float *qkv, const void *k_cache,
+                   const void *v_cache, const gs_attn_args *a)
 {
     int pairs = a->n_tokens * a->n_head;
     attn_job j = {out, qkv, k_cache, v_cache, a, pairs};

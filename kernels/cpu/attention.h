@@ -12,12 +12,16 @@
 #include "../attention_args.h"
 #include "thread_pool.h"
 
-void cpu_kv_store(float *k_cache, float *v_cache, const float *qkv, const int *slot, int n,
-                  int qkv_stride, int q_dim, int kv_dim);
-/* Materializes every score row, then softmax, then the weighted sum: the reference. */
-void cpu_attention_ref(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+/* The caches hold kv_dtype elements (kv_format.h); k_scale/v_scale
+ * [slots][kv_dim / head_dim] are written for GS_KV_I8 only (NULL otherwise). */
+void cpu_kv_store(void *k_cache, void *v_cache, float *k_scale, float *v_scale, int kv_dtype,
+                  const float *qkv, const int *slot, int n, int qkv_stride, int q_dim, int kv_dim,
+                  int head_dim);
+/* Materializes every score row, then softmax, then the weighted sum: the reference.
+ * Both read a->kv_dtype elements (and a->k_scale/v_scale) and dequantize on load. */
+void cpu_attention_ref(float *out, const float *qkv, const void *k_cache, const void *v_cache,
                        const gs_attn_args *a);
-void cpu_attention(gs_pool *pool, float *out, const float *qkv, const float *k_cache,
-                   const float *v_cache, const gs_attn_args *a);
+void cpu_attention(gs_pool *pool, float *out, const float *qkv, const void *k_cache,
+                   const void *v_cache, const gs_attn_args *a);
 
 #endif

@@ -1,5 +1,6 @@
 // attention.cu - the CUDA twins of kernels/cpu/attention.c: the KV store and
-// causal attention over the paged KV cache, fp32 data and fp32 math.
+// causal attention over the paged KV cache, fp32/fp16/int8/fp8 cache elements
+// and fp32 math.
 //
 // Versions (a->variant picks; the test checks both against cpu_attention_ref):
 //   kv_store_kernel        one thread per (token, kv element): copies k and v of
@@ -71,6 +72,19 @@
 // has fallen out of every window may hold anything (the test points such
 // entries at a never-written, all-NaN block).
 //
+// KV element types (a->kv_dtype, kv_format.h): every kernel is a template on
+// the type KT. kv_store encodes as cpu_kv_store does, bit for bit (fp16 and
+// fp8 through kv_format.h's conversions, int8 with one warp per token and KV
+// head reducing max|x| for the scale). The attention kernels decode in
+// registers where they load: the naive kernels per element, the fused ones in
+// fl_load_tile, which for fp16/int8/fp8 replaces cp.async with plain 8- or
+// 4-byte loads of four elements and stores the decoded floats in the shared
+// tile the fp32 path fills (a per-block working tile, as in fp32, never a
+// dequantized copy of the cache); past the load everything is the fp32 code.
+// The fp32 instantiations are unchanged. The quantized loads are synchronous
+// (not overlapped with compute the way cp.async is): their speed on an H100
+// is not measured yet.
+//
 // Accuracy: all sums in float; expf (not __expf: the build has no fast math);
 // the test holds every variant to 1e-5 relative norm error against the double
 // reference (observed: below 1e-6).
@@ -96,8 +110,11 @@
 #include <math.h>
 #include <stdint.h>
 
+#include <cuda_fp16.h>
+
 #include "attention_cuda.h"
 #include "check_cuda.cuh"
+#include "kv_format.h"
 
 #define KV_STORE_THREADS 256
 #define NAIVE_THREADS 256
@@ -177,10 +194,68 @@ static int grid_for(size_t items, int threads)
     return blocks > MAX_BLOCKS ? MAX_BLOCKS : (int)(blocks ? blocks : 1);
 }
 
+// ---- KV element loads and stores (kv_format.h's formats) ----
+//
+// Every kernel is templated on the cache's element type KT, so the fp32
+// instantiations are the code they were; the others decode in registers with
+// the host twin's exact rules (fp16 by the hardware conversion, exact; fp8 by
+// kv_format.h's bit conversion; int8 times the (slot, KV head) scale).
+
+// Element i of a KT cache, dequantized (scale: its row's, int8 only).
+template <int KT>
+static __device__ __forceinline__ float kv_ld(const void *__restrict__ cache, size_t i, float scale)
+{
+    if constexpr (KT == GS_KV_F32)
+        return static_cast<const float *>(cache)[i];
+    else if constexpr (KT == GS_KV_F16)
+        return __half2float(__ushort_as_half(static_cast<const unsigned short *>(cache)[i]));
+    else if constexpr (KT == GS_KV_I8)
+        return (float)static_cast<const int8_t *>(cache)[i] * scale;
+    else
+        return gs_kv_e4m3_to_f32(static_cast<const uint8_t *>(cache)[i]);
+}
+
+// Elements i .. i + 3 (i % 4 == 0, the base aligned to 4 elements): one 8-byte
+// load for fp16, one 4-byte load for int8 and fp8.
+template <int KT>
+static __device__ __forceinline__ float4 kv_ld4(const void *__restrict__ cache, size_t i, float scale)
+{
+    if constexpr (KT == GS_KV_F16) {
+        const uint2 u = *reinterpret_cast<const uint2 *>(static_cast<const unsigned short *>(cache) + i);
+        const float2 a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+        const float2 b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+        return make_float4(a.x, a.y, b.x, b.y);
+    } else {
+        const uint32_t u = *reinterpret_cast<const uint32_t *>(static_cast<const uint8_t *>(cache) + i);
+        float x[4];
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const uint8_t b = (uint8_t)(u >> (8 * e));
+            if constexpr (KT == GS_KV_I8)
+                x[e] = (float)(int8_t)b * scale;
+            else
+                x[e] = gs_kv_e4m3_to_f32(b);
+        }
+        return make_float4(x[0], x[1], x[2], x[3]);
+    }
+}
+
+// Scale of (cache row, KV head kvh) for int8 caches; unused otherwise.
+template <int KT>
+static __device__ __forceinline__ float kv_scale(const float *__restrict__ scale, size_t row, int n_kv, int kvh)
+{
+    if constexpr (KT == GS_KV_I8)
+        return scale[row * n_kv + kvh];
+    else
+        return 0.0f;
+}
+
 // ---- KV store ----
 
+// fp32, fp16, fp8: element by element, the host twin's conversions.
+template <int KT>
 __global__ void __launch_bounds__(KV_STORE_THREADS)
-    kv_store_kernel(float *__restrict__ k_cache, float *__restrict__ v_cache, const float *__restrict__ qkv,
+    kv_store_kernel(void *__restrict__ k_cache, void *__restrict__ v_cache, const float *__restrict__ qkv,
                     const int *__restrict__ slot, int n, int qkv_stride, int q_dim, int kv_dim)
 {
     const size_t total = (size_t)n * kv_dim;
@@ -190,18 +265,81 @@ __global__ void __launch_bounds__(KV_STORE_THREADS)
         if (s < 0)  // a padding token: nothing to store
             continue;
         const float *row = qkv + (size_t)i * qkv_stride + q_dim;
-        k_cache[(size_t)s * kv_dim + c] = row[c];
-        v_cache[(size_t)s * kv_dim + c] = row[kv_dim + c];
+        const size_t o = (size_t)s * kv_dim + c;
+        if constexpr (KT == GS_KV_F32) {
+            static_cast<float *>(k_cache)[o] = row[c];
+            static_cast<float *>(v_cache)[o] = row[kv_dim + c];
+        } else if constexpr (KT == GS_KV_F16) {
+            static_cast<uint16_t *>(k_cache)[o] = gs_kv_f32_to_f16(row[c]);
+            static_cast<uint16_t *>(v_cache)[o] = gs_kv_f32_to_f16(row[kv_dim + c]);
+        } else {
+            static_cast<uint8_t *>(k_cache)[o] = gs_kv_f32_to_e4m3(row[c]);
+            static_cast<uint8_t *>(v_cache)[o] = gs_kv_f32_to_e4m3(row[kv_dim + c]);
+        }
     }
 }
 
-extern "C" int cuda_kv_store(float *k_cache, float *v_cache, const float *qkv, const int *slot, int n, int qkv_stride,
-                             int q_dim, int kv_dim, cudaStream_t stream)
+// int8: one warp per (token, KV head, K or V): max |x| over the head by warp
+// reduction (a max is exact in any order, so the scale is the CPU twin's),
+// then each lane quantizes its elements; lane 0 writes the scale.
+__global__ void __launch_bounds__(KV_STORE_THREADS)
+    kv_store_i8_kernel(int8_t *__restrict__ k_cache, int8_t *__restrict__ v_cache, float *__restrict__ k_scale,
+                       float *__restrict__ v_scale, const float *__restrict__ qkv, const int *__restrict__ slot, int n,
+                       int qkv_stride, int q_dim, int kv_dim, int hd)
+{
+    const int n_kv = kv_dim / hd, lane = threadIdx.x % 32;
+    const size_t warps = (size_t)n * n_kv * 2, step = (size_t)gridDim.x * blockDim.x / 32;
+    for (size_t w = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) / 32; w < warps; w += step) {  // warp-uniform
+        const int which = (int)(w % 2), h = (int)(w / 2 % n_kv), i = (int)(w / 2 / n_kv);
+        const int s = slot[i];
+        if (s < 0)
+            continue;
+        const float *x = qkv + (size_t)i * qkv_stride + q_dim + (size_t)which * kv_dim + (size_t)h * hd;
+        float amax = 0.0f;
+        for (int c = lane; c < hd; c += 32)
+            amax = fmaxf(amax, fabsf(x[c]));
+        const float sc = gs_kv_i8_scale(warp_max(amax));
+        int8_t *dst = (which ? v_cache : k_cache) + (size_t)s * kv_dim + (size_t)h * hd;
+        for (int c = lane; c < hd; c += 32)
+            dst[c] = gs_kv_i8_quant(x[c], sc);
+        if (lane == 0)
+            (which ? v_scale : k_scale)[(size_t)s * n_kv + h] = sc;
+    }
+}
+
+extern "C" int cuda_kv_store(void *k_cache, void *v_cache, float *k_scale, float *v_scale, int kv_dtype,
+                             const float *qkv, const int *slot, int n, int qkv_stride, int q_dim, int kv_dim,
+                             int head_dim, cudaStream_t stream)
 {
     if (n <= 0 || kv_dim <= 0)
         return 0;
-    kv_store_kernel<<<grid_for((size_t)n * kv_dim, KV_STORE_THREADS), KV_STORE_THREADS, 0, stream>>>(
-        k_cache, v_cache, qkv, slot, n, qkv_stride, q_dim, kv_dim);
+    const int grid = grid_for((size_t)n * kv_dim, KV_STORE_THREADS);
+    switch (kv_dtype) {
+    case GS_KV_F32:
+        kv_store_kernel<GS_KV_F32><<<grid, KV_STORE_THREADS, 0, stream>>>(k_cache, v_cache, qkv, slot, n, qkv_stride,
+                                                                          q_dim, kv_dim);
+        break;
+    case GS_KV_F16:
+        kv_store_kernel<GS_KV_F16><<<grid, KV_STORE_THREADS, 0, stream>>>(k_cache, v_cache, qkv, slot, n, qkv_stride,
+                                                                          q_dim, kv_dim);
+        break;
+    case GS_KV_FP8:
+        kv_store_kernel<GS_KV_FP8><<<grid, KV_STORE_THREADS, 0, stream>>>(k_cache, v_cache, qkv, slot, n, qkv_stride,
+                                                                          q_dim, kv_dim);
+        break;
+    case GS_KV_I8:
+        if (head_dim <= 0 || kv_dim % head_dim || !k_scale || !v_scale) {
+            fprintf(stderr, "gptscope: cuda_kv_store: int8 needs head_dim dividing kv_dim %d and scales\n", kv_dim);
+            return (int)cudaErrorInvalidValue;
+        }
+        kv_store_i8_kernel<<<grid_for((size_t)n * (kv_dim / head_dim) * 2 * 32, KV_STORE_THREADS), KV_STORE_THREADS, 0,
+                             stream>>>(static_cast<int8_t *>(k_cache), static_cast<int8_t *>(v_cache), k_scale, v_scale,
+                                       qkv, slot, n, qkv_stride, q_dim, kv_dim, head_dim);
+        break;
+    default:
+        fprintf(stderr, "gptscope: cuda_kv_store: KV element type %d unknown\n", kv_dtype);
+        return (int)cudaErrorInvalidValue;
+    }
     CUDA_LAUNCHED();
     return 0;
 }
@@ -211,8 +349,9 @@ extern "C" int cuda_kv_store(float *k_cache, float *v_cache, const float *qkv, c
 // S[t][h][p] for p < max_pos: one thread per score. Consecutive threads take
 // consecutive positions of one (token, head): q is a broadcast, the k rows come
 // through L1.
+template <int KT>
 __global__ void __launch_bounds__(NAIVE_THREADS)
-    naive_scores_kernel(float *__restrict__ S, const float *__restrict__ qkv, const float *__restrict__ k_cache,
+    naive_scores_kernel(float *__restrict__ S, const float *__restrict__ qkv, const void *__restrict__ k_cache,
                         gs_attn_args a, float scale)
 {
     const int hd = a.head_dim, kv_dim = a.n_kv_head * hd, group = a.n_head / a.n_kv_head;
@@ -225,11 +364,13 @@ __global__ void __launch_bounds__(NAIVE_THREADS)
         float s = -INFINITY;
         if (vis_sees(v, p)) {
             const int *table = a.block_tables + (size_t)a.token_seq[t] * a.max_blocks_per_seq;
-            const float *k = k_cache + (size_t)cache_row(table, a.block_size, p) * kv_dim + (size_t)(h / group) * hd;
+            const size_t row = (size_t)cache_row(table, a.block_size, p);
+            const size_t k = row * kv_dim + (size_t)(h / group) * hd;
+            const float ksc = kv_scale<KT>(a.k_scale, row, a.n_kv_head, h / group);
             const float *q = qkv + (size_t)t * a.qkv_stride + (size_t)h * hd;
             float dot = 0.0f;
             for (int i = 0; i < hd; i++)
-                dot += q[i] * k[i];
+                dot += q[i] * kv_ld<KT>(k_cache, k + i, ksc);
             s = dot * scale;
         }
         S[e] = s;
@@ -276,8 +417,9 @@ __global__ void __launch_bounds__(SOFTMAX_THREADS) naive_softmax_kernel(float *S
 // out[t][h][d] = sum over visible p of P[t][h][p] * v[p][d]; one thread per
 // output element, positions walked in the CPU twin's order. Invisible
 // positions are skipped, not multiplied by zero: their cache rows may be stale.
+template <int KT>
 __global__ void __launch_bounds__(NAIVE_THREADS)
-    naive_wsum_kernel(float *__restrict__ out, const float *__restrict__ P, const float *__restrict__ v_cache,
+    naive_wsum_kernel(float *__restrict__ out, const float *__restrict__ P, const void *__restrict__ v_cache,
                       gs_attn_args a)
 {
     const int hd = a.head_dim, kv_dim = a.n_kv_head * hd, group = a.n_head / a.n_kv_head;
@@ -290,11 +432,12 @@ __global__ void __launch_bounds__(NAIVE_THREADS)
         const int count = vis_count(v);
         const int *table = a.block_tables + (size_t)a.token_seq[t] * a.max_blocks_per_seq;
         const float *prow = P + th * a.max_pos;
-        const float *vcol = v_cache + (size_t)(h / group) * hd + d;
+        const size_t vcol = (size_t)(h / group) * hd + d;
         float acc = 0.0f;
         for (int j = 0; j < count; j++) {
             const int p = vis_pos(v, j);
-            acc += prow[p] * vcol[(size_t)cache_row(table, a.block_size, p) * kv_dim];
+            const size_t row = (size_t)cache_row(table, a.block_size, p);
+            acc += prow[p] * kv_ld<KT>(v_cache, row * kv_dim + vcol, kv_scale<KT>(a.v_scale, row, a.n_kv_head, h / group));
         }
         out[e] = acc;  // e = (t * n_head + h) * hd + d: out's layout
     }
@@ -305,7 +448,8 @@ static size_t naive_scratch_bytes(const gs_attn_args *a)
     return (size_t)a->n_tokens * a->n_head * a->max_pos * sizeof(float);
 }
 
-static int naive_attention(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+template <int KT>
+static int naive_attention(float *out, const float *qkv, const void *k_cache, const void *v_cache,
                            const gs_attn_args *a, void *scratch, size_t scratch_bytes, float scale, cudaStream_t stream)
 {
     const size_t need = naive_scratch_bytes(a);
@@ -315,13 +459,13 @@ static int naive_attention(float *out, const float *qkv, const float *k_cache, c
     }
     float *S = (float *)scratch;
     const size_t scores = (size_t)a->n_tokens * a->n_head * a->max_pos;
-    naive_scores_kernel<<<grid_for(scores, NAIVE_THREADS), NAIVE_THREADS, 0, stream>>>(S, qkv, k_cache, *a, scale);
+    naive_scores_kernel<KT><<<grid_for(scores, NAIVE_THREADS), NAIVE_THREADS, 0, stream>>>(S, qkv, k_cache, *a, scale);
     CUDA_LAUNCHED();
     const int rows = a->n_tokens * a->n_head;
     naive_softmax_kernel<<<rows < MAX_BLOCKS ? rows : MAX_BLOCKS, SOFTMAX_THREADS, 0, stream>>>(S, rows, a->max_pos);
     CUDA_LAUNCHED();
     const size_t outs = (size_t)a->n_tokens * a->n_head * a->head_dim;
-    naive_wsum_kernel<<<grid_for(outs, NAIVE_THREADS), NAIVE_THREADS, 0, stream>>>(out, S, v_cache, *a);
+    naive_wsum_kernel<KT><<<grid_for(outs, NAIVE_THREADS), NAIVE_THREADS, 0, stream>>>(out, S, v_cache, *a);
     CUDA_LAUNCHED();
     return 0;
 }
@@ -399,10 +543,13 @@ static __device__ __forceinline__ void fl_load_q(float *q, const float *src, int
 
 // K and V rows of the tile (row_s filled, a barrier after it) into Ks and Vs;
 // rows with row_s < 0 are zero-filled. The caller puts a barrier after this.
-template <bool VEC>
-static __device__ __forceinline__ void fl_load_tile(const fl_smem &s, const float *__restrict__ k_cache,
-                                                    const float *__restrict__ v_cache, size_t kv_dim, size_t koff,
-                                                    int T, int hd, int ks, int hd4)
+// fp32 rows come in with cp.async; other element types with plain loads
+// (VEC: 4 elements per load), decoded in registers and stored as fp32, so
+// everything after the load is the fp32 code (int8: times the row's scale).
+template <bool VEC, int KT>
+static __device__ __forceinline__ void fl_load_tile(const fl_smem &s, const void *__restrict__ k_cache,
+                                                    const void *__restrict__ v_cache, const gs_attn_args &a,
+                                                    size_t kv_dim, size_t koff, int T, int hd, int ks, int hd4)
 {
     // Element f = r * per_row + c of the tile, f = threadIdx.x + k * blockDim.x:
     // (r, c) advance by (dr, dc) with a carry instead of a division per element.
@@ -420,12 +567,26 @@ static __device__ __forceinline__ void fl_load_tile(const fl_smem &s, const floa
         float *kd = s.Ks + r * ks + col, *vd = s.Vs + r * hd4 + col;
         if (row >= 0) {
             const size_t off = (size_t)row * kv_dim + koff + col;
-            if constexpr (VEC) {
-                cp_async16(kd, k_cache + off);
-                cp_async16(vd, v_cache + off);
+            if constexpr (KT == GS_KV_F32) {
+                const float *kf = static_cast<const float *>(k_cache), *vf = static_cast<const float *>(v_cache);
+                if constexpr (VEC) {
+                    cp_async16(kd, kf + off);
+                    cp_async16(vd, vf + off);
+                } else {
+                    cp_async4(kd, kf + off);
+                    cp_async4(vd, vf + off);
+                }
             } else {
-                cp_async4(kd, k_cache + off);
-                cp_async4(vd, v_cache + off);
+                const int kvh = (int)(koff / hd);
+                const float ksc = kv_scale<KT>(a.k_scale, row, a.n_kv_head, kvh);
+                const float vsc = kv_scale<KT>(a.v_scale, row, a.n_kv_head, kvh);
+                if constexpr (VEC) {
+                    *reinterpret_cast<float4 *>(kd) = kv_ld4<KT>(k_cache, off, ksc);
+                    *reinterpret_cast<float4 *>(vd) = kv_ld4<KT>(v_cache, off, vsc);
+                } else {
+                    *kd = kv_ld<KT>(k_cache, off, ksc);
+                    *vd = kv_ld<KT>(v_cache, off, vsc);
+                }
             }
         } else if constexpr (VEC) {
             *reinterpret_cast<float4 *>(kd) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -435,7 +596,8 @@ static __device__ __forceinline__ void fl_load_tile(const fl_smem &s, const floa
             *vd = 0.0f;
         }
     }
-    cp_async_wait_all();
+    if constexpr (KT == GS_KV_F32)
+        cp_async_wait_all();
 }
 
 // The output dims a lane owns, DPL of them: NV groups of VW consecutive dims,
@@ -595,11 +757,11 @@ static __device__ __forceinline__ void fl_store(float *o, const float (&acc)[DPL
 // blocks past the token's count leave at once. The first row of every chunk
 // is visible and falls to sub 0, so sub 0's m is finite; another sub's may
 // stay -INFINITY (l = 0, acc = 0), which merges as weight 0.
-template <int DPL, int SPL, int WPH, bool VEC>
+template <int DPL, int SPL, int WPH, bool VEC, int KT>
 __global__ void __launch_bounds__(256, FL_MIN_BLOCKS)
     flash_decode_kernel(float *__restrict__ out, float *__restrict__ part_acc, float *__restrict__ part_ml,
-                        const float *__restrict__ qkv, const float *__restrict__ k_cache,
-                        const float *__restrict__ v_cache, gs_attn_args a, int hpb, int chunk, int n_chunks, int hd4,
+                        const float *__restrict__ qkv, const void *__restrict__ k_cache,
+                        const void *__restrict__ v_cache, gs_attn_args a, int hpb, int chunk, int n_chunks, int hd4,
                         int ks, float scale, int hybrid)
 {
     constexpr int T = 32 * SPL * WPH;
@@ -645,7 +807,7 @@ __global__ void __launch_bounds__(256, FL_MIN_BLOCKS)
             s.row_s[r] = row;
         }
         __syncthreads();  // row_s ready (and, the first time, q and the pads)
-        fl_load_tile<VEC>(s, k_cache, v_cache, kv_dim, koff, T, hd, ks, hd4);
+        fl_load_tile<VEC, KT>(s, k_cache, v_cache, a, kv_dim, koff, T, hd, ks, hd4);
         __syncthreads();  // the tile is in
         if (jt + 32 * SPL * sub < j1)  // warp-uniform: this warp's rows hold a visible position
             fl_attend_tile<DPL, SPL, 1>(s, q, s.ps + w * 32 * SPL, 32 * SPL * sub, ks, hd4, vv, scale, lane, m, l,
@@ -791,10 +953,10 @@ __global__ void __launch_bounds__(FL_REDUCE_WARPS * 32)
 // the tile only when some row of the pass sees it, so a gap between windows of
 // far-apart rows reads no cache at all. Rows outside the pass (and rows past
 // the last token) see nothing: vis {0, 1, -1}.
-template <int DPL, int SPL, bool VEC>
+template <int DPL, int SPL, bool VEC, int KT>
 __global__ void __launch_bounds__(FL_ROWS * 32, FL_MIN_BLOCKS)
-    flash_prefill_kernel(float *__restrict__ out, const float *__restrict__ qkv, const float *__restrict__ k_cache,
-                         const float *__restrict__ v_cache, gs_attn_args a, int hd4, int ks, float scale,
+    flash_prefill_kernel(float *__restrict__ out, const float *__restrict__ qkv, const void *__restrict__ k_cache,
+                         const void *__restrict__ v_cache, gs_attn_args a, int hd4, int ks, float scale,
                          int hybrid)
 {
     constexpr int T = 32 * SPL, R = FL_RPW;
@@ -906,7 +1068,7 @@ __global__ void __launch_bounds__(FL_ROWS * 32, FL_MIN_BLOCKS)
                 }
                 if (!__syncthreads_or(any))  // no row sees any of it (a gap between windows)
                     continue;
-                fl_load_tile<VEC>(s, k_cache, v_cache, kv_dim, koff, T, hd, ks, hd4);
+                fl_load_tile<VEC, KT>(s, k_cache, v_cache, a, kv_dim, koff, T, hd, ks, hd4);
                 __syncthreads();  // the tile is in
                 // Warp-uniform shortcut past tiles wholly after the warp's rows or in their gaps.
                 bool hit = false;
@@ -1002,8 +1164,8 @@ static int fl_smem_limit(K kernel, size_t bytes)
     return 0;
 }
 
-template <int DPL, bool VEC>
-static int fused_launch(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+template <int DPL, bool VEC, int KT>
+static int fused_launch(float *out, const float *qkv, const void *k_cache, const void *v_cache,
                         const gs_attn_args *a, const fl_plan *p, void *scratch, float scale, cudaStream_t stream)
 {
     const int hd = a->head_dim, hd4 = (hd + 3) / 4 * 4;
@@ -1015,10 +1177,10 @@ static int fused_launch(float *out, const float *qkv, const float *k_cache, cons
         const int T = 32 * SPL;
         const int nw = p->hpb * p->wph;
         const size_t smem = fl_smem_bytes(T, ks, hd4, nw, p->wph == 1 ? SPL : 1);
-        auto kernel = flash_decode_kernel<DPL, SPL, 1, VEC>;
+        auto kernel = flash_decode_kernel<DPL, SPL, 1, VEC, KT>;
         if constexpr (DPL != 8)
             if (p->wph == 2)
-                kernel = flash_decode_kernel<DPL, 1, 2, VEC>;
+                kernel = flash_decode_kernel<DPL, 1, 2, VEC, KT>;
         if (int rc = fl_smem_limit(kernel, smem))
             return rc;
         const size_t parts = (size_t)a->n_tokens * a->n_head * p->n_chunks;
@@ -1040,7 +1202,7 @@ static int fused_launch(float *out, const float *qkv, const float *k_cache, cons
         constexpr int SPL = DPL == 8 ? 1 : 2;  // tiles of 64 positions, 32 for head_dim > 128
         constexpr int T = 32 * SPL;
         const size_t smem = fl_smem_bytes(T, ks, hd4, FL_PF_ROWS, SPL);
-        auto kernel = flash_prefill_kernel<DPL, SPL, VEC>;
+        auto kernel = flash_prefill_kernel<DPL, SPL, VEC, KT>;
         if (int rc = fl_smem_limit(kernel, smem))
             return rc;
         dim3 grid((unsigned)((a->n_tokens + FL_PF_ROWS - 1) / FL_PF_ROWS), (unsigned)a->n_head);
@@ -1050,15 +1212,16 @@ static int fused_launch(float *out, const float *qkv, const float *k_cache, cons
     return 0;
 }
 
-template <int DPL>
-static int fused_launch_vec(bool vec, float *out, const float *qkv, const float *k_cache, const float *v_cache,
+template <int DPL, int KT>
+static int fused_launch_vec(bool vec, float *out, const float *qkv, const void *k_cache, const void *v_cache,
                             const gs_attn_args *a, const fl_plan *p, void *scratch, float scale, cudaStream_t stream)
 {
-    return vec ? fused_launch<DPL, true>(out, qkv, k_cache, v_cache, a, p, scratch, scale, stream)
-               : fused_launch<DPL, false>(out, qkv, k_cache, v_cache, a, p, scratch, scale, stream);
+    return vec ? fused_launch<DPL, true, KT>(out, qkv, k_cache, v_cache, a, p, scratch, scale, stream)
+               : fused_launch<DPL, false, KT>(out, qkv, k_cache, v_cache, a, p, scratch, scale, stream);
 }
 
-static int fused_attention(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+template <int KT>
+static int fused_attention(float *out, const float *qkv, const void *k_cache, const void *v_cache,
                            const gs_attn_args *a, void *scratch, size_t scratch_bytes, float scale, cudaStream_t stream)
 {
     const int hd = a->head_dim;
@@ -1073,17 +1236,19 @@ static int fused_attention(float *out, const float *qkv, const float *k_cache, c
         return (int)cudaErrorInvalidValue;
     }
     // 16-byte cp.async needs every row start 16-byte aligned: head_dim % 4 == 0
-    // (so kv_dim and every head offset are too) and aligned cache bases.
-    const bool vec = hd % 4 == 0 && ((uintptr_t)k_cache % 16) == 0 && ((uintptr_t)v_cache % 16) == 0;
+    // (so kv_dim and every head offset are too) and aligned cache bases; the
+    // other element types load 4 elements at once, aligned the same way.
+    const uintptr_t align = 4 * gs_kv_elem_size(KT);
+    const bool vec = hd % 4 == 0 && ((uintptr_t)k_cache % align) == 0 && ((uintptr_t)v_cache % align) == 0;
     switch (fl_dpl(hd)) {
     case 1:
-        return fused_launch_vec<1>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
+        return fused_launch_vec<1, KT>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
     case 2:
-        return fused_launch_vec<2>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
+        return fused_launch_vec<2, KT>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
     case 4:
-        return fused_launch_vec<4>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
+        return fused_launch_vec<4, KT>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
     default:
-        return fused_launch_vec<8>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
+        return fused_launch_vec<8, KT>(vec, out, qkv, k_cache, v_cache, a, &p, scratch, scale, stream);
     }
 }
 
@@ -1102,7 +1267,7 @@ extern "C" size_t cuda_attention_scratch_bytes(const gs_attn_args *a)
     return a->variant == GS_ATTN_FUSED ? fused_scratch_bytes(a) : naive_scratch_bytes(a);
 }
 
-extern "C" int cuda_attention(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+extern "C" int cuda_attention(float *out, const float *qkv, const void *k_cache, const void *v_cache,
                               const gs_attn_args *a, void *scratch, size_t scratch_bytes, cudaStream_t stream)
 {
     if (a->n_tokens <= 0)
@@ -1113,8 +1278,22 @@ extern "C" int cuda_attention(float *out, const float *qkv, const float *k_cache
                 a->n_head, a->n_kv_head, a->head_dim, a->block_size, a->max_pos, a->variant);
         return (int)cudaErrorInvalidValue;
     }
+    if ((unsigned)a->kv_dtype >= GS_KV_N_DTYPES || (a->kv_dtype == GS_KV_I8 && (!a->k_scale || !a->v_scale))) {
+        fprintf(stderr, "gptscope: cuda_attention: KV element type %d unknown or without its scales\n", a->kv_dtype);
+        return (int)cudaErrorInvalidValue;
+    }
     const float scale = 1.0f / sqrtf((float)a->head_dim);
-    if (a->variant == GS_ATTN_NAIVE)
-        return naive_attention(out, qkv, k_cache, v_cache, a, scratch, scratch_bytes, scale, stream);
-    return fused_attention(out, qkv, k_cache, v_cache, a, scratch, scratch_bytes, scale, stream);
+    const bool naive = a->variant == GS_ATTN_NAIVE;
+#define GS_KV_CASE(KT)                                                                                   \
+    case KT:                                                                                             \
+        return naive ? naive_attention<KT>(out, qkv, k_cache, v_cache, a, scratch, scratch_bytes, scale, stream) \
+                     : fused_attention<KT>(out, qkv, k_cache, v_cache, a, scratch, scratch_bytes, scale, stream);
+    switch (a->kv_dtype) {
+        GS_KV_CASE(GS_KV_F32)
+        GS_KV_CASE(GS_KV_F16)
+        GS_KV_CASE(GS_KV_I8)
+        GS_KV_CASE(GS_KV_FP8)
+    }
+#undef GS_KV_CASE
+    return (int)cudaErrorInvalidValue;
 }

@@ -19,11 +19,14 @@
 extern "C" {
 #endif
 
-int cuda_kv_store(float *k_cache, float *v_cache, const float *qkv, const int *slot, int n, int qkv_stride,
-                  int q_dim, int kv_dim, cudaStream_t stream);
+/* Caches of kv_dtype elements (kv_format.h), encoded exactly as cpu_kv_store
+ * does; k_scale/v_scale [slots][kv_dim / head_dim] for GS_KV_I8, else NULL. */
+int cuda_kv_store(void *k_cache, void *v_cache, float *k_scale, float *v_scale, int kv_dtype, const float *qkv,
+                  const int *slot, int n, int qkv_stride, int q_dim, int kv_dim, int head_dim, cudaStream_t stream);
 /* Device scratch bytes cuda_attention needs for a (both variants). */
 size_t cuda_attention_scratch_bytes(const gs_attn_args *a);
-int cuda_attention(float *out, const float *qkv, const float *k_cache, const float *v_cache,
+/* Reads a->kv_dtype elements (a->k_scale/v_scale for int8), dequantized in registers. */
+int cuda_attention(float *out, const float *qkv, const void *k_cache, const void *v_cache,
                    const gs_attn_args *a, void *scratch, size_t scratch_bytes, cudaStream_t stream);
 
 #ifdef __cplusplus

@@ -23,6 +23,13 @@
  * each run; agreement is ||gpu - ref|| / ||ref|| < 1e-5 over the whole output.
  * Too small a scratch must be refused with cudaErrorInvalidValue.
  *
+ * Every case runs for each KV element type (fp32, fp16, int8, fp8 e4m3):
+ * cuda_kv_store must write the same bytes as cpu_kv_store (int8: the same
+ * scales too; the never-stored block and scales are 0xFF bytes, NaN in fp32,
+ * fp16, fp8 and as an int8 scale), and the reference is cpu_attention_ref
+ * reading the same quantized cache: it dequantizes exactly as the kernels do,
+ * so the tolerance stays 1e-5.
+ *
  * Each run draws a new seed and prints it; GS_TEST_SEED=<n> replays a run.
  * Without a CUDA device it prints "1..0 # SKIP no CUDA device" and exits 0.
  *
@@ -80,7 +87,9 @@ typedef struct attn_case {
     int random_steps;   /* random_seqs: each sequence has 1 + irand(step[0]) tokens in the call */
 } attn_case;
 
-static void run_case(const attn_case *c)
+static const char *const kv_name[GS_KV_N_DTYPES] = {"fp32", "fp16", "int8", "fp8"};
+
+static void run_case(const attn_case *c, int kt)
 {
     const int nh = c->n_head, nkv = c->n_kv_head, hd = c->head_dim, bs = c->block_size;
     const int q_dim = nh * hd, kv_dim = nkv * hd, stride = q_dim + 2 * kv_dim;
@@ -143,31 +152,45 @@ static void run_case(const attn_case *c)
         p++;
     }
 
-    const size_t cache_count = (size_t)n_blocks * bs * kv_dim;
+    /* Caches in 4-byte words (dbuf's unit), tails 0xFF on both sides. */
+    const size_t cache_rows = (size_t)n_blocks * bs;
+    const size_t cache_count = (cache_rows * kv_dim * gs_kv_elem_size(kt) + 3) / 4;
+    const size_t scale_count = kt == GS_KV_I8 ? cache_rows * nkv : 1;
     float *kc = xmalloc(cache_count * sizeof(float)), *vc = xmalloc(cache_count * sizeof(float));
+    float *ksc = xmalloc(scale_count * sizeof(float)), *vsc = xmalloc(scale_count * sizeof(float));
     memset(kc, 0xFF, cache_count * sizeof(float));
     memset(vc, 0xFF, cache_count * sizeof(float));
-    cpu_kv_store(kc, vc, store, slot, n_store, stride, q_dim, kv_dim);
+    memset(ksc, 0xFF, scale_count * sizeof(float));
+    memset(vsc, 0xFF, scale_count * sizeof(float));
+    const int i8 = kt == GS_KV_I8;
+    cpu_kv_store(kc, vc, i8 ? ksc : NULL, i8 ? vsc : NULL, kt, store, slot, n_store, stride, q_dim, kv_dim, hd);
 
     dbuf d_store = dbuf_from(store, (size_t)n_store * stride, 0), d_slot = dbuf_from(slot, n_store, 0);
     dbuf d_k = dbuf_new(cache_count, c->cache_off), d_v = dbuf_new(cache_count, c->cache_off);
+    dbuf d_ks = dbuf_new(scale_count, 0), d_vs = dbuf_new(scale_count, 0);
     char why[160] = "";
-    int rc = cuda_kv_store(d_k.p, d_v.p, d_store.p, d_slot.p, n_store, stride, q_dim, kv_dim, 0);
+    int rc = cuda_kv_store(d_k.p, d_v.p, i8 ? d_ks.p : NULL, i8 ? d_vs.p : NULL, kt, d_store.p, d_slot.p, n_store,
+                           stride, q_dim, kv_dim, hd, 0);
     int store_ok = ran_ok(rc, why, sizeof why);
     if (store_ok) {
-        float *got = xmalloc(cache_count * sizeof(float));
+        size_t most = cache_count > scale_count ? cache_count : scale_count;
+        float *got = xmalloc(most * sizeof(float));
         dbuf_get(&d_k, got);
         int same_k = !memcmp(got, kc, cache_count * sizeof(float));
         dbuf_get(&d_v, got);
         int same_v = !memcmp(got, vc, cache_count * sizeof(float));
-        int guards = dbuf_guards_ok(&d_k) && dbuf_guards_ok(&d_v);
-        snprintf(why, sizeof why, "%s%s%s", same_k ? "" : " K CACHE DIFFERS", same_v ? "" : " V CACHE DIFFERS",
-                 guards ? "" : " GUARD ZONE OVERWRITTEN");
-        store_ok = same_k && same_v && guards;
+        dbuf_get(&d_ks, got);
+        int same_s = !memcmp(got, ksc, scale_count * sizeof(float));
+        dbuf_get(&d_vs, got);
+        same_s = same_s && !memcmp(got, vsc, scale_count * sizeof(float));
+        int guards = dbuf_guards_ok(&d_k) && dbuf_guards_ok(&d_v) && dbuf_guards_ok(&d_ks) && dbuf_guards_ok(&d_vs);
+        snprintf(why, sizeof why, "%s%s%s%s", same_k ? "" : " K CACHE DIFFERS", same_v ? "" : " V CACHE DIFFERS",
+                 same_s ? "" : " SCALES DIFFER", guards ? "" : " GUARD ZONE OVERWRITTEN");
+        store_ok = same_k && same_v && same_s && guards;
         free(got);
     }
-    tap_ok(store_ok, "kv_store %s: %d rows (%d with slot -1), kv_dim %d, bs=%d%s: same bytes as cpu_kv_store%s",
-           c->what, n_store, n_store - n_hist, kv_dim, bs, c->cache_off ? ", misaligned cache" : "", why);
+    tap_ok(store_ok, "kv_store %s %s: %d rows (%d with slot -1), kv_dim %d, bs=%d%s: same bytes as cpu_kv_store%s",
+           kv_name[kt], c->what, n_store, n_store - n_hist, kv_dim, bs, c->cache_off ? ", misaligned cache" : "", why);
 
     /* The call's tokens. */
     int n_tok = 0;
@@ -233,7 +256,8 @@ static void run_case(const attn_case *c)
 
     gs_attn_args a = {.n_tokens = n_tok, .n_head = nh, .n_kv_head = nkv, .head_dim = hd, .qkv_stride = stride,
                       .block_size = bs, .max_blocks_per_seq = mb, .max_pos = max_pos, .token_seq = tseq,
-                      .token_pos = tpos, .block_tables = tables, .window = c->window, .n_sink = c->n_sink};
+                      .token_pos = tpos, .block_tables = tables, .window = c->window, .n_sink = c->n_sink,
+                      .kv_dtype = kt, .k_scale = i8 ? ksc : NULL, .v_scale = i8 ? vsc : NULL};
     const size_t out_count = (size_t)n_tok * q_dim;
     float *ref = xmalloc(out_count * sizeof(float)), *got = xmalloc(out_count * sizeof(float));
     for (size_t i = 0; i < out_count; i++)
@@ -249,6 +273,8 @@ static void run_case(const attn_case *c)
     ad.token_seq = d_seq.p;
     ad.token_pos = d_pos.p;
     ad.block_tables = d_tab.p;
+    ad.k_scale = i8 ? d_ks.p : NULL;
+    ad.v_scale = i8 ? d_vs.p : NULL;
     static const char *vname[] = {"naive", "fused"};
     for (int variant = GS_ATTN_NAIVE; variant <= GS_ATTN_FUSED; variant++) {
         ad.variant = variant;
@@ -260,9 +286,9 @@ static void run_case(const attn_case *c)
         rc = cuda_attention(d_out.p, d_qkv.p, d_k.p, d_v.p, &ad, scratch, sb, 0);
         char shape[200];
         snprintf(shape, sizeof shape,
-                 "%s: heads %d/%d hd=%d bs=%d window=%d sinks=%d, %d seqs, %d tokens, max_pos %d, %d idle table "
+                 "%s %s: heads %d/%d hd=%d bs=%d window=%d sinks=%d, %d seqs, %d tokens, max_pos %d, %d idle table "
                  "entries%s, scratch %zu B",
-                 c->what, nh, nkv, hd, bs, c->window, c->n_sink, n_seq, n_tok, max_pos, unused,
+                 kv_name[kt], c->what, nh, nkv, hd, bs, c->window, c->n_sink, n_seq, n_tok, max_pos, unused,
                  c->cache_off ? ", misaligned cache" : "", sb);
         if (!ran_ok(rc, why, sizeof why)) {
             tap_ok(0, "attention %s %s: %s", vname[variant], shape, why);
@@ -278,8 +304,9 @@ static void run_case(const attn_case *c)
     }
 
     dbuf_free(&d_store), dbuf_free(&d_slot), dbuf_free(&d_k), dbuf_free(&d_v), dbuf_free(&d_qkv);
-    dbuf_free(&d_seq), dbuf_free(&d_pos), dbuf_free(&d_tab), dbuf_free(&d_out);
+    dbuf_free(&d_seq), dbuf_free(&d_pos), dbuf_free(&d_tab), dbuf_free(&d_out), dbuf_free(&d_ks), dbuf_free(&d_vs);
     free(perm), free(tables), free(hoff), free(store), free(slot), free(store_row_of), free(kc), free(vc);
+    free(ksc), free(vsc);
     free(tseq), free(tpos), free(seq_pos), free(seq_start), free(qkv), free(used), free(ref), free(got);
 }
 
@@ -329,7 +356,7 @@ static double launch_floor_us(cudaEvent_t e0, cudaEvent_t e1)
     dbuf_put(&d_slot, &zero);
     for (int r = -1; r < 31; r++) {
         cudaEventRecord(e0, 0);
-        cuda_kv_store(d_k.p, d_v.p, d_row.p, d_slot.p, 1, 192, 64, 64, 0);
+        cuda_kv_store(d_k.p, d_v.p, NULL, NULL, GS_KV_F32, d_row.p, d_slot.p, 1, 192, 64, 64, 64, 0);
         cudaEventRecord(e1, 0);
         cudaEventSynchronize(e1);
         if (r >= 0)
@@ -490,8 +517,9 @@ int main(int argc, char **argv)
         {"short prefill + decode", 4, 2, 64, 16, 0, 0, 2, {40, 3000}, {40, 1}, 0, 1, 0, 0, 2.0f, 0},
         {"short prefill window=1", 4, 2, 8, 4, 1, 0, 2, {30, 12}, {6, 1}, 0, 0, 0, 0, 1.0f, 0},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        run_case(&cases[i]);
+    for (int kt = GS_KV_F32; kt < GS_KV_N_DTYPES; kt++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            run_case(&cases[i], kt);
     test_scratch_check();
     return tap_done();
 }

@@ -4,6 +4,9 @@
  *  - tiny GPT-2 / Llama logits at every position match transformers;
  *  - GPU and CPU logits agree for synthetic models, both attention variants,
  *    through the batching engine (mixed prefill and decode, preemption);
+ *  - KV cache in fp16, int8, fp8: prefill logits on the GPU (naive and
+ *    fused) against the CPU path with the same KV type, and decode steps
+ *    replayed as CUDA graphs generate the unreplayed run's tokens;
  *  - a model too large for the card fails with a clear runtime error. */
 #include <math.h>
 #include <stdio.h>
@@ -87,6 +90,7 @@ static int engine_tokens_g(gs_backend *be, const gs_model *m, int variant, int g
     c.kv_blocks = kv_blocks;
     if (graphs & 4)
         c.weight_dtype = GS_DTYPE_F16; /* bit 2: fp16 weight matrices (the GEMV path) */
+    c.kv_dtype = (graphs >> 3) & 3;    /* bits 3-4: the KV-cache element type (GS_KV_*) */
     int rc = gs_engine_init(&e, be, m, &c, err);
     if (rc)
         return rc;
@@ -146,6 +150,16 @@ static void test_synthetic(gs_backend *gpu, gs_backend *cpu, const char *preset)
     tap_ok(r16 == GS_OK && r16f == GS_OK && memcmp(want16, got, sizeof want16) == 0,
            "%s: fp16 weights with the GEMV's fused epilogues (and graphs, preemption) generate the unfused tokens %s",
            preset, err.msg);
+    /* Quantized KV caches: graphs and fusion must not change a token. */
+    static const char *const kvn[] = {"fp32", "fp16", "int8", "fp8"};
+    for (int kt = GS_KV_F16; kt < GS_KV_N_DTYPES; kt++) {
+        int ra = engine_tokens_g(gpu, &m, GS_ATTN_FUSED, kt << 3, NREQ, 0, want16, NREQ, PLEN, NGEN, &err);
+        int rb = engine_tokens_g(gpu, &m, GS_ATTN_FUSED, kt << 3 | 2 | 1, NREQ, 20, got, NREQ, PLEN, NGEN, &err);
+        tap_ok(ra == GS_OK && rb == GS_OK && memcmp(want16, got, sizeof want16) == 0,
+               "%s: %s KV cache, decode steps replayed as CUDA graphs (fusion, preemption) generate the plain run's "
+               "tokens %s",
+               preset, kvn[kt], err.msg);
+    }
     /* Prefill logits, all positions, GPU vs CPU, fp32. */
     gs_model_free(&m);
 }
@@ -194,6 +208,21 @@ static void test_prefill_logits(gs_backend *gpu, gs_backend *cpu, const char *pr
         double e = rc || rc2 ? 1.0 : gs_test_rel_err(b, a, (size_t)T * V);
         tap_ok(rc == GS_OK && rc2 == GS_OK && e < 1e-4, "%s: %d-token prefill logits, GPU (%s) vs CPU, rel err %.2e %s",
                preset, T, v ? "fused" : "naive", e, err.msg);
+    }
+    /* Quantized KV caches: the GPU against the CPU path with the same KV type.
+     * Both dequantize exactly alike; the K/V they quantize differ only by
+     * fp32 rounding (cuBLAS vs the CPU's products), which can move a value
+     * across a rounding boundary now and then, hence a bound above fp32's. */
+    static const char *const kvn[] = {"fp32", "fp16", "int8", "fp8"};
+    for (int kt = GS_KV_F16; kt < GS_KV_N_DTYPES; kt++) {
+        int rc3 = gs_test_forward_all_kv(cpu, &m, GS_ATTN_NAIVE, GS_DTYPE_F32, kt, ids, T, a, &err);
+        for (int v = 0; v < 2; v++) {
+            int rc2 = gs_test_forward_all_kv(gpu, &m, v, GS_DTYPE_F32, kt, ids, T, b, &err);
+            double e = rc2 || rc3 ? 1.0 : gs_test_rel_err(b, a, (size_t)T * V);
+            tap_ok(rc2 == GS_OK && rc3 == GS_OK && e < 2e-3,
+                   "%s: %d-token prefill logits with %s KV, GPU (%s) vs CPU (%s KV), rel err %.2e (bound 2e-3) %s",
+                   preset, T, kvn[kt], v ? "fused" : "naive", kvn[kt], e, err.msg);
+        }
     }
     /* Half-precision weights: the GEMV path (<= 16 rows) and the tensor-core path. */
     for (int d = GS_DTYPE_F16; d <= GS_DTYPE_BF16; d++) {
