@@ -18,6 +18,7 @@ enum {
     OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
     OPT_STEPS, OPT_SECONDS, OPT_PROFILE, OPT_REMEASURE_PEAKS,
     OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX, OPT_METRICS_SET, OPT_TRACE_EVERY, OPT_CPU_COUNTERS,
+    OPT_SPARSITY, OPT_KV_HEADS,
 };
 
 typedef struct opt_doc {
@@ -33,6 +34,8 @@ static const opt_doc table[] = {
     {{"backend", required_argument, NULL, OPT_BACKEND}, GS_OPTS_COMMON, "NAME", "auto, cpu or cuda"},
     {{"seed", required_argument, NULL, OPT_SEED}, GS_OPTS_COMMON, "N", "seed for synthetic weights and sampling"},
     {{"threads", required_argument, NULL, OPT_THREADS}, GS_OPTS_COMMON, "N", "CPU worker threads (0: one per core)"},
+    {{"sparsity", required_argument, NULL, OPT_SPARSITY}, GS_OPTS_COMMON, "KIND", "pruning: none, unstructured:R, 2:4, heads:R, neurons:R (optimizations.sparsity)"},
+    {{"kv-heads", required_argument, NULL, OPT_KV_HEADS}, GS_OPTS_COMMON, "N", "merge key/value heads down to N by mean pooling, 0: the model's own (optimizations.kv_heads)"},
     {{"tokens", required_argument, NULL, OPT_TOKENS}, GS_OPTS_SAMPLING, "N", "tokens to generate"},
     {{"temperature", required_argument, NULL, OPT_TEMPERATURE}, GS_OPTS_SAMPLING, "T", "0 = greedy argmax (default)"},
     {{"top-k", required_argument, NULL, OPT_TOP_K}, GS_OPTS_SAMPLING, "K", "sample among the K most likely ids (0: off)"},
@@ -133,6 +136,21 @@ static int set_str(char *dst, size_t cap, const char *cmd, const char *opt, cons
     return GS_OK;
 }
 
+/* Sets a configuration key through the key table, so the option reads its
+ * value exactly as the YAML file does; the message names the option. */
+static int set_key(gs_config *cfg, const char *cmd, const char *opt, const char *key, const char *v, gs_error *err)
+{
+    gs_error e = {0};
+    int rc = gs_config_set(cfg, key, v, &e);
+    if (rc == GS_OK)
+        return GS_OK;
+    const char *msg = e.msg;
+    size_t kl = strlen(key);
+    if (strncmp(msg, key, kl) == 0 && msg[kl] == ':')
+        msg += kl + (msg[kl + 1] == ' ' ? 2 : 1);
+    return gs_error_set(err, rc, "gptscope %s: --%s: %s", cmd, opt, msg);
+}
+
 static int parse_on_off(const char *command, const char *name, const char *v, int *out, gs_error *err)
 {
     if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
@@ -225,6 +243,12 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
             cfg->seed = v;
             break;
         }
+        case OPT_SPARSITY:
+            rc = set_key(cfg, command, "sparsity", "optimizations.sparsity", optarg, err);
+            break;
+        case OPT_KV_HEADS:
+            rc = set_key(cfg, command, "kv-heads", "optimizations.kv_heads", optarg, err);
+            break;
         case OPT_THREADS:
             if (!(rc = parse_long(command, "threads", optarg, 0, 1024, &lv, err)))
                 cfg->threads = (int)lv;

@@ -13,7 +13,8 @@ int gs_session_load_model(const gs_config *c, gs_model *m, gs_error *err);
 
 typedef struct gs_session {
     gs_config cfg;
-    gs_model model;
+    gs_model model;       /* what the engine runs: the master with optimizations.kv_heads and
+                           * optimizations.sparsity applied (the master itself is not kept) */
     gs_backend *be;
     gs_engine engine;
     int engine_ready;

@@ -126,6 +126,24 @@ else
     grep -q '"profile":{.*"name":"matmul_qkv"' "$TMP/out"
     ok $? "bench --profile --json has op rows (python3 absent: not parsed)"
 fi
+# Model transforms: the options and the YAML keys spell them the same.
+expect 0 '' "generate with --sparsity heads:0.25 --kv-heads 1 (GPT-2 MHA -> MQA, a head pruned)" -- "$GS" generate --model gpt2-tiny -n 4 --sparsity heads:0.25 --kv-heads 1
+expect 0 '' "generate with --sparsity neurons:0.5 --kv-heads 2 (Llama GQA 4 -> 2)" -- "$GS" generate --model llama-tiny -n 4 --sparsity neurons:0.5 --kv-heads 2
+expect 0 '' "bench with --sparsity 2:4" -- "$GS" bench --model gpt2-tiny --batch 2 --prompt-len 4 --gen-len 2 --sparsity 2:4
+expect 0 '' "bench with --sparsity unstructured:0.5" -- "$GS" bench --model llama-tiny --batch 2 --prompt-len 4 --gen-len 2 --sparsity unstructured:0.5
+printf 'model: gpt2-tiny\noptimizations:\n  sparsity: heads:0.25\n  kv_heads: 2\n' >"$TMP/prune.yaml"
+expect 0 '' "the same from YAML" -- "$GS" generate -c "$TMP/prune.yaml" -n 2
+expect 2 "gptscope generate: --sparsity: expected none, unstructured:R, 2:4, heads:R or neurons:R" "--sparsity heads (no ratio)" -- "$GS" generate --model gpt2-tiny --sparsity heads
+expect 2 "--sparsity: .*got \"heads:1\"" "--sparsity heads:1" -- "$GS" generate --model gpt2-tiny --sparsity heads:1
+expect 2 "--kv-heads: expected an integer" "--kv-heads -1" -- "$GS" generate --model gpt2-tiny --kv-heads -1
+expect 2 "optimizations.kv_heads: 3 does not divide the model's 4 key/value heads" "--kv-heads 3 of 4" -- "$GS" generate --model gpt2-tiny -n 1 --kv-heads 3
+expect 2 "optimizations.sparsity: heads:0.9 would leave no heads" "--sparsity heads:0.9 of 4 heads" -- "$GS" generate --model gpt2-tiny -n 1 --sparsity heads:0.9
+expect 2 "optimizations.sparsity: heads:0.1 removes no head" "--sparsity heads:0.1 of 4 heads" -- "$GS" bench --model gpt2-tiny --sparsity heads:0.1
+printf 'optimizations:\n  sparsity_kind: heads\n' >"$TMP/old.yaml"
+expect 2 "old.yaml:2:3: optimizations.sparsity_kind is gone" "the old sparsity_kind key says where it went" -- "$GS" generate -c "$TMP/old.yaml"
+printf 'optimizations:\n  window: 128\n' >"$TMP/win.yaml"
+expect 2 "optimizations.window: 128 is not smaller than the model's 128-token context" "a window as long as the context" -- "$GS" generate --model gpt2-tiny -n 1 -c "$TMP/win.yaml"
+
 expect 0 '' "live demo on a tiny model" -- "$GS" --model llama-tiny -n 4
 grep -q "matmul_qkv" "$TMP/out"
 ok $? "the demo prints the per-op table"
