@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "engine.h"
@@ -353,6 +354,15 @@ static void test_mqa_generates(gs_backend *be)
     const gs_request *r = ok ? gs_engine_request(&e, id0) : NULL;
     ok = ok && r && r->n_generated == 8;
     tap_ok(ok, "the MQA, head-pruned model generates (2 requests, 8 tokens each) %s", err.msg);
+    char path[] = "/tmp/gs_prune_save_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0)
+        close(fd);
+    gs_error e2 = {0};
+    int rs = gs_model_save(&pr, path, GS_FORMAT_LLMC, &e2);
+    tap_ok(rs == GS_ERR_INPUT && strstr(e2.msg, "pruned heads"), "a head-pruned model is not saved: %s", e2.msg);
+    if (fd >= 0)
+        unlink(path);
     gs_engine_destroy(&e);
     gs_model_free(&pr);
     gs_model_free(&mq);
