@@ -160,6 +160,21 @@ static int set_str(char *dst, size_t cap, const char *cmd, const char *opt, cons
     return GS_OK;
 }
 
+/* Sets a configuration key through the key table, so the option reads its
+ * value exactly as the YAML file does; the message names the option. */
+static int set_key(gs_config *cfg, const char *cmd, const char *opt, const char *key, const char *v, gs_error *err)
+{
+    gs_error e = {0};
+    int rc = gs_config_set(cfg, key, v, &e);
+    if (rc == GS_OK)
+        return GS_OK;
+    const char *msg = e.msg;
+    size_t kl = strlen(key);
+    if (strncmp(msg, key, kl) == 0 && msg[kl] == ':')
+        msg += kl + (msg[kl + 1] == ' ' ? 2 : 1);
+    return gs_error_set(err, rc, "gptscope %s: --%s: %s", cmd, opt, msg);
+}
+
 static int parse_on_off(const char *command, const char *name, const char *v, int *out, gs_error *err)
 {
     if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
@@ -345,12 +360,8 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
             cli->token_file = optarg;
             break;
         default:
-            if (c >= OPT_KEY && c < OPT_KEY + (int)(sizeof opt_keys / sizeof opt_keys[0])) {
-                gs_error e2;
-                if (gs_config_set(cfg, opt_keys[c - OPT_KEY].key, optarg, &e2))
-                    return gs_error_set(err, GS_ERR_INPUT, "gptscope %s: --%s: %s", command,
-                                        opt_keys[c - OPT_KEY].option, e2.msg);
-            }
+            if (c >= OPT_KEY && c < OPT_KEY + (int)(sizeof opt_keys / sizeof opt_keys[0]))
+                rc = set_key(cfg, command, opt_keys[c - OPT_KEY].option, opt_keys[c - OPT_KEY].key, optarg, err);
             break;
         }
         if (rc)

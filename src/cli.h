@@ -13,7 +13,7 @@
 
 /* Which option groups a command accepts. */
 enum {
-    GS_OPTS_COMMON = 1 << 0,   /* -c --model --format --backend --seed --threads */
+    GS_OPTS_COMMON = 1 << 0,   /* -c --model --format --backend --seed --threads --sparsity --kv-heads */
     GS_OPTS_SAMPLING = 1 << 1, /* -n --temperature --top-k --top-p --prompt-ids --logits-out */
     GS_OPTS_WORKLOAD = 1 << 2, /* --batch --prompt-len --gen-len */
     GS_OPTS_OUTPUT = 1 << 3,   /* --json */

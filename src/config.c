@@ -68,10 +68,11 @@ static const gs_config_key keys[] = {
     { "optimizations.group_size", GS_KEY_INT, 0, FIELD(opt.group_size), 32, 128, 0, 0, "32|64|128",
       "int4 quantization group size" },
     NAME("optimizations.kv", opt.kv, "fp32|fp16|int8|fp8", "KV cache precision"),
-    FLOAT("optimizations.sparsity", opt.sparsity, GS_KEY_FMAX_OPEN, 0.0, 1.0,
-          "fraction of weights pruned, 0 <= x < 1"),
-    NAME("optimizations.sparsity_kind", opt.sparsity_kind, "none|unstructured|2:4|heads|neurons",
-         "what is pruned"),
+    { "optimizations.sparsity", GS_KEY_SPARSITY, 0, FIELD(opt.sparsity), 0, 0, 0, 0,
+      "none|unstructured:R|2:4|heads:R|neurons:R",
+      "pruning: smallest weights, 2 of every 4, whole heads or MLP neurons (0 < R < 1)" },
+    INT("optimizations.kv_heads", opt.kv_heads, 0, 65536,
+        "key/value heads, merged by mean pooling (GQA, MQA); 0 = the model's own"),
     NAME("optimizations.attention", opt.attention, "naive|fused", "attention kernel"),
     INT("optimizations.window", opt.window, 0, 0x7fffffff, "sliding attention window, 0 = off"),
     INT("optimizations.sinks", opt.sinks, 0, 0x7fffffff, "sink tokens kept with a window"),
@@ -101,6 +102,14 @@ const gs_config_key *gs_config_key_find(const char *name)
     return NULL;
 }
 
+const char *gs_config_key_moved(const char *name)
+{
+    if (strcmp(name, "optimizations.sparsity_kind") == 0)
+        return "optimizations.sparsity_kind is gone: write the kind in optimizations.sparsity "
+               "(none, unstructured:R, 2:4, heads:R, neurons:R)";
+    return NULL;
+}
+
 /* ---- defaults ------------------------------------------------------------- */
 
 void gs_config_defaults(gs_config *c)
@@ -121,8 +130,8 @@ void gs_config_defaults(gs_config *c)
     strcpy(c->opt.weights, "fp32");
     c->opt.group_size = 128;
     strcpy(c->opt.kv, "fp32");
-    c->opt.sparsity = 0.0;
-    strcpy(c->opt.sparsity_kind, "none");
+    c->opt.sparsity = (gs_sparsity){ GS_SPARSITY_NONE, 0.0 };
+    c->opt.kv_heads = 0;
     strcpy(c->opt.attention, "naive");
     c->opt.window = 0;
     c->opt.sinks = 0;
@@ -166,6 +175,9 @@ static void describe(const gs_config_key *k, char *buf, size_t cap)
         break;
     case GS_KEY_TEXT:
         snprintf(buf, cap, "a non-empty string of at most %zu bytes", k->size - 1);
+        break;
+    case GS_KEY_SPARSITY:
+        snprintf(buf, cap, "none, unstructured:R, 2:4, heads:R or neurons:R with 0 < R < 1");
         break;
     }
 }
@@ -275,6 +287,9 @@ int gs_config_set(gs_config *c, const char *key, const char *value, gs_error *er
     if (!k) {
         char q[256];
         quote_for_msg(key, q, sizeof q);
+        const char *moved = gs_config_key_moved(key);
+        if (moved)
+            return gs_error_set(err, GS_ERR_INPUT, "%s", moved);
         return gs_error_set(err, GS_ERR_INPUT, "unknown configuration key %s", q);
     }
     void *field = (char *)c + k->offset;
@@ -350,6 +365,13 @@ int gs_config_set(gs_config *c, const char *key, const char *value, gs_error *er
         *(gs_model_format *)field = (gs_model_format)f;
         return GS_OK;
     }
+    case GS_KEY_SPARSITY: {
+        gs_sparsity sp;
+        if (gs_sparsity_parse(value, &sp))
+            return bad_value(k, value, err);
+        *(gs_sparsity *)field = sp;
+        return GS_OK;
+    }
     }
     return gs_error_set(err, GS_ERR_RUNTIME, "%s: key of unknown type", k->name);
 }
@@ -416,6 +438,16 @@ static int check_key(const gs_config *c, const gs_config_key *k, gs_error *err)
         }
         return GS_OK;
     }
+    case GS_KEY_SPARSITY: {
+        /* Written into the struct directly: it must read back as it is. */
+        const gs_sparsity *sp = field;
+        gs_sparsity back;
+        char text[96];
+        gs_sparsity_format(sp, text, sizeof text);
+        if (gs_sparsity_parse(text, &back) || back.kind != sp->kind || back.ratio != sp->ratio)
+            return bad_value(k, text, err);
+        return GS_OK;
+    }
     }
     return GS_OK;
 }
@@ -440,19 +472,6 @@ int gs_config_validate(const gs_config *c, gs_error *err)
         return gs_error_set(err, GS_ERR_INPUT,
                             "optimizations.sinks (%d) must be less than optimizations.window (%d)",
                             o->sinks, o->window);
-    /* No silent no-ops: pruning needs both an amount and a kind. */
-    if (o->sparsity > 0 && strcmp(o->sparsity_kind, "none") == 0)
-        return gs_error_set(err, GS_ERR_INPUT,
-                            "optimizations.sparsity %g needs optimizations.sparsity_kind "
-                            "(unstructured, 2:4, heads or neurons), not none", o->sparsity);
-    if (o->sparsity == 0 && strcmp(o->sparsity_kind, "none") != 0)
-        return gs_error_set(err, GS_ERR_INPUT,
-                            "optimizations.sparsity_kind %s needs optimizations.sparsity > 0",
-                            o->sparsity_kind);
-    if (strcmp(o->sparsity_kind, "2:4") == 0 && o->sparsity != 0.5)
-        return gs_error_set(err, GS_ERR_INPUT,
-                            "optimizations.sparsity_kind 2:4 prunes exactly half: set "
-                            "optimizations.sparsity to 0.5 (got %g)", o->sparsity);
     return GS_OK;
 }
 
@@ -553,6 +572,16 @@ static void out_value(out_buf *o, const gs_config *c, const gs_config_key *k)
     case GS_KEY_FORMAT:
         out_printf(o, "%s", gs_model_format_name(*(const gs_model_format *)field));
         break;
+    case GS_KEY_SPARSITY: {
+        /* Quoted unless none: "2:4" and "heads:0.25" read as text everywhere. */
+        const gs_sparsity *sp = field;
+        gs_sparsity_format(sp, name, sizeof name);
+        if (sp->kind == GS_SPARSITY_NONE)
+            out_printf(o, "%s", name);
+        else
+            out_quoted(o, name);
+        break;
+    }
     }
 }
 

@@ -10,6 +10,7 @@
 
 #include "model.h"
 #include "model_load.h"
+#include "prune.h"
 #include "status.h"
 
 #define GS_CONFIG_STR 256
@@ -33,8 +34,8 @@ typedef struct gs_optimizations {
     char weights[GS_CONFIG_STR];   /* fp32 fp16 bf16 int8 int4 */
     int group_size;                /* int4 group size: 32 64 128 */
     char kv[GS_CONFIG_STR];        /* fp32 fp16 int8 fp8 */
-    double sparsity;               /* 0..1 */
-    char sparsity_kind[GS_CONFIG_STR]; /* none unstructured 2:4 heads neurons */
+    gs_sparsity sparsity;          /* kind and ratio, spelled none, unstructured:R, 2:4, heads:R, neurons:R */
+    int kv_heads;                  /* key/value heads to merge down to; 0 = the model's own */
     char attention[GS_CONFIG_STR]; /* naive fused */
     int window;                    /* sliding window, 0 = off */
     int sinks;                     /* sink tokens kept with a window */
@@ -77,8 +78,9 @@ int gs_config_load_yaml(gs_config *c, const char *path, gs_error *err);
 
 /* Checks ranges and names after all sources are merged ("--threads" etc. are
  * named by their YAML key), then the rules between keys: sinks need a window
- * and are fewer than it; sparsity > 0 and sparsity_kind != none go together;
- * sparsity_kind 2:4 means sparsity 0.5. Shape overrides are checked against
+ * and are fewer than it. Rules that need the model (kv_heads divides its
+ * key/value heads, a window shorter than its context, heads left after
+ * pruning) are checked when the session builds it. Shape overrides are checked against
  * each other later, by gs_shape_validate on the merged shape. */
 int gs_config_validate(const gs_config *c, gs_error *err);
 
@@ -100,7 +102,8 @@ typedef enum {
     GS_KEY_NAME,   /* char[size] holding one of choices */
     GS_KEY_TEXT,   /* char[size] holding any non-empty text (a preset name or a path) */
     GS_KEY_ENUM,   /* int: index of the value in choices */
-    GS_KEY_FORMAT  /* gs_model_format, named as gs_model_format_parse reads it */
+    GS_KEY_FORMAT, /* gs_model_format, named as gs_model_format_parse reads it */
+    GS_KEY_SPARSITY /* gs_sparsity, spelled as gs_sparsity_parse reads it */
 } gs_config_key_type;
 
 enum {
@@ -125,6 +128,10 @@ typedef struct gs_config_key {
 const gs_config_key *gs_config_keys(int *n);
 /* The row for a YAML path, or NULL. */
 const gs_config_key *gs_config_key_find(const char *name);
+
+/* For a key that no longer exists, one line saying what replaced it; NULL
+ * for any other name. */
+const char *gs_config_key_moved(const char *name);
 
 /* Parses value as the YAML path key expects and stores it in c (c is left
  * unchanged on error). GS_ERR_INPUT "KEY: expected WHAT, got \"VALUE\"" for a

@@ -272,7 +272,11 @@ static int read_mapping(yaml_ctx *y, const char *prefix)
             }
             shown[i] = '\0';
             list_keys(prefix, list, sizeof list);
-            rc = at(y, kmark, "unknown key \"%s%s%s%s\" (%s%s: %s)", prefix, *prefix ? "." : "",
+            const char *moved = known ? gs_config_key_moved(full) : NULL;
+            if (moved)
+                rc = at(y, kmark, "%s", moved);
+            else
+                rc = at(y, kmark, "unknown key \"%s%s%s%s\" (%s%s: %s)", prefix, *prefix ? "." : "",
                     shown, i < kev.data.scalar.length ? "..." : "",
                     *prefix ? "keys of " : "top-level keys", prefix, list);
             yaml_event_delete(&kev);

@@ -219,7 +219,9 @@ int gs_forward_init_kv(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtyp
     }
     f->x = take(f, T * C * sizeof(float), &f->activation_bytes, &missing);
     f->xn = take(f, T * C * sizeof(float), &f->activation_bytes, &missing);
-    f->att = take(f, T * C * sizeof(float), &f->activation_bytes, &missing);
+    /* att holds the attention output (Q wide) and, when fused, normed rows (C wide). */
+    size_t att_w = (size_t)gs_shape_q_dim(s) > C ? (size_t)gs_shape_q_dim(s) : C;
+    f->att = take(f, T * att_w * sizeof(float), &f->activation_bytes, &missing);
     f->qkv = take(f, T * (size_t)gs_shape_qkv_dim(s) * sizeof(float), &f->activation_bytes, &missing);
     f->h_up = take(f, T * H * sizeof(float), &f->activation_bytes, &missing);
     f->h_gate = take(f, T * H * sizeof(float), &f->activation_bytes, &missing);
@@ -310,7 +312,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
     const gs_backend_ops *op = be->ops;
     const gs_model_shape *s = &f->shape;
     int n = b->n, C = s->n_embd, H = s->n_hidden, hd = gs_shape_head_dim(s);
-    int kv_dim = gs_shape_kv_dim(s), qkv_dim = gs_shape_qkv_dim(s);
+    int kv_dim = gs_shape_kv_dim(s), qkv_dim = gs_shape_qkv_dim(s), q_dim = gs_shape_q_dim(s);
     if (n < 1 || n > f->max_tokens || b->n_logits > f->max_rows || b->n_rows > f->max_rows)
         return gs_error_set(err, GS_ERR_RUNTIME, "step of %d tokens exceeds the %d planned", n,
                             f->max_tokens);
@@ -418,7 +420,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         }
         OP_BEGIN(f, "kv_store", l);
         float *ksc = f->k_scale ? f->k_scale[l] : NULL, *vsc = f->v_scale ? f->v_scale[l] : NULL;
-        op->kv_store(be, f->k_cache[l], f->v_cache[l], ksc, vsc, f->kv_dtype, f->qkv, f->d_slot, n, qkv_dim, C,
+        op->kv_store(be, f->k_cache[l], f->v_cache[l], ksc, vsc, f->kv_dtype, f->qkv, f->d_slot, n, qkv_dim, q_dim,
                      kv_dim, hd);
         OP_END(f, "kv_store");
         aa.k_scale = ksc;
@@ -428,9 +430,9 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         OP_END(f, "attention");
         OP_BEGIN(f, "matmul_out", l);
         if (epi)
-            op->matmul_ex(be, f->x, f->att, w->wo, f->w.wdt, w->bo, n, C, C, GS_EPI_ACCUMULATE);
+            op->matmul_ex(be, f->x, f->att, w->wo, f->w.wdt, w->bo, n, q_dim, C, GS_EPI_ACCUMULATE);
         else
-            op->matmul(be, f->xn, f->att, w->wo, f->w.wdt, w->bo, n, C, C);
+            op->matmul(be, f->xn, f->att, w->wo, f->w.wdt, w->bo, n, q_dim, C);
         OP_END(f, "matmul_out");
         if (epi) {
             OP_BEGIN(f, "norm_mlp", l);

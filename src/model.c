@@ -14,19 +14,26 @@ int gs_shape_validate(const gs_model_shape *s, gs_error *err)
         return gs_error_set(err, GS_ERR_INPUT, "model: n_layer %d out of range 1..512", s->n_layer);
     if (s->n_embd < 1 || s->n_embd > 65536)
         return gs_error_set(err, GS_ERR_INPUT, "model: n_embd %d out of range 1..65536", s->n_embd);
-    if (s->n_head < 1 || s->n_head > s->n_embd || s->n_embd % s->n_head != 0)
-        return gs_error_set(err, GS_ERR_INPUT, "model: n_head %d does not divide n_embd %d",
-                            s->n_head, s->n_embd);
-    if ((s->n_embd / s->n_head) % 2 != 0 && s->arch == GS_ARCH_LLAMA)
+    if (s->head_dim == 0) {
+        if (s->n_head < 1 || s->n_head > s->n_embd || s->n_embd % s->n_head != 0)
+            return gs_error_set(err, GS_ERR_INPUT, "model: n_head %d does not divide n_embd %d",
+                                s->n_head, s->n_embd);
+    } else {
+        /* An explicit head size (heads pruned): q no longer spans C. */
+        if (s->head_dim < 1 || s->head_dim > 65536)
+            return gs_error_set(err, GS_ERR_INPUT, "model: head_dim %d out of range 1..65536", s->head_dim);
+        if (s->n_head < 1 || (long long)s->n_head * s->head_dim > 262144)
+            return gs_error_set(err, GS_ERR_INPUT, "model: n_head %d x head_dim %d out of range 1..262144",
+                                s->n_head, s->head_dim);
+    }
+    if (gs_shape_head_dim(s) % 2 != 0 && s->arch == GS_ARCH_LLAMA)
         return gs_error_set(err, GS_ERR_INPUT, "model: head size %d must be even for rotary positions",
-                            s->n_embd / s->n_head);
+                            gs_shape_head_dim(s));
     if (s->n_kv_head < 1 || s->n_kv_head > s->n_head || s->n_head % s->n_kv_head != 0)
         return gs_error_set(err, GS_ERR_INPUT, "model: n_kv_head %d does not divide n_head %d",
                             s->n_kv_head, s->n_head);
-    if (s->arch == GS_ARCH_GPT2 && s->n_kv_head != s->n_head)
-        return gs_error_set(err, GS_ERR_INPUT,
-                            "model: GPT-2 style models use n_kv_head == n_head (%d != %d)",
-                            s->n_kv_head, s->n_head);
+    /* GPT-2 checkpoints are MHA (the loaders set n_kv_head = n_head), but a
+     * GPT-2 converted to GQA or MQA (kv_heads.h) runs like any other. */
     if (s->n_hidden < 1 || s->n_hidden > 262144)
         return gs_error_set(err, GS_ERR_INPUT, "model: n_hidden %d out of range 1..262144", s->n_hidden);
     if (s->n_ctx < 1 || s->n_ctx > 131072)
@@ -44,7 +51,7 @@ int gs_shape_validate(const gs_model_shape *s, gs_error *err)
 static size_t layout(gs_model *m, const gs_model_shape *s, float *base)
 {
     size_t C = (size_t)s->n_embd, H = (size_t)s->n_hidden, V = (size_t)s->vocab;
-    size_t QKV = (size_t)gs_shape_qkv_dim(s);
+    size_t QKV = (size_t)gs_shape_qkv_dim(s), Q = (size_t)gs_shape_q_dim(s);
     int gpt2 = s->arch == GS_ARCH_GPT2;
     size_t off = 0;
 #define TAKE(pp, count)                                   \
@@ -66,7 +73,7 @@ static size_t layout(gs_model *m, const gs_model_shape *s, float *base)
         TAKE(&w->wqkv, QKV * C);
         if (gpt2)
             TAKE(&w->bqkv, QKV);
-        TAKE(&w->wo, C * C);
+        TAKE(&w->wo, C * Q);
         if (gpt2)
             TAKE(&w->bo, C);
         TAKE(&w->ln2_w, C);
@@ -117,6 +124,16 @@ int gs_model_alloc(gs_model *m, const gs_model_shape *s, gs_error *err)
     return GS_OK;
 }
 
+int gs_model_copy(gs_model *dst, const gs_model *src, gs_error *err)
+{
+    int rc = gs_model_alloc(dst, &src->shape, err);
+    if (rc)
+        return rc;
+    /* Same shape, same layout: every tensor sits at the same offset. */
+    memcpy(dst->data, src->data, src->n_floats * sizeof(float));
+    return GS_OK;
+}
+
 void gs_model_free(gs_model *m)
 {
     free(m->data);
@@ -127,7 +144,7 @@ void gs_model_free(gs_model *m)
 int gs_model_tensors(const gs_model *m, gs_tensor_ref *refs, int cap)
 {
     const gs_model_shape *s = &m->shape;
-    int C = s->n_embd, H = s->n_hidden, V = s->vocab, QKV = gs_shape_qkv_dim(s);
+    int C = s->n_embd, H = s->n_hidden, V = s->vocab, QKV = gs_shape_qkv_dim(s), Q = gs_shape_q_dim(s);
     int n = 0;
 #define REF(nm, ptr, r, c)                                                   \
     do {                                                                     \
@@ -155,7 +172,7 @@ int gs_model_tensors(const gs_model *m, gs_tensor_ref *refs, int cap)
         LREF(ln1_b, C, 1);
         LREF(wqkv, QKV, C);
         LREF(bqkv, QKV, 1);
-        LREF(wo, C, C);
+        LREF(wo, C, Q);
         LREF(bo, C, 1);
         LREF(ln2_w, C, 1);
         LREF(ln2_b, C, 1);

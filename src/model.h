@@ -8,7 +8,8 @@
  * The master copy lives on the host in one allocation and is never mutated
  * once loaded: backends and optimizations derive their variants from it.
  * All matrices are row-major [out][in] (names: C = n_embd, H = n_hidden,
- * V = vocab, KV = n_kv_head * head_dim). */
+ * V = vocab, Q = n_head * head_dim, KV = n_kv_head * head_dim). Q == C
+ * unless attention heads were pruned away (prune.h). */
 #ifndef GS_MODEL_H
 #define GS_MODEL_H
 
@@ -24,19 +25,21 @@ typedef struct gs_model_shape {
     int n_layer;
     int n_head;
     int n_kv_head;      /* == n_head for GPT-2 (MHA); divides n_head */
-    int n_embd;         /* C; n_head divides it */
+    int n_embd;         /* C; n_head divides it unless head_dim is given */
     int n_hidden;       /* H: MLP width (4C for GPT-2) */
     int n_ctx;          /* maximum positions */
     int vocab;          /* V */
     int tied_embedding; /* 1: logits use wte, no separate lm_head */
     float norm_eps;     /* 1e-5 for both families */
     float rope_theta;   /* Llama only; 10000 */
+    int head_dim;       /* 0: n_embd / n_head (every trained model); set when
+                         * heads were pruned, so Q = n_head * head_dim < C */
 } gs_model_shape;
 
 typedef struct gs_layer_weights {
     float *ln1_w, *ln1_b;   /* [C]; ln1_b NULL for RMSNorm */
-    float *wqkv, *bqkv;     /* [C + 2*KV][C] rows q, then k, then v; bqkv [C+2KV] or NULL */
-    float *wo, *bo;         /* [C][C], [C] or NULL */
+    float *wqkv, *bqkv;     /* [Q + 2*KV][C] rows q, then k, then v; bqkv [Q+2KV] or NULL */
+    float *wo, *bo;         /* [C][Q], [C] or NULL */
     float *ln2_w, *ln2_b;   /* [C]; ln2_b NULL for RMSNorm */
     float *w_up, *b_up;     /* [H][C]: GPT-2 c_fc, Llama w1 (gate input of silu); b_up or NULL */
     float *w_gate;          /* [H][C]: Llama w3 (multiplies silu(w1 x)); NULL for GPT-2 */
@@ -56,14 +59,16 @@ typedef struct gs_model {
 
 /* Checks the shape is one we can run; GS_ERR_INPUT with a clear line if not. */
 int gs_shape_validate(const gs_model_shape *s, gs_error *err);
-static inline int gs_shape_head_dim(const gs_model_shape *s) { return s->n_embd / s->n_head; }
-static inline int gs_shape_kv_dim(const gs_model_shape *s)
+static inline int gs_shape_head_dim(const gs_model_shape *s)
 {
-    return s->n_kv_head * (s->n_embd / s->n_head);
+    return s->head_dim > 0 ? s->head_dim : s->n_embd / s->n_head;
 }
+/* Q: width of the attention's queries and output (wo's input). */
+static inline int gs_shape_q_dim(const gs_model_shape *s) { return s->n_head * gs_shape_head_dim(s); }
+static inline int gs_shape_kv_dim(const gs_model_shape *s) { return s->n_kv_head * gs_shape_head_dim(s); }
 static inline int gs_shape_qkv_dim(const gs_model_shape *s)
 {
-    return s->n_embd + 2 * gs_shape_kv_dim(s);
+    return gs_shape_q_dim(s) + 2 * gs_shape_kv_dim(s);
 }
 /* Number of parameters (tied embedding counted once). */
 size_t gs_shape_param_count(const gs_model_shape *s);
@@ -72,6 +77,8 @@ size_t gs_shape_param_count(const gs_model_shape *s);
  * GS_ERR_RUNTIME (with the bytes asked for) when memory runs out. */
 int gs_model_alloc(gs_model *m, const gs_model_shape *s, gs_error *err);
 void gs_model_free(gs_model *m);
+/* dst = a fresh copy of src (same shape, own allocation). */
+int gs_model_copy(gs_model *dst, const gs_model *src, gs_error *err);
 
 /* Every tensor of the model in a fixed order, for loaders, writers and tests. */
 typedef struct gs_tensor_ref {

@@ -384,5 +384,14 @@ int gs_model_save(const gs_model *m, const char *path, gs_model_format fmt, gs_e
     if (!ops)
         return gs_error_set(err, GS_ERR_INPUT,
                             "%s: choose a format to save in (llama2c, llmc or safetensors)", path);
+    /* Every format here derives the head size from n_embd / n_head. */
+    if (gs_shape_q_dim(&m->shape) != m->shape.n_embd)
+        return gs_error_set(err, GS_ERR_INPUT,
+                            "%s: a model with pruned heads (%d x %d != n_embd %d) cannot be saved in these formats",
+                            path, m->shape.n_head, gs_shape_head_dim(&m->shape), m->shape.n_embd);
+    if (m->shape.arch == GS_ARCH_GPT2 && m->shape.n_kv_head != m->shape.n_head)
+        return gs_error_set(err, GS_ERR_INPUT,
+                            "%s: a GPT-2 style model with %d key/value heads for %d heads cannot be saved in these formats",
+                            path, m->shape.n_kv_head, m->shape.n_head);
     return ops->save(m, path, err);
 }

@@ -74,7 +74,7 @@ int gs_op_cost_of(const gs_cost_config *c, const char *name, const gs_step_shape
     const gs_model_shape *s = &c->shape;
     const double n = (double)st->n_tokens, R = (double)st->n_logits;
     const double C = s->n_embd, H = s->n_hidden, V = s->vocab, nh = s->n_head;
-    const double KV = gs_shape_kv_dim(s), Q3 = gs_shape_qkv_dim(s);
+    const double KV = gs_shape_kv_dim(s), Q3 = gs_shape_qkv_dim(s), Q = gs_shape_q_dim(s);
     const int gpt2 = s->arch == GS_ARCH_GPT2, bias = gpt2;
     memset(o, 0, sizeof *o);
 
@@ -97,28 +97,28 @@ int gs_op_cost_of(const gs_cost_config *c, const char *name, const gs_step_shape
     } else if (strcmp(name, "matmul_qkv") == 0) {
         matmul_cost(c, n, C, Q3, bias, o);
     } else if (strcmp(name, "rope") == 0) {
-        /* Rotates q and k in place: (C + KV) / 2 pairs per token, read and written. */
-        o->flops = n * (C + KV) / 2.0 * ROPE_PAIR_FLOPS;
-        o->act_bytes = 2.0 * n * (C + KV) * F32;
+        /* Rotates q and k in place: (Q + KV) / 2 pairs per token, read and written. */
+        o->flops = n * (Q + KV) / 2.0 * ROPE_PAIR_FLOPS;
+        o->act_bytes = 2.0 * n * (Q + KV) * F32;
     } else if (strcmp(name, "kv_store") == 0) {
         /* k and v of each new token read from qkv, written to the cache. */
         o->act_bytes = n * 2.0 * KV * F32;
         o->kv_bytes = n * 2.0 * KV * c->kv_elem_bytes;
     } else if (strcmp(name, "attention") == 0) {
         /* Per (head, attended position): q.k (2 hd), softmax, p.v (2 hd);
-         * nh * hd = C. q read and the output written once; each sequence's
+         * nh * hd = Q (C unless heads were pruned). q read and the output written once; each sequence's
          * distinct K and V rows read once (GQA: a KV head serves its group).
          * Naive attention writes the score matrix and reads it back: the
          * least any materializing version moves (the three-kernel CUDA one
          * moves it more often, padded to max_pos). */
         double pairs = (double)st->attn_pairs;
-        o->flops = 4.0 * C * pairs + SOFTMAX_FLOPS * nh * pairs;
-        o->act_bytes = 2.0 * n * C * F32;
+        o->flops = 4.0 * Q * pairs + SOFTMAX_FLOPS * nh * pairs;
+        o->act_bytes = 2.0 * n * Q * F32;
         o->kv_bytes = (double)st->attn_keys * 2.0 * KV * c->kv_elem_bytes;
         if (c->attn_variant == GS_ATTN_NAIVE)
             o->score_bytes = 2.0 * nh * pairs * F32;
     } else if (strcmp(name, "matmul_out") == 0) {
-        matmul_cost(c, n, C, C, bias, o);
+        matmul_cost(c, n, Q, C, bias, o);
     } else if (strcmp(name, "residual_attn") == 0 || strcmp(name, "residual_mlp") == 0) {
         /* x += y: x and y read, x written. */
         o->flops = n * C;

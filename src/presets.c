@@ -6,9 +6,9 @@
 #include <string.h>
 
 #define GPT2(L, H, C, T, V) \
-    { GS_ARCH_GPT2, (L), (H), (H), (C), 4 * (C), (T), (V), 1, 1e-5f, 10000.0f }
+    { GS_ARCH_GPT2, (L), (H), (H), (C), 4 * (C), (T), (V), 1, 1e-5f, 10000.0f, 0 }
 #define LLAMA(L, H, KV, C, F, T, V, TIED) \
-    { GS_ARCH_LLAMA, (L), (H), (KV), (C), (F), (T), (V), (TIED), 1e-5f, 10000.0f }
+    { GS_ARCH_LLAMA, (L), (H), (KV), (C), (F), (T), (V), (TIED), 1e-5f, 10000.0f, 0 }
 
 static const gs_preset presets[] = {
     {"gpt2-124m", "GPT-2 small: 12 layers, 12 heads, 768 wide", GPT2(12, 12, 768, 1024, 50257)},

@@ -299,8 +299,8 @@ static void baseline_config(gs_config *bc, const gs_config *cfg, int chunk)
     gs_optimizations *o = &bc->opt;
     snprintf(o->weights, sizeof o->weights, "fp32");
     snprintf(o->kv, sizeof o->kv, "fp32");
-    o->sparsity = 0;
-    snprintf(o->sparsity_kind, sizeof o->sparsity_kind, "none");
+    o->sparsity = (gs_sparsity){GS_SPARSITY_NONE, 0.0};
+    o->kv_heads = 0;
     snprintf(o->attention, sizeof o->attention, "naive");
     o->window = 0;
     o->sinks = 0;

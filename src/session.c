@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kv_heads.h"
 #include "model_load.h"
 #include "presets.h"
 #include "ranges.h"
@@ -93,6 +94,34 @@ int gs_session_weight_dtype(const gs_config *c, const gs_model_shape *shape, gs_
     return GS_OK;
 }
 
+/* The model the engine runs: the master's key/value heads merged, then
+ * pruned, as the optimizations ask (each step replaces *m; the master is not
+ * kept: quality baselines come from a separate fp32 session). Also the
+ * checks that need the model's shape. */
+static int transform_model(const gs_config *c, gs_model *m, gs_error *err)
+{
+    const gs_optimizations *o = &c->opt;
+    if (o->window > 0 && o->window >= m->shape.n_ctx)
+        return gs_error_set(err, GS_ERR_INPUT,
+                            "optimizations.window: %d is not smaller than the model's %d-token context",
+                            o->window, m->shape.n_ctx);
+    gs_model t;
+    int rc;
+    if (o->kv_heads > 0 && o->kv_heads != m->shape.n_kv_head) {
+        if ((rc = gs_convert_kv_heads(&t, m, o->kv_heads, err)))
+            return rc;
+        gs_model_free(m);
+        *m = t;
+    }
+    if (o->sparsity.kind != GS_SPARSITY_NONE) {
+        if ((rc = gs_prune(&t, m, &o->sparsity, err)))
+            return rc;
+        gs_model_free(m);
+        *m = t;
+    }
+    return GS_OK;
+}
+
 int gs_session_open(gs_session *s, const gs_config *c, const gs_sampler *sampler, gs_error *err)
 {
     return gs_session_open_on(s, c, sampler, NULL, err);
@@ -125,6 +154,10 @@ int gs_session_open_progress(gs_session *s, const gs_config *c, const gs_sampler
     rc = gs_session_load_model(c, &s->model, err);
     if (rc)
         return rc;
+    if ((rc = transform_model(c, &s->model, err))) {
+        gs_model_free(&s->model);
+        return rc;
+    }
     s->load_seconds = (double)(gs_now_ns() - t0) * 1e-9;
     if ((rc = progress(s, fn, ctx, "transforming", 0.4, err)))
         return rc;

@@ -18,7 +18,8 @@ int gs_session_weight_dtype(const gs_config *c, const gs_model_shape *shape, gs_
 
 typedef struct gs_session {
     gs_config cfg;
-    gs_model model;
+    gs_model model;       /* what the engine runs: the master with optimizations.kv_heads and
+                           * optimizations.sparsity applied (the master itself is not kept) */
     gs_backend *be;
     gs_engine engine;
     int engine_ready;

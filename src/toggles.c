@@ -1,6 +1,8 @@
 /* toggles.c - stepping through the optimization toggles (see toggles.h). */
 #include "toggles.h"
 
+#include "prune.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +32,6 @@ static const char *const sparsity_steps[] = {
 
 const gs_toggle *gs_toggle_at(int i) { return i >= 0 && i < GS_TG_COUNT ? &toggles[i] : NULL; }
 
-/* Today sparsity is two keys (a ratio and sparsity_kind); a text key
- * "unstructured:0.5" may replace them. Both spellings are handled here. */
-static int sparsity_split(void) { return gs_config_key_find("optimizations.sparsity_kind") != NULL; }
-
 int gs_toggle_available(int i)
 {
     return i >= 0 && i < GS_TG_COUNT && gs_config_key_find(toggles[i].key) != NULL;
@@ -61,6 +59,9 @@ static void key_text(const gs_config *c, const gs_config_key *k, char *buf, int 
     case GS_KEY_TEXT:
         snprintf(buf, (size_t)cap, "%s", field);
         break;
+    case GS_KEY_SPARSITY:
+        gs_sparsity_format((const gs_sparsity *)field, buf, (size_t)cap);
+        break;
     default:
         snprintf(buf, (size_t)cap, "?");
         break;
@@ -75,41 +76,12 @@ void gs_toggle_value(const gs_config *c, int i, char *buf, int cap)
         snprintf(buf, (size_t)cap, "n/a");
         return;
     }
-    if (i == GS_TG_SPARSITY && sparsity_split()) {
-        if (!strcmp(c->opt.sparsity_kind, "none") || c->opt.sparsity_kind[0] == 0)
-            snprintf(buf, (size_t)cap, "none");
-        else if (!strcmp(c->opt.sparsity_kind, "2:4"))
-            snprintf(buf, (size_t)cap, "2:4");
-        else
-            snprintf(buf, (size_t)cap, "%s:%g", c->opt.sparsity_kind, c->opt.sparsity);
-        return;
-    }
     key_text(c, gs_config_key_find(toggles[i].key), buf, cap);
 }
 
 static int set_sparsity(gs_config *c, const char *v, gs_error *err)
 {
-    if (!sparsity_split())
-        return gs_config_set(c, "optimizations.sparsity", v, err);
-    gs_config t = *c;
-    const char *colon = strchr(v, ':');
-    int rc;
-    if (!strcmp(v, "none"))
-        rc = gs_config_set(&t, "optimizations.sparsity_kind", "none", err) ||
-             gs_config_set(&t, "optimizations.sparsity", "0", err);
-    else if (!strcmp(v, "2:4"))
-        rc = gs_config_set(&t, "optimizations.sparsity_kind", "2:4", err) ||
-             gs_config_set(&t, "optimizations.sparsity", "0.5", err);
-    else {
-        char kind[32];
-        snprintf(kind, sizeof kind, "%.*s", colon ? (int)(colon - v) : (int)strlen(v), v);
-        rc = gs_config_set(&t, "optimizations.sparsity_kind", kind, err) ||
-             gs_config_set(&t, "optimizations.sparsity", colon ? colon + 1 : "0.5", err);
-    }
-    if (rc)
-        return GS_ERR_INPUT;
-    *c = t;
-    return GS_OK;
+    return gs_config_set(c, "optimizations.sparsity", v, err);
 }
 
 /* Position of the first step >= v (dir > 0: the next one after v). */

@@ -46,7 +46,7 @@ expect 2 "threads" "non-numeric threads" -- "$GS" generate --threads many
 expect 2 "temperature" "temperature nan" -- "$GS" generate --temperature nan
 expect 2 "backend" "unknown backend" -- "$GS" generate --backend tpu
 expect 2 "optimizations.kv: fp8 runs on the cuda backend only" "KV fp8 on the cpu backend" -- "$GS" generate --model gpt2-tiny --backend cpu --kv fp8 -n 2
-expect 2 "optimizations.kv" "unknown KV precision" -- "$GS" generate --model gpt2-tiny --backend cpu --kv fp4 -n 2
+expect 2 "gptscope generate: --kv: expected one of fp32.fp16.int8.fp8" "unknown KV precision" -- "$GS" generate --model gpt2-tiny --backend cpu --kv fp4 -n 2
 expect 0 '' "KV int8 on the cpu backend" -- "$GS" generate --model gpt2-tiny --backend cpu --kv int8 -n 4
 expect 2 "format" "unknown format" -- "$GS" generate --format onnx
 expect 2 "prompt-ids" "malformed prompt ids" -- "$GS" generate --model gpt2-tiny --prompt-ids 1,x,3
@@ -160,6 +160,24 @@ expect 0 '' "bench on a preset" -- "$GS" bench --model gpt2-tiny --batch 2 --pro
 grep -q '^quality  vs fp32 baseline, 128 tokens sampled by the baseline: .*illustrative only: synthetic weights' "$TMP/out"
 ok $? "bench on a preset marks its quality figures illustrative"
 expect 2 "quality-tokens" "bench --quality-tokens 0" -- "$GS" bench --model gpt2-tiny --quality-tokens 0
+# Model transforms: the options and the YAML keys spell them the same.
+expect 0 '' "generate with --sparsity heads:0.25 --kv-heads 1 (GPT-2 MHA -> MQA, a head pruned)" -- "$GS" generate --model gpt2-tiny -n 4 --sparsity heads:0.25 --kv-heads 1
+expect 0 '' "generate with --sparsity neurons:0.5 --kv-heads 2 (Llama GQA 4 -> 2)" -- "$GS" generate --model llama-tiny -n 4 --sparsity neurons:0.5 --kv-heads 2
+expect 0 '' "bench with --sparsity 2:4" -- "$GS" bench --model gpt2-tiny --batch 2 --prompt-len 4 --gen-len 2 --sparsity 2:4
+expect 0 '' "bench with --sparsity unstructured:0.5" -- "$GS" bench --model llama-tiny --batch 2 --prompt-len 4 --gen-len 2 --sparsity unstructured:0.5
+printf 'model: gpt2-tiny\noptimizations:\n  sparsity: heads:0.25\n  kv_heads: 2\n' >"$TMP/prune.yaml"
+expect 0 '' "the same from YAML" -- "$GS" generate -c "$TMP/prune.yaml" -n 2
+expect 2 "gptscope generate: --sparsity: expected none, unstructured:R, 2:4, heads:R or neurons:R" "--sparsity heads (no ratio)" -- "$GS" generate --model gpt2-tiny --sparsity heads
+expect 2 "--sparsity: .*got \"heads:1\"" "--sparsity heads:1" -- "$GS" generate --model gpt2-tiny --sparsity heads:1
+expect 2 "--kv-heads: expected an integer" "--kv-heads -1" -- "$GS" generate --model gpt2-tiny --kv-heads -1
+expect 2 "optimizations.kv_heads: 3 does not divide the model's 4 key/value heads" "--kv-heads 3 of 4" -- "$GS" generate --model gpt2-tiny -n 1 --kv-heads 3
+expect 2 "optimizations.sparsity: heads:0.9 would leave no heads" "--sparsity heads:0.9 of 4 heads" -- "$GS" generate --model gpt2-tiny -n 1 --sparsity heads:0.9
+expect 2 "optimizations.sparsity: heads:0.1 removes no head" "--sparsity heads:0.1 of 4 heads" -- "$GS" bench --model gpt2-tiny --sparsity heads:0.1
+printf 'optimizations:\n  sparsity_kind: heads\n' >"$TMP/old.yaml"
+expect 2 "old.yaml:2:3: optimizations.sparsity_kind is gone" "the old sparsity_kind key says where it went" -- "$GS" generate -c "$TMP/old.yaml"
+printf 'optimizations:\n  window: 128\n' >"$TMP/win.yaml"
+expect 2 "optimizations.window: 128 is not smaller than the model's 128-token context" "a window as long as the context" -- "$GS" generate --model gpt2-tiny -n 1 -c "$TMP/win.yaml"
+
 expect 0 '' "live demo on a tiny model" -- "$GS" --model llama-tiny -n 4
 grep -q "matmul_qkv" "$TMP/out"
 ok $? "the demo prints the per-op table"

@@ -81,8 +81,8 @@ static int cfg_equal(const gs_config *a, const gs_config *b)
            a->workload.requests == b->workload.requests &&
            a->workload.arrival_rate == b->workload.arrival_rate &&
            strcmp(o->weights, p->weights) == 0 && o->group_size == p->group_size &&
-           strcmp(o->kv, p->kv) == 0 && o->sparsity == p->sparsity &&
-           strcmp(o->sparsity_kind, p->sparsity_kind) == 0 &&
+           strcmp(o->kv, p->kv) == 0 && o->sparsity.kind == p->sparsity.kind &&
+           o->sparsity.ratio == p->sparsity.ratio && o->kv_heads == p->kv_heads &&
            strcmp(o->attention, p->attention) == 0 && o->window == p->window &&
            o->sinks == p->sinks && o->cuda_graphs == p->cuda_graphs && o->fusion == p->fusion &&
            a->profiler.enabled == b->profiler.enabled &&
@@ -149,8 +149,8 @@ static void test_defaults(void)
                c.workload.requests == 0 && c.workload.arrival_rate == 0.0,
            "defaults: workload");
     tap_ok(strcmp(c.opt.weights, "fp32") == 0 && c.opt.group_size == 128 &&
-               strcmp(c.opt.kv, "fp32") == 0 && c.opt.sparsity == 0.0 &&
-               strcmp(c.opt.sparsity_kind, "none") == 0 && strcmp(c.opt.attention, "naive") == 0 &&
+               strcmp(c.opt.kv, "fp32") == 0 && c.opt.sparsity.kind == GS_SPARSITY_NONE &&
+               c.opt.sparsity.ratio == 0.0 && c.opt.kv_heads == 0 && strcmp(c.opt.attention, "naive") == 0 &&
                c.opt.window == 0 && c.opt.sinks == 0 && c.opt.cuda_graphs == 0 && c.opt.fusion == 0,
            "defaults: optimizations");
     tap_ok(c.profiler.enabled == 1 && c.profiler.metrics_every == 0 &&
@@ -243,8 +243,8 @@ static const char *all_keys_yaml =
     "  weights: int4\n"
     "  group_size: 64\n"
     "  kv: fp8\n"
-    "  sparsity: 0.5\n"
-    "  sparsity_kind: \"2:4\"\n"
+    "  sparsity: heads:0.25\n"
+    "  kv_heads: 2\n"
     "  attention: fused\n"
     "  window: 128\n"
     "  sinks: 4\n"
@@ -279,8 +279,8 @@ static void test_all_keys(void)
                c.workload.requests == 100 && c.workload.arrival_rate == 0.125,
            "all keys: workload (flow mapping)");
     tap_ok(strcmp(c.opt.weights, "int4") == 0 && c.opt.group_size == 64 &&
-               strcmp(c.opt.kv, "fp8") == 0 && c.opt.sparsity == 0.5 &&
-               strcmp(c.opt.sparsity_kind, "2:4") == 0 && strcmp(c.opt.attention, "fused") == 0 &&
+               strcmp(c.opt.kv, "fp8") == 0 && c.opt.sparsity.kind == GS_SPARSITY_HEADS &&
+               c.opt.sparsity.ratio == 0.25 && c.opt.kv_heads == 2 && strcmp(c.opt.attention, "fused") == 0 &&
                c.opt.window == 128 && c.opt.sinks == 4 && c.opt.cuda_graphs == 1 &&
                c.opt.fusion == 1,
            "all keys: optimizations");
@@ -328,7 +328,6 @@ static void random_config(gs_config *c)
 {
     static const char *weights[] = { "fp32", "fp16", "bf16", "int8", "int4" };
     static const char *kvs[] = { "fp32", "fp16", "int8", "fp8" };
-    static const char *kinds[] = { "none", "unstructured", "2:4", "heads", "neurons" };
     static const char *odd = "ab:# \"\\'-_./{}[]&*!|>%@`,?\t\x01\x7f\xc3\xa9";
     gs_config_defaults(c);
     int len = rnd_int(1, 60);
@@ -361,8 +360,11 @@ static void random_config(gs_config *c)
     strcpy(c->opt.weights, weights[rnd() % 5]);
     c->opt.group_size = 32 << rnd_int(0, 2);
     strcpy(c->opt.kv, kvs[rnd() % 4]);
-    c->opt.sparsity = (double)(rnd() >> 11) / 9007199254740992.0; /* [0, 1) */
-    strcpy(c->opt.sparsity_kind, kinds[rnd() % 5]);
+    c->opt.sparsity.kind = (gs_sparsity_kind)rnd_int(GS_SPARSITY_NONE, GS_SPARSITY_NEURONS);
+    c->opt.sparsity.ratio = c->opt.sparsity.kind == GS_SPARSITY_NONE ? 0.0
+                            : c->opt.sparsity.kind == GS_SPARSITY_2_4 ? 0.5
+                            : ((double)(rnd() >> 11) + 1.0) / 9007199254740994.0; /* (0, 1) */
+    c->opt.kv_heads = rnd_int(0, 65536);
     strcpy(c->opt.attention, (rnd() & 1) ? "fused" : "naive");
     c->opt.window = rnd_int(0, 0x7fffffff);
     c->opt.sinks = rnd_int(0, 0x7fffffff);
@@ -446,10 +448,27 @@ static void test_set_and_validate(void)
                gs_config_set(&c, "seed", "18446744073709551616", &err) == GS_ERR_INPUT &&
                gs_config_set(&c, "seed", "+7", &err) == GS_OK && c.seed == 7,
            "gs_config_set: seed range");
-    tap_ok(gs_config_set(&c, "optimizations.sparsity", "1", &err) == GS_ERR_INPUT &&
-               gs_config_set(&c, "optimizations.sparsity", "inf", &err) == GS_ERR_INPUT &&
-               gs_config_set(&c, "optimizations.sparsity", "0.999", &err) == GS_OK,
-           "gs_config_set: sparsity 0 <= x < 1");
+    tap_ok(gs_config_set(&c, "optimizations.sparsity", "0.5", &err) == GS_ERR_INPUT &&
+               gs_config_set(&c, "optimizations.sparsity", "heads:1", &err) == GS_ERR_INPUT &&
+               gs_config_set(&c, "optimizations.sparsity", "unstructured:inf", &err) == GS_ERR_INPUT &&
+               gs_config_set(&c, "optimizations.sparsity", "2:4:0.5", &err) == GS_ERR_INPUT &&
+               gs_config_set(&c, "optimizations.sparsity", "neurons:0.999", &err) == GS_OK &&
+               c.opt.sparsity.kind == GS_SPARSITY_NEURONS && c.opt.sparsity.ratio == 0.999 &&
+               gs_config_set(&c, "optimizations.sparsity", "2:4", &err) == GS_OK &&
+               c.opt.sparsity.kind == GS_SPARSITY_2_4 && c.opt.sparsity.ratio == 0.5 &&
+               gs_config_set(&c, "optimizations.sparsity", "none", &err) == GS_OK &&
+               c.opt.sparsity.kind == GS_SPARSITY_NONE,
+           "gs_config_set: sparsity none, unstructured:R, 2:4, heads:R, neurons:R with 0 < R < 1");
+    tap_ok(gs_config_set(&c, "optimizations.sparsity", "heads", &err) == GS_ERR_INPUT &&
+               strcmp(err.msg, "optimizations.sparsity: expected none, unstructured:R, 2:4, heads:R or "
+                               "neurons:R with 0 < R < 1, got \"heads\"") == 0,
+           "gs_config_set: a bad sparsity says what is expected: %s", err.msg);
+    tap_ok(gs_config_set(&c, "optimizations.sparsity_kind", "heads", &err) == GS_ERR_INPUT &&
+               strstr(err.msg, "optimizations.sparsity_kind is gone") && strstr(err.msg, "heads:R"),
+           "gs_config_set: the old sparsity_kind says where the kind went");
+    tap_ok(gs_config_set(&c, "optimizations.kv_heads", "4", &err) == GS_OK && c.opt.kv_heads == 4 &&
+               gs_config_set(&c, "optimizations.kv_heads", "-1", &err) == GS_ERR_INPUT,
+           "gs_config_set: kv_heads >= 0");
     int nkeys;
     const gs_config_key *keys = gs_config_keys(&nkeys);
     int named = 1;
@@ -463,10 +482,6 @@ static void test_set_and_validate(void)
     } cases[] = {
         { "sinks without a window", "optimizations.sinks", "4",
           "optimizations.sinks needs optimizations.window > 0" },
-        { "sparsity without a kind", "optimizations.sparsity", "0.3",
-          "optimizations.sparsity 0.3 needs optimizations.sparsity_kind" },
-        { "a kind without sparsity", "optimizations.sparsity_kind", "heads",
-          "optimizations.sparsity_kind heads needs optimizations.sparsity > 0" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         gs_config_defaults(&c);
@@ -485,10 +500,12 @@ static void test_set_and_validate(void)
     c.opt.sinks = 2;
     tap_ok(gs_config_validate(&c, &err) == GS_OK, "validate: window 8 with 2 sinks");
     gs_config_defaults(&c);
-    strcpy(c.opt.sparsity_kind, "2:4");
-    c.opt.sparsity = 0.25;
-    tap_ok(gs_config_validate(&c, &err) == GS_ERR_INPUT && strstr(err.msg, "0.5"),
-           "validate: 2:4 means sparsity 0.5");
+    c.opt.sparsity = (gs_sparsity){ GS_SPARSITY_2_4, 0.25 };
+    tap_ok(gs_config_validate(&c, &err) == GS_ERR_INPUT && strstr(err.msg, "optimizations.sparsity"),
+           "validate: 2:4 with a ratio other than 0.5 is refused");
+    c.opt.sparsity = (gs_sparsity){ GS_SPARSITY_HEADS, 1.0 };
+    tap_ok(gs_config_validate(&c, &err) == GS_ERR_INPUT && strstr(err.msg, "optimizations.sparsity"),
+           "validate: heads with ratio 1 is refused");
     /* Values written into the struct directly (as the command line may). */
     gs_config_defaults(&c);
     c.opt.group_size = 48;
@@ -541,8 +558,13 @@ static void test_bad_files(void)
     expect_bad("int as a decimal", "threads: 2.5\n", "1:10", "threads: expected an integer 0..1024");
     expect_bad("int out of range", "workload: {batch: 5000}\n", "1:19",
                "workload.batch: expected an integer 1..4096, got \"5000\"");
-    expect_bad("float out of range", "optimizations:\n  sparsity: 1.5\n", "2:13",
-               "optimizations.sparsity: expected a number 0 <= x < 1, got \"1.5\"");
+    expect_bad("sparsity ratio out of range", "optimizations:\n  sparsity: heads:1.5\n", "2:13",
+               "optimizations.sparsity: expected none, unstructured:R, 2:4, heads:R or neurons:R with "
+               "0 < R < 1, got \"heads:1.5\"");
+    expect_bad("old sparsity number", "optimizations:\n  sparsity: 0.5\n", "2:13",
+               "optimizations.sparsity: expected none");
+    expect_bad("old sparsity_kind", "optimizations:\n  sparsity_kind: none\n", "2:3",
+               "optimizations.sparsity_kind is gone");
     expect_bad("negative float", "workload:\n  arrival_rate: -0.5\n", "2:17",
                "workload.arrival_rate: expected a number >= 0");
     expect_bad("negative seed", "seed: -1\n", "1:7",
@@ -644,8 +666,8 @@ static void test_fuzz(void)
         "model:\n  preset: gpt2-tiny\n  n_layer: 2\n  arch: gpt2\n"
         "backend: cpu\nseed: 7\nthreads: 2\n"
         "workload: {batch: 4, prompt_len: 8, gen_len: 8, arrival_rate: 0.5}\n"
-        "optimizations:\n  weights: int4\n  group_size: 32\n  sparsity: 0.5\n"
-        "  sparsity_kind: \"2:4\"\n  window: 16\n  sinks: 2\n  cuda_graphs: no\n"
+        "optimizations:\n  weights: int4\n  group_size: 32\n  sparsity: \"2:4\"\n"
+        "  kv_heads: 2\n  window: 16\n  sinks: 2\n  cuda_graphs: no\n"
         "profiler:\n  enabled: yes\n  window_steps: 10\n"
         "kv_cache:\n  block_size: 16\n";
     static const char interesting[] = ":-{}[],#&*!|>'\"\t\n \\%@`?~.0123456789e";
