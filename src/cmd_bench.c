@@ -40,6 +40,7 @@ typedef struct bench_result {
     long decode_tokens_in_prefill; /* decode tokens that rode along in a step with prefill */
     double prefill_s, decode_s;
     long metrics_steps, metrics_tokens; /* steps replayed for hardware metrics: left out above */
+    long metrics_prefill_tokens;        /* prompt tokens among metrics_tokens */
     double metrics_s;
     size_t weight_bytes, kv_bytes, act_bytes;
 } bench_result;
@@ -363,6 +364,7 @@ int cmd_bench(int argc, char **argv)
             /* Replayed for hardware counters: its time says nothing about speed. */
             r.metrics_steps++;
             r.metrics_tokens += st->n_tokens;
+            r.metrics_prefill_tokens += st->n_prefill_tokens;
             r.metrics_s += (double)st->ns * 1e-9;
         } else if (st->n_prefill_tokens > 0) {
             r.prefill_tokens += st->n_prefill_tokens;
@@ -394,6 +396,9 @@ int cmd_bench(int argc, char **argv)
     r.weight_bytes = s.engine.fwd.weight_bytes;
     r.kv_bytes = s.engine.fwd.kv_bytes;
     r.act_bytes = s.engine.fwd.activation_bytes;
+    size_t mem_free = 0, mem_total = 0, mem_used = 0;
+    if (s.be->ops->mem_info(s.be, &mem_free, &mem_total) == GS_OK && mem_total >= mem_free)
+        mem_used = mem_total - mem_free;
     const gs_model_shape *sh = &s.model.shape;
     double params = (double)gs_shape_param_count(sh);
     double prefill_tps = r.prefill_s > 0 ? r.prefill_tokens / r.prefill_s : 0;
@@ -418,6 +423,26 @@ int cmd_bench(int argc, char **argv)
         /* The KV precision and what a token costs in it (int8 scales included). */
         printf(",\"kv\":\"%s\",\"kv_bytes_per_token\":%zu", gs_kv_dtype_name(s.engine.fwd.kv_dtype),
                gs_forward_kv_bytes_per_token(sh, s.engine.fwd.kv_dtype));
+        /* Measured memory traffic per token: the DRAM bytes (read + write)
+         * of every kernel of the metrics steps, over their tokens; given only
+         * when those steps were pure decode steps, so it means "per decoded
+         * token". Peak memory: what the engine allocated (weights, KV cache,
+         * activations), and on a device the memory in use after the run as
+         * the driver reports it (contexts and library workspaces included). */
+        double dram = 0;
+        long dram_calls = 0;
+        for (int i = 0; prof.built && i < prof.report.n_ops; i++)
+            if (prof.report.ops[i].measured_calls > 0) {
+                dram += prof.report.ops[i].bytes_measured * (double)prof.report.ops[i].measured_calls;
+                dram_calls += prof.report.ops[i].measured_calls;
+            }
+        if (dram_calls > 0 && r.metrics_tokens > 0 && r.metrics_prefill_tokens == 0)
+            printf(",\"dram_bytes_per_token\":%.0f", dram / (double)r.metrics_tokens);
+        else
+            printf(",\"dram_bytes_per_token\":null");
+        printf(",\"peak_memory_bytes\":%zu", r.weight_bytes + r.kv_bytes + r.act_bytes);
+        if (s.be->threads == 0 && mem_used > 0)
+            printf(",\"device_memory_used_bytes\":%zu", mem_used);
         quality_json(&bq);
         if (prof.built) {
             printf(",\"profile\":");

@@ -100,6 +100,9 @@ def main():
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--out")
     ap.add_argument("--json")
+    ap.add_argument("--dram", action="store_true",
+                    help="a second run per variant with hardware metrics (CUDA) for DRAM bytes per decoded token")
+    ap.add_argument("--only", help="comma-separated variant labels to run (default: all of the set)")
     ap.add_argument("extra", nargs="*")
     a = ap.parse_args()
     model, base, variants = SETS[a.set]
@@ -108,6 +111,9 @@ def main():
         sys.exit("--model is needed for this set (a checkpoint path)")
     rows, ref = [], None
     jl = open(a.json, "w") if a.json else None
+    if a.only:
+        keep = set(x.strip() for x in a.only.split(","))
+        variants = [v for v in variants if v[0] in keep]
     for label, opts in variants:
         cmd = [a.gptscope, "bench", "--model", model, "--backend", a.backend, "--json"] + base + opts + a.extra
         p = subprocess.run(cmd, capture_output=True, text=True)
@@ -118,6 +124,16 @@ def main():
             continue
         d = json.loads(p.stdout)
         d["variant"] = label
+        if a.dram:
+            # Metrics steps replay every kernel many times: a run of its own,
+            # so the timings above are untouched. Steps 7, 15, 23 are sampled:
+            # decode steps after an 8-token prompt.
+            mcmd = [a.gptscope, "bench", "--model", model, "--backend", a.backend, "--json", "--no-quality",
+                    "--profile", "--metrics-every", "8", "--metrics-set", "fast", "--prompt-len", "8",
+                    "--gen-len", "25"] + base + opts + a.extra
+            mp = subprocess.run(mcmd, capture_output=True, text=True)
+            if mp.returncode == 0:
+                d["dram_bytes_per_token"] = json.loads(mp.stdout).get("dram_bytes_per_token")
         if jl:
             jl.write(json.dumps(d) + "\n")
         if ref is None:

@@ -145,11 +145,12 @@ int main(int argc, char **argv)
     cuda_or_bail(cudaMalloc((void **)&d_out, (size_t)rows * 50257 * sizeof(float)), "cudaMalloc");
     cuda_or_bail(cudaMalloc((void **)&d_bias, 50257 * sizeof(float)), "cudaMalloc");
     {
-        const size_t cnt = (size_t)rows * 6400;
+        /* one host buffer fills both: the inputs and the 50257 biases */
+        const size_t cnt = (size_t)rows * 6400 > 50257 ? (size_t)rows * 6400 : 50257;
         float *h = xmalloc(cnt * sizeof(float));
         for (size_t i = 0; i < cnt; i++)
             h[i] = frand();
-        cuda_or_bail(cudaMemcpy(d_in, h, cnt * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
+        cuda_or_bail(cudaMemcpy(d_in, h, (size_t)rows * 6400 * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
         cuda_or_bail(cudaMemcpy(d_bias, h, 50257 * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
         free(h);
     }

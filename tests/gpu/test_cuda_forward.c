@@ -212,16 +212,20 @@ static void test_prefill_logits(gs_backend *gpu, gs_backend *cpu, const char *pr
     /* Quantized KV caches: the GPU against the CPU path with the same KV type.
      * Both dequantize exactly alike; the K/V they quantize differ only by
      * fp32 rounding (cuBLAS vs the CPU's products), which can move a value
-     * across a rounding boundary now and then, hence a bound above fp32's. */
+     * across a rounding boundary now and then, hence a bound above fp32's:
+     * 2e-3, and 1e-2 for fp8, whose 3 mantissa bits make one such move a
+     * 6% change of that value (measured on the H100: 1.5e-3 on gpt2-124m,
+     * 5.0e-3 on llama-110m). */
     static const char *const kvn[] = {"fp32", "fp16", "int8", "fp8"};
     for (int kt = GS_KV_F16; kt < GS_KV_N_DTYPES; kt++) {
         int rc3 = gs_test_forward_all_kv(cpu, &m, GS_ATTN_NAIVE, GS_DTYPE_F32, kt, ids, T, a, &err);
         for (int v = 0; v < 2; v++) {
             int rc2 = gs_test_forward_all_kv(gpu, &m, v, GS_DTYPE_F32, kt, ids, T, b, &err);
             double e = rc2 || rc3 ? 1.0 : gs_test_rel_err(b, a, (size_t)T * V);
-            tap_ok(rc2 == GS_OK && rc3 == GS_OK && e < 2e-3,
-                   "%s: %d-token prefill logits with %s KV, GPU (%s) vs CPU (%s KV), rel err %.2e (bound 2e-3) %s",
-                   preset, T, kvn[kt], v ? "fused" : "naive", kvn[kt], e, err.msg);
+            double bound = kt == GS_KV_FP8 ? 1e-2 : 2e-3;
+            tap_ok(rc2 == GS_OK && rc3 == GS_OK && e < bound,
+                   "%s: %d-token prefill logits with %s KV, GPU (%s) vs CPU (%s KV), rel err %.2e (bound %g) %s",
+                   preset, T, kvn[kt], v ? "fused" : "naive", kvn[kt], e, bound, err.msg);
         }
     }
     /* Half-precision weights: the GEMV path (<= 16 rows) and the tensor-core path. */

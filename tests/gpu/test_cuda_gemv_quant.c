@@ -32,7 +32,8 @@
  * Without a CUDA device it prints "1..0 # SKIP no CUDA device" and exits 0.
  *
  *   test_cuda_gemv_quant           the TAP test
- *   test_cuda_gemv_quant --small   without the 50257-wide shape (for racecheck) */
+ *   test_cuda_gemv_quant --small   without the 50257-wide shape, int8 and int4-g128 only
+ *                                  (racecheck is slow; g32/g64 share g128's code) */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -278,7 +279,7 @@ int main(int argc, char **argv)
     int combo = 0;
     for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
         for (size_t s = 0; s < sizeof mk / sizeof mk[0]; s++) {
-            if (small && mk[s][0] > 10000)
+            if (small && (mk[s][0] > 10000 || (d > 0 && d < 3))) /* racecheck: int8 and g128 cover the code paths */
                 continue;
             test_shape(dts[d], mk[s][0], mk[s][1], &combo);
         }
