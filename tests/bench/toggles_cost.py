@@ -9,7 +9,8 @@ perplexity against the fp32 baseline, and the ratio of decode speed to the
 first variant (the reference row).
 
     python3 tests/bench/toggles_cost.py GPTSCOPE [--model gpt2-124m] [--backend cuda]
-        [--set 124m|1558m|stories|cpu] [--out FILE.md] [--json FILE.jsonl] [-- extra bench options]
+        [--set 124m|1558m|stories] [--out FILE.md] [--json FILE.jsonl] [--dram] [--only LABELS]
+        [extra bench options, e.g. --gen-len 256]
 """
 import argparse
 import json
@@ -103,8 +104,8 @@ def main():
     ap.add_argument("--dram", action="store_true",
                     help="a second run per variant with hardware metrics (CUDA) for DRAM bytes per decoded token")
     ap.add_argument("--only", help="comma-separated variant labels to run (default: all of the set)")
-    ap.add_argument("extra", nargs="*")
-    a = ap.parse_args()
+    a, extra = ap.parse_known_args()
+    a.extra = [x for x in extra if x != "--"]  # the rest goes to every bench run
     model, base, variants = SETS[a.set]
     model = a.model or model
     if model is None:
@@ -127,10 +128,11 @@ def main():
         if a.dram:
             # Metrics steps replay every kernel many times: a run of its own,
             # so the timings above are untouched. Steps 7, 15, 23 are sampled:
-            # decode steps after an 8-token prompt.
+            # decode steps after an 8-token prompt. Graphs off: the counters
+            # replay kernels one by one (the bytes a token moves are the same).
             mcmd = [a.gptscope, "bench", "--model", model, "--backend", a.backend, "--json", "--no-quality",
                     "--profile", "--metrics-every", "8", "--metrics-set", "fast", "--prompt-len", "8",
-                    "--gen-len", "25"] + base + opts + a.extra
+                    "--gen-len", "25"] + base + opts + a.extra + ["--cuda-graphs", "off"]
             mp = subprocess.run(mcmd, capture_output=True, text=True)
             if mp.returncode == 0:
                 d["dram_bytes_per_token"] = json.loads(mp.stdout).get("dram_bytes_per_token")
