@@ -25,6 +25,7 @@
 #include "compare_report.h"
 #include "event_store.h"
 #include "profiler.h"
+#include "quality.h"
 #include "session.h"
 #include "workload_runner.h"
 #include "../traces/export.h"
@@ -38,6 +39,7 @@ typedef struct cmp_opts {
     const char *report, *json;
     const char *files[2];
     int n_files;
+    int no_quality;     /* --no-quality: skip KL / top-1 / perplexity against the fp32 baseline */
     char **pass;        /* the common options, handed to gs_cli_parse for each side */
     int n_pass;
 } cmp_opts;
@@ -58,6 +60,7 @@ static void usage(void)
            "is printed and the exit status is 1.\n\n"
            "options:\n"
            "  --steps N                      engine steps per configuration (default %d)\n"
+           "  --no-quality                   skip KL, top-1 and perplexity against the fp32 baseline\n"
            "  --report OUT.md|OUT.csv        write the tables as Markdown or CSV\n"
            "  -o, --output OUT.json          one Chrome trace, a process per configuration\n",
            DEFAULT_STEPS);
@@ -101,6 +104,8 @@ static int parse_opts(int argc, char **argv, cmp_opts *o, int *help)
                 fprintf(stderr, "gptscope compare: --report %s: the name must end in .md or .csv\n", o->report);
                 return GS_ERR_INPUT;
             }
+        } else if (strcmp(a, "--no-quality") == 0) {
+            o->no_quality = 1;
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
             o->json = argv[++i];
         } else if (a[0] != '-' && (i == 1 || argv[i - 1][0] != '-' || strchr(argv[i - 1], '=') ||
@@ -165,6 +170,46 @@ typedef struct variant {
     long requests;
     char label[512], pname[256];
 } variant;
+
+/* Both sides' output quality against the fp32 baseline of A's model, after
+ * the timed steps (so timings are untouched), on the shared backend. The
+ * requests still running finish first with the range sinks detached: those
+ * steps are neither timed nor stored. A failure leaves quality unmeasured. */
+static void measure_quality(variant *v, int n, gs_cmp_source *src)
+{
+    gs_error qerr = {0};
+    gs_quality_baseline *qb = NULL;
+    for (int k = 0; k < n; k++) {
+        gs_ranges *rg = &v[k].s.engine.ranges;
+        int saved = rg->n_sinks;
+        rg->n_sinks = 0;
+        int rc = gs_engine_run(&v[k].s.engine, &qerr);
+        rg->n_sinks = saved;
+        if (rc) {
+            fprintf(stderr, "gptscope compare: quality not measured: %s\n", qerr.msg);
+            return;
+        }
+    }
+    if (gs_quality_baseline_create(&qb, &v[0].cfg, v[0].s.be, 0, NULL, &qerr)) {
+        fprintf(stderr, "gptscope compare: quality not measured: %s\n", qerr.msg);
+        return;
+    }
+    for (int k = 0; k < n; k++) {
+        gs_quality q;
+        if (gs_quality_measure(qb, &v[k].s, &q, &qerr)) {
+            fprintf(stderr, "gptscope compare: quality of %s not measured: %s\n", k ? "B" : "A", qerr.msg);
+            continue;
+        }
+        src[k].have_quality = 1;
+        src[k].kl = q.kl;
+        src[k].top1 = q.top1;
+        src[k].perplexity = q.perplexity;
+        src[k].base_perplexity = q.base_perplexity;
+        src[k].quality_tokens = q.n_tokens;
+        src[k].quality_illustrative = q.illustrative;
+    }
+    gs_quality_baseline_free(qb);
+}
 
 static void variant_close(variant *v)
 {
@@ -327,11 +372,14 @@ static int compare_live(const cmp_opts *o)
         variant_fingerprint(&v[k]);
         const gs_forward *fw = &v[k].s.engine.fwd;
         src[k] = (gs_cmp_source){v[k].label, v[k].store, 1, (double)fw->weight_bytes, (double)fw->kv_bytes,
-                                 (double)gs_forward_kv_bytes_per_token(&v[k].s.model.shape, fw->kv_dtype)};
+                                 (double)gs_forward_kv_bytes_per_token(&v[k].s.model.shape, fw->kv_dtype), 0, 0, 0,
+                                 0, 0, 0, 0};
         stores[k] = v[k].store;
         snprintf(v[k].pname, sizeof v[k].pname, "%s: %s", k ? "B" : "A", v[k].file);
         infos[k] = (gs_export_info){v[k].pname, v[k].s.be->device_name, k + 1};
     }
+    if (!o->no_quality)
+        measure_quality(v, n, src);
     gs_cmp_report rep;
     if (gs_cmp_build(&src[0], n == 2 ? &src[1] : NULL, &rep)) {
         variant_close(&v[1]); /* B first: it runs on A's backend */
@@ -407,7 +455,7 @@ static int compare_traces(const cmp_opts *o)
             fprintf(stderr, "gptscope compare: %s\n", t[k].warnings[w]);
         trace_model(t[k].config_yaml, model[k], sizeof model[k]);
         snprintf(label[k], sizeof label[k], "%s (%s; %s)", o->files[k], model[k], t[k].device ? t[k].device : "?");
-        src[k] = (gs_cmp_source){label[k], t[k].store, 0, 0, 0, 0};
+        src[k] = (gs_cmp_source){label[k], t[k].store, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
         stores[k] = t[k].store;
         snprintf(pname[k], sizeof pname[k], "%s: %s", k ? "B" : "A", o->files[k]);
         infos[k] = (gs_export_info){pname[k], t[k].device, k + 1};

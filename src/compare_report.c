@@ -372,6 +372,19 @@ static void bar(char *buf, int width, double delta, double scale)
     buf[k] = '\0';
 }
 
+/* KL, top-1 and perplexity of one side as text ("-" when not measured). */
+static void quality_cells(const gs_cmp_source *src, char cells[3][32])
+{
+    if (!src || !src->have_quality) {
+        for (int i = 0; i < 3; i++)
+            snprintf(cells[i], 32, "-");
+        return;
+    }
+    snprintf(cells[0], 32, "%.4g", src->kl);
+    snprintf(cells[1], 32, "%.1f%%", 100.0 * src->top1);
+    snprintf(cells[2], 32, "%.4g", src->perplexity);
+}
+
 void gs_cmp_print(FILE *f, const gs_cmp_report *r, int bar_width)
 {
     char sa[112], sb[112], d[64], q[32];
@@ -415,6 +428,19 @@ void gs_cmp_print(FILE *f, const gs_cmp_report *r, int bar_width)
     fprintf(f, "%-24s %-30s %s\n", "weights", wa, wb);
     fprintf(f, "%-24s %-30s %s\n", "KV cache", ka, kb);
     fprintf(f, "%-24s %-30s %s\n", "KV bytes/token", ta, tb);
+    fprintf(f, "%-24s %-30s %s\n", "DRAM bytes/token", "n/a (host timing only)", "n/a");
+    if (r->a.have_quality || (r->have_b && r->b.have_quality)) {
+        const gs_cmp_source *qs = r->a.have_quality ? &r->a : &r->b;
+        fprintf(f, "\n%-24s %-30s %s\n", "quality vs fp32", "A", "B");
+        char qa[3][32], qb[3][32];
+        quality_cells(&r->a, qa);
+        quality_cells(r->have_b ? &r->b : NULL, qb);
+        fprintf(f, "%-24s %-30s %s\n", "KL (nats/token)", qa[0], qb[0]);
+        fprintf(f, "%-24s %-30s %s\n", "top-1 agreement", qa[1], qb[1]);
+        fprintf(f, "%-24s %-30s %s\n", "perplexity", qa[2], qb[2]);
+        fprintf(f, "(%d positions; fp32 baseline perplexity %.4g%s)\n", qs->quality_tokens, qs->base_perplexity,
+                qs->quality_illustrative ? "; illustrative only: synthetic weights" : "");
+    }
 
     double scale = 0;
     for (int i = 0; i < r->n_ops; i++)
@@ -526,6 +552,26 @@ int gs_cmp_write(const gs_cmp_report *r, const char *path, gs_error *err)
         csv_memory(f, r, "weights", r->a.weight_bytes, r->b.weight_bytes);
         csv_memory(f, r, "KV cache", r->a.kv_bytes, r->b.kv_bytes);
         csv_memory(f, r, "KV bytes/token", r->a.kv_bytes_per_token, r->b.kv_bytes_per_token);
+        const char *qn[3] = {"KL", "top-1", "perplexity"};
+        const char *qu[3] = {"nats", "fraction", "ppl"};
+        for (int k = 0; k < 3; k++) {
+            const gs_cmp_source *sides[2] = {&r->a, r->have_b ? &r->b : NULL};
+            fprintf(f, "quality,\"%s\",%s,%d", qn[k], qu[k], k == 1);
+            double val[2] = {0, 0};
+            for (int j = 0; j < 2; j++) {
+                const gs_cmp_source *q = sides[j];
+                if (q && q->have_quality) {
+                    val[j] = k == 0 ? q->kl : k == 1 ? q->top1 : q->perplexity;
+                    fprintf(f, ",%d,%.9g,%.9g,%.9g,%.9g,%.9g", q->quality_tokens, val[j], val[j], val[j], val[j], val[j]);
+                } else {
+                    fprintf(f, ",0,,,,,");
+                }
+            }
+            if (r->a.have_quality && r->have_b && r->b.have_quality)
+                fprintf(f, ",%.9g,%.9g,-\n", val[1] - val[0], val[0] ? val[1] / val[0] : 0.0);
+            else
+                fprintf(f, ",,,-\n");
+        }
         for (int i = 0; i < r->n_ops; i++)
             csv_row(f, r, "op", &r->ops[i]);
     } else {
@@ -545,6 +591,17 @@ int gs_cmp_write(const gs_cmp_report *r, const char *path, gs_error *err)
             fmt_bytes(wa, sizeof wa, r->a.have_memory, va[k]);
             fmt_bytes(wb, sizeof wb, r->have_b && r->b.have_memory, vb[k]);
             fprintf(f, "| %s | %s | %s |\n", names[k], wa, wb);
+        }
+        fprintf(f, "| DRAM bytes/token | n/a (host timing only) | n/a |\n");
+        if (r->a.have_quality || (r->have_b && r->b.have_quality)) {
+            const gs_cmp_source *q = r->a.have_quality ? &r->a : &r->b;
+            char qa[3][32], qb[3][32];
+            quality_cells(&r->a, qa);
+            quality_cells(r->have_b ? &r->b : NULL, qb);
+            fprintf(f, "\n## Quality against the fp32 baseline (%d positions%s)\n\n| figure | A | B |\n|---|---|---|\n"
+                       "| KL (nats/token) | %s | %s |\n| top-1 agreement | %s | %s |\n| perplexity | %s | %s |\n",
+                    q->quality_tokens, q->quality_illustrative ? "; synthetic weights: illustrative only" : "",
+                    qa[0], qb[0], qa[1], qb[1], qa[2], qb[2]);
         }
         fprintf(f, "\n## Per op (us per %s, sorted by |delta|)\n\n| op | A | B | delta | ratio | verdict |\n"
                    "|---|---|---|---|---|---|\n",

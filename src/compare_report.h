@@ -23,6 +23,10 @@ typedef struct gs_cmp_source {
     gs_event_store *store;
     int have_memory;            /* 0: the memory figures are unavailable (traces) */
     double weight_bytes, kv_bytes, kv_bytes_per_token;
+    /* Output quality against the fp32 baseline (quality.h), measured after
+     * the timed steps; have_quality 0: not measured (traces, --no-quality). */
+    int have_quality, quality_tokens, quality_illustrative;
+    double kl, top1, perplexity, base_perplexity;
 } gs_cmp_source;
 
 typedef struct gs_cmp_row {

@@ -40,14 +40,18 @@ ok $? "per-op rows sorted by absolute delta"
 grep -q '^| figure | A | B | delta (B-A) | ratio | verdict |$' "$TMP/r.md" &&
 grep -q '^| op | A | B | delta | ratio | verdict |$' "$TMP/r.md" && grep -q '^| attention | ' "$TMP/r.md"
 ok $? "--report OUT.md: Markdown tables with their headers and an attention row"
-# The CSV through its own header: 3 summary + 3 memory rows + one per op, 19 columns each.
+# The CSV through its own header: 3 summary + 3 memory + 3 quality rows + one per op, 19 columns each.
 "$GS" compare "$A" "$B" --steps 6 --report "$TMP/r.csv" >"$TMP/out2" 2>"$TMP/err"
 ok $? "compare --report OUT.csv exits 0"
 nops=$(awk '/^op \(us per/{on=1; next} on && NF==0{exit} on{c++} END{print c+0}' "$TMP/out2")
 head -1 "$TMP/r.csv" | grep -q '^section,name,unit,higher_is_better,a_n,a_median,a_ci_lo,a_ci_hi,a_min,a_max,b_n,b_median,b_ci_lo,b_ci_hi,b_min,b_max,delta,ratio,verdict$'
 ok $? "CSV header names the columns"
-[ "$(wc -l <"$TMP/r.csv")" -eq $((1 + 3 + 3 + nops)) ] && [ "$nops" -gt 5 ]
-ok $? "CSV rows: 3 summary, 3 memory, $nops ops"
+[ "$(wc -l <"$TMP/r.csv")" -eq $((1 + 3 + 3 + 3 + nops)) ] && [ "$nops" -gt 5 ]
+ok $? "CSV rows: 3 summary, 3 memory, 3 quality, $nops ops"
+[ "$(grep -c '^quality,' "$TMP/r.csv")" -eq 3 ] && awk -F, '$1 == "quality" && NF != 19 {bad = 1} END {exit bad}' "$TMP/r.csv"
+ok $? "CSV quality rows (KL, top-1, perplexity against the fp32 baseline), 19 columns each"
+grep -q '^## Quality against the fp32 baseline' "$TMP/r.md" && grep -q '^| KL (nats/token) | ' "$TMP/r.md"
+ok $? "--report OUT.md: the quality table"
 awk -F, '{ f = NF; for (i = 1; i <= NF; i++) if ($i ~ /^"/ && $i !~ /"$/) f--; if (f != 19) bad = 1 } END { exit bad }' "$TMP/r.csv"
 ok $? "every CSV row has 19 fields"
 # 6 steps: the four prompts prefill in one step, then 5 decode steps give the per-op samples.
