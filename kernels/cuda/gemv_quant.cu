@@ -19,7 +19,7 @@
 // Scalar (any k, unaligned in): one weight per step, dequantized exactly as
 //   the twin does it; for stories260K's small matrices and odd shapes.
 //
-// Unpacking, without the integer-to-float conversion unit (a quarter of the
+// Unpacking (v1; int4 at n <= 4 uses v2's folded form below), without the integer-to-float conversion unit (a quarter of the
 // FMA rate on sm_90, which would bind int4 before DRAM does): a byte b placed
 // under the exponent of 2^23 (PRMT with 0x4B000000) is the float 2^23 + b, and
 // one FADD of -(2^23 + c) leaves b - c exactly. int8: the word is xored with
@@ -35,6 +35,39 @@
 //
 // Bytes: at n = 1 the kernel reads k * m / 2 (int4) or k * m (int8) bytes of
 // w, plus 4 bytes per group-row of scales (g128: 1/16 more, g32: 1/4 more).
+//
+// Versions (H100, tests/gpu/bench_gemv_quant, n = 1, GB/s of the block):
+// v1  the layout above, x read from in through L1 (__ldg, float4 a lane):
+//     lm-head int8 2301 (79% of copy), int4-g128 1071 (37%); attn-proj
+//     1600 x 1600 int8 587, int4 251; per token only 1.16x / 1.11x fp16.
+//     Reasons: (a) a lane's 16 bytes of w cover 16 / 32 inputs, so the lanes'
+//     float4 reads of x are 64 / 128 bytes apart: each LDG.128 touches 16 / 32
+//     L1 lines, and int4 needs 8 of them per vector (R rows share them);
+//     (b) 3 ops a weight (PRMT, FADD, FFMA); (c) at k = 1600 the split rule
+//     ("1.5 vectors a lane") left S = 1: m = 1600 ran on 50 blocks, 4800 on
+//     150, under 132 SMs x 2.
+// v2  (a) XS: the block copies its n input rows into shared memory once
+//     (k = 1600: 6.4 KB a row), 16-byte chunks xor-swizzled so any 8
+//     consecutive lanes hit 8 different bank groups (conflict-free LDS.128,
+//     tests/test_gemvq_tricks.c checks the pattern); used while n rows fit
+//     40 KB, else v1's path. The lane's first batch of w loads is issued
+//     before the staging, so its L2 round trip hides under the DRAM one.
+//     (b) int4 at n <= 4, folded: PRMT puts the nibble at bits 16..19 under
+//     0x3F (F = 0.5 + q / 256 exactly) and the zero leaves the inner loop:
+//     sum (q - z) x = 256 sum F x - (128 + z) sum x, sum x shared by the R
+//     rows: 2 ops a weight + 1/R. fp32 error ~3e-6 of the norm (the exact
+//     form: ~2e-7; the GPU test's bound 1e-4). int8 keeps PRMT + FADD: a byte
+//     cannot sit under the mantissa's top without a shift, and at byte 1
+//     (F = 1 + b / 2^15) the fold loses ~1e-4. (c) S doubles while the new
+//     last slice still gets vectors ((2S - 1) * 32 < vectors a row) and the
+//     grid is short of 16 warps an SM: k = 1600 int4 S = 2, int8 S = 4;
+//     blocks of 4 warps when 8-warp blocks would not make 2 waves. (d) At
+//     most 80 registers where that spills nothing (int8 n <= 2, int4 XS
+//     n = 1): 3 blocks an SM, 24 warps, instead of 2.
+//     Not taken (yet): half2 FMAs (fp16 rounding of x or of the products is
+//     ~3e-4 of the norm, over the test's bound); tensor-core mma with x split
+//     hi + lo (exact products, fp32 sums, 1 HMMA per 8 weights: the next step
+//     if v2 stays issue-bound, but fragment layouts untested without a GPU).
 //
 // ---- prefill: gemmq_kernel ----
 // For n > 16 the product is compute-bound, so tensor cores: 64 x 64 output
