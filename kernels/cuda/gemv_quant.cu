@@ -19,7 +19,7 @@
 // Scalar (any k, unaligned in): one weight per step, dequantized exactly as
 //   the twin does it; for stories260K's small matrices and odd shapes.
 //
-// Unpacking, without the integer-to-float conversion unit (a quarter of the
+// Unpacking (v1; int4 at n <= 4 uses v2's folded form below), without the integer-to-float conversion unit (a quarter of the
 // FMA rate on sm_90, which would bind int4 before DRAM does): a byte b placed
 // under the exponent of 2^23 (PRMT with 0x4B000000) is the float 2^23 + b, and
 // one FADD of -(2^23 + c) leaves b - c exactly. int8: the word is xored with
@@ -35,6 +35,39 @@
 //
 // Bytes: at n = 1 the kernel reads k * m / 2 (int4) or k * m (int8) bytes of
 // w, plus 4 bytes per group-row of scales (g128: 1/16 more, g32: 1/4 more).
+//
+// Versions (H100, tests/gpu/bench_gemv_quant, n = 1, GB/s of the block):
+// v1  the layout above, x read from in through L1 (__ldg, float4 a lane):
+//     lm-head int8 2301 (79% of copy), int4-g128 1071 (37%); attn-proj
+//     1600 x 1600 int8 587, int4 251; per token only 1.16x / 1.11x fp16.
+//     Reasons: (a) a lane's 16 bytes of w cover 16 / 32 inputs, so the lanes'
+//     float4 reads of x are 64 / 128 bytes apart: each LDG.128 touches 16 / 32
+//     L1 lines, and int4 needs 8 of them per vector (R rows share them);
+//     (b) 3 ops a weight (PRMT, FADD, FFMA); (c) at k = 1600 the split rule
+//     ("1.5 vectors a lane") left S = 1: m = 1600 ran on 50 blocks, 4800 on
+//     150, under 132 SMs x 2.
+// v2  (a) XS: the block copies its n input rows into shared memory once
+//     (k = 1600: 6.4 KB a row), 16-byte chunks xor-swizzled so any 8
+//     consecutive lanes hit 8 different bank groups (conflict-free LDS.128,
+//     tests/test_gemvq_tricks.c checks the pattern); used while n rows fit
+//     40 KB, else v1's path. The lane's first batch of w loads is issued
+//     before the staging, so its L2 round trip hides under the DRAM one.
+//     (b) int4 at n <= 4, folded: PRMT puts the nibble at bits 16..19 under
+//     0x3F (F = 0.5 + q / 256 exactly) and the zero leaves the inner loop:
+//     sum (q - z) x = 256 sum F x - (128 + z) sum x, sum x shared by the R
+//     rows: 2 ops a weight + 1/R. fp32 error ~3e-6 of the norm (the exact
+//     form: ~2e-7; the GPU test's bound 1e-4). int8 keeps PRMT + FADD: a byte
+//     cannot sit under the mantissa's top without a shift, and at byte 1
+//     (F = 1 + b / 2^15) the fold loses ~1e-4. (c) S doubles while the new
+//     last slice still gets vectors ((2S - 1) * 32 < vectors a row) and the
+//     grid is short of 16 warps an SM: k = 1600 int4 S = 2, int8 S = 4;
+//     blocks of 4 warps when 8-warp blocks would not make 2 waves. (d) At
+//     most 80 registers where that spills nothing (int8 n <= 2, int4 XS
+//     n = 1): 3 blocks an SM, 24 warps, instead of 2.
+//     Not taken (yet): half2 FMAs (fp16 rounding of x or of the products is
+//     ~3e-4 of the norm, over the test's bound); tensor-core mma with x split
+//     hi + lo (exact products, fp32 sums, 1 HMMA per 8 weights: the next step
+//     if v2 stays issue-bound, but fragment layouts untested without a GPU).
 //
 // ---- prefill: gemmq_kernel ----
 // For n > 16 the product is compute-bound, so tensor cores: 64 x 64 output
@@ -130,24 +163,60 @@ template <int FMT> static __device__ __forceinline__ void unpack_word(uint32_t w
     }
 }
 
-template <int V> static __device__ __forceinline__ void load_xv(const float *p, float (&x)[V])
+// Word wi of an int4 vector as 8 floats 0.5 + q / 256 (the "folded" form):
+// the nibble is put under the mantissa's top bits by one PRMT (byte t of the
+// split word to byte 2, 0x3F above it: 0x3F0q0000 = 0.5 * (1 + q * 2^-7)),
+// and the zero is not subtracted per weight. With F = 0.5 + q / 256,
+// sum (q - zero) x = 256 sum F x - (128 + zero) sum x, the last sum shared
+// by the R rows. The error (fp32, 32-weight partials) is ~3e-6 of the
+// product's norm against ~2e-7 for the exact form (tests/test_gemvq_tricks.c).
+static __device__ __forceinline__ void unpack_word_q4f(uint32_t word, float *f)
+{
+    const uint32_t lo = word & 0x0F0F0F0Fu, hi = (word >> 4) & 0x0F0F0F0Fu;
+#pragma unroll
+    for (int t = 0; t < 4; t++) {
+        f[2 * t] = __uint_as_float(__byte_perm(lo, 0x3F000000u, 0x7054u | ((unsigned)t << 8)));
+        f[2 * t + 1] = __uint_as_float(__byte_perm(hi, 0x3F000000u, 0x7054u | ((unsigned)t << 8)));
+    }
+}
+
+// The staged copy of in (XS): row j of the block's inputs at xs + j * ld, in
+// 16-byte chunks q stored at chunk q ^ ((q >> 3) & 7). A lane's vector covers
+// 32 (int4) or 16 (int8) consecutive inputs, so the lanes of a quarter warp
+// read chunks 128 or 64 bytes apart, all in the same banks unswizzled; the
+// xor spreads any 8 consecutive lanes over the 8 chunk positions of a
+// 128-byte bank row: conflict-free LDS.128. The swizzle stays inside aligned
+// groups of 8 chunks, so a row padded to a multiple of 32 floats holds it.
+static __device__ __forceinline__ int xs_chunk(int q) { return q ^ ((q >> 3) & 7); }
+
+// Four inputs e..e+3 of row j: from the staged copy (XS) or from in (L1).
+template <bool XS> static __device__ __forceinline__ float4 ld_x4(const float *p, int ld, int j, long e)
+{
+    if constexpr (XS)
+        return *reinterpret_cast<const float4 *>(p + j * ld + xs_chunk((int)(e >> 2)) * 4);
+    else
+        return __ldg(reinterpret_cast<const float4 *>(p + (long)j * ld + e));
+}
+
+template <int V, bool XS> static __device__ __forceinline__ void load_xv(const float *p, int ld, int j, long e, float (&x)[V])
 {
     if constexpr (V == 1) {
-        x[0] = __ldg(p);
+        x[0] = __ldg(p + (long)j * ld + e);
     } else {
 #pragma unroll
         for (int i = 0; i < V / 4; i++) {
-            const float4 a = __ldg(reinterpret_cast<const float4 *>(p) + i);
+            const float4 a = ld_x4<XS>(p, ld, j, e + 4 * i);
             x[4 * i] = a.x, x[4 * i + 1] = a.y, x[4 * i + 2] = a.z, x[4 * i + 3] = a.w;
         }
     }
 }
 
 // One step of the R rows at input e into acc[j * R + r]. int8 sums q * x (the
-// row scale comes at the end); int4 sums (q - zero) * x * scale.
-template <int FMT, int NB, bool VEC>
+// row scale comes at the end); int4 sums (q - zero) * x * scale. x: in
+// (ld = k) or its staged copy (XS, ld = the padded row).
+template <int FMT, int NB, bool VEC, bool XS>
 static __device__ __forceinline__ void gemvq_step(float (&acc)[QG_R * NB], const qraw (&raw)[QG_R],
-                                                  const float *__restrict__ in, long e, int n, int k)
+                                                  const float *__restrict__ x_src, int ld, long e, int n)
 {
     constexpr int R = QG_R;
     if constexpr (!VEC) {
@@ -164,7 +233,7 @@ static __device__ __forceinline__ void gemvq_step(float (&acc)[QG_R * NB], const
 #pragma unroll
         for (int j = 0; j < NB; j++)
             if (j < n) {
-                const float x = __ldg(in + (long)j * k + e);
+                const float x = __ldg(x_src + (long)j * ld + e);
 #pragma unroll
                 for (int r = 0; r < R; r++)
                     acc[j * R + r] = fmaf(wf[r], x, acc[j * R + r]);
@@ -172,6 +241,7 @@ static __device__ __forceinline__ void gemvq_step(float (&acc)[QG_R * NB], const
         return;
     } else {
         constexpr int EW = FMT == FMT_I8 ? 4 : 8;  // weights per 32-bit word
+        // int4 at NB <= 4: 32-weight partials in the folded form, scaled once.
         constexpr bool PARTIAL = FMT == FMT_Q4 && NB <= 4;
         float c[R], s[R];
 #pragma unroll
@@ -181,15 +251,18 @@ static __device__ __forceinline__ void gemvq_step(float (&acc)[QG_R * NB], const
                 s[r] = 1.0f;
             } else {
                 const float2 sz = sz_unpack(raw[r].sz);
-                c[r] = MAGIC + sz.y;  // zero is an integer in [0, 15]: exact
+                c[r] = PARTIAL ? -(128.0f + sz.y) : MAGIC + sz.y;  // zero is an integer in [0, 15]: exact
                 s[r] = sz.x;
             }
         }
-        float part[PARTIAL ? R * NB : 1];
+        float part[PARTIAL ? R * NB : 1], xsum[PARTIAL ? NB : 1];
         if constexpr (PARTIAL) {
 #pragma unroll
             for (int i = 0; i < R * NB; i++)
                 part[i] = 0.0f;
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+                xsum[j] = 0.0f;
         }
 #pragma unroll
         for (int wi = 0; wi < 4; wi++) {
@@ -197,18 +270,27 @@ static __device__ __forceinline__ void gemvq_step(float (&acc)[QG_R * NB], const
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 const uint32_t word = wi == 0 ? raw[r].u.x : wi == 1 ? raw[r].u.y : wi == 2 ? raw[r].u.z : raw[r].u.w;
-                unpack_word<FMT>(word, c[r], wf[r]);
-                if constexpr (FMT == FMT_Q4 && !PARTIAL) {
+                if constexpr (PARTIAL) {
+                    unpack_word_q4f(word, wf[r]);
+                } else {
+                    unpack_word<FMT>(word, c[r], wf[r]);
+                    if constexpr (FMT == FMT_Q4) {
 #pragma unroll
-                    for (int t = 0; t < EW; t++)
-                        wf[r][t] *= s[r];
+                        for (int t = 0; t < EW; t++)
+                            wf[r][t] *= s[r];
+                    }
                 }
             }
 #pragma unroll
             for (int j = 0; j < NB; j++)
                 if (j < n) {  // uniform over the grid
                     float x[EW];
-                    load_xv<EW>(in + (long)j * k + e + wi * EW, x);
+                    load_xv<EW, XS>(x_src, ld, j, e + wi * EW, x);
+                    if constexpr (PARTIAL) {
+#pragma unroll
+                        for (int t = 0; t < EW; t++)
+                            xsum[j] += x[t];
+                    }
 #pragma unroll
                     for (int r = 0; r < R; r++)
 #pragma unroll
@@ -221,11 +303,12 @@ static __device__ __forceinline__ void gemvq_step(float (&acc)[QG_R * NB], const
                 }
         }
         if constexpr (PARTIAL) {
+            // sum (q - zero) x = 256 sum F x - (128 + zero) sum x, times the scale
 #pragma unroll
             for (int j = 0; j < NB; j++)
 #pragma unroll
                 for (int r = 0; r < R; r++)
-                    acc[j * R + r] = fmaf(s[r], part[j * R + r], acc[j * R + r]);
+                    acc[j * R + r] = fmaf(s[r], fmaf(256.0f, part[j * R + r], c[r] * xsum[j]), acc[j * R + r]);
         }
     }
 }
@@ -240,8 +323,10 @@ static __device__ __forceinline__ void gemvq_store(float *__restrict__ out, floa
     store_out(out + (long)j * m + row, total + (bias ? __ldg(bias + row) : 0.0f), epi);
 }
 
-template <int FMT, int NB, bool VEC>
-__global__ void __launch_bounds__(QG_THREADS)
+// At most 80 registers where that costs no spills (int8 at n <= 2, the staged
+// int4 kernel at n = 1): 3 blocks of 8 warps an SM instead of 2.
+template <int FMT, int NB, bool VEC, bool XS>
+__global__ void __launch_bounds__(QG_THREADS, (FMT == FMT_I8 && NB <= 2) || (NB == 1 && XS) ? 3 : NB <= 4 ? 2 : 1)
     gemvq_kernel(float *__restrict__ out, const float *__restrict__ in, const uint8_t *__restrict__ w,
                  const float *__restrict__ rscale, const uint32_t *__restrict__ sz, const float *__restrict__ bias,
                  int n, int k, int m, int lg, long row_bytes, long ng, int S, int epi)
@@ -252,10 +337,11 @@ __global__ void __launch_bounds__(QG_THREADS)
     constexpr int HOLD = NV >= 32 ? NV / 32 : 1;
     constexpr int E = qstep<FMT, VEC>::E;
     __shared__ float part[QG_WARPS][NV];
+    extern __shared__ float4 xs_dyn[];  // XS: the staged inputs, n rows of ld floats
 
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int s = warp % S;
-    const int G = QG_WARPS / S;
+    const int G = (int)(blockDim.x / 32) / S;  // row groups per block (4 or 8 warps a block)
     const long row0 = ((long)blockIdx.x * G + warp / S) * R;
 
     // Rows past m read row m - 1 and are not stored (see gemv.cu).
@@ -276,24 +362,47 @@ __global__ void __launch_bounds__(QG_THREADS)
     const int nsteps = k / E;
     const int stride = 32 * S;
     int v = s * 32 + lane;
-    for (; v + (U - 1) * stride < nsteps; v += U * stride) {
-        qraw raw[U][R];
+
+    // The first batch of w is requested before the inputs are staged, so the
+    // staging's L2 round trip hides under the DRAM one.
+    qraw raw[U][R];
 #pragma unroll
-        for (int u = 0; u < U; u++)
+    for (int u = 0; u < U; u++)
+        if (v + u * stride < nsteps)
 #pragma unroll
             for (int r = 0; r < R; r++)
                 raw[u][r] = load_q<FMT, VEC>(wr[r], szr[r], v + u * stride, lg);
+
+    const float *x_src = in;
+    int ld = k;
+    if constexpr (XS) {
+        // n rows of k inputs as 16-byte chunks (k % 16 == 0, in 16-byte aligned),
+        // rows ld = k rounded up to 32 floats apart.
+        float *xs = reinterpret_cast<float *>(xs_dyn);
+        ld = (k + 31) & ~31;
+        const int kq = k >> 2;
+        for (int i = threadIdx.x; i < n * kq; i += blockDim.x) {
+            const int j = i / kq, q = i - j * kq;
+            const float4 a = __ldg(reinterpret_cast<const float4 *>(in) + (long)j * kq + q);
+            *reinterpret_cast<float4 *>(xs + j * ld + xs_chunk(q) * 4) = a;
+        }
+        __syncthreads();
+        x_src = xs;
+    }
+
+    while (v < nsteps) {
 #pragma unroll
         for (int u = 0; u < U; u++)
-            gemvq_step<FMT, NB, VEC>(acc, raw[u], in, (long)(v + u * stride) * E, n, k);
-    }
-    if constexpr (U > 1) {
+            if (v + u * stride < nsteps)
+                gemvq_step<FMT, NB, VEC, XS>(acc, raw[u], x_src, ld, (long)(v + u * stride) * E, n);
+        v += U * stride;
         if (v < nsteps) {
-            qraw raw[R];
 #pragma unroll
-            for (int r = 0; r < R; r++)
-                raw[r] = load_q<FMT, VEC>(wr[r], szr[r], v, lg);
-            gemvq_step<FMT, NB, VEC>(acc, raw, in, (long)v * E, n, k);
+            for (int u = 0; u < U; u++)
+                if (v + u * stride < nsteps)
+#pragma unroll
+                    for (int r = 0; r < R; r++)
+                        raw[u][r] = load_q<FMT, VEC>(wr[r], szr[r], v + u * stride, lg);
         }
     }
 
@@ -497,22 +606,40 @@ static int group_log2(int group, int *lg)
     }
 }
 
+// Inputs staged in shared memory (XS) up to this many bytes a block: with the
+// static 2 KB of partials under the 48 KB a block gets without an opt-in.
+// k = 1600: n <= 6; k = 6400: n = 1; k = 768: n <= 13.
+#define QG_XS_MAX (40 * 1024)
+
 template <int FMT, int NB>
 static int gemvq_launch_nb(float *out, const float *in, const qlayout &L, const float *bias, int n, int k, int m,
                            bool vec, int sms, int epi, cudaStream_t stream)
 {
+    // Split k among S warps while the grid is short of ~16 warps per SM and
+    // the last slice still gets vectors: slices take 32 vectors in turn, so
+    // at k = 1600 (50 int4 or 100 int8 vectors a row) S = 2 or 4 still keeps
+    // lanes busy, where "1.5 vectors per lane" (gemv.cu's rule) left S = 1 and
+    // m = 1600 on 50 blocks of 132 SMs.
     const long groups = gs_ceil_div(m, QG_R);
     const long steps = vec ? k / qstep<FMT, true>::E : k;
     int S = 1;
-    while (S < QG_WARPS && groups * S < 16L * sms && 2 * steps >= 3L * 32 * 2 * S)
+    while (S < QG_WARPS && groups * S < 16L * sms && (2L * S - 1) * 32 < steps)
         S *= 2;
-    const int grid = gs_ceil_div(m, QG_R * (QG_WARPS / S));
-    if (vec)
-        gemvq_kernel<FMT, NB, true><<<grid, QG_THREADS, 0, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k, m, L.lg,
-                                                                             L.row_bytes, L.ng, S, epi);
+    // Blocks of 4 warps when 8 would not make two waves over the SMs.
+    int W = QG_WARPS;
+    if (gs_ceil_div(m, QG_R * (W / S)) < 2L * sms && S <= QG_WARPS / 2)
+        W = QG_WARPS / 2;
+    const int grid = gs_ceil_div(m, QG_R * (W / S));
+    const size_t xs_bytes = (size_t)n * (size_t)((k + 31) & ~31) * sizeof(float);
+    if (vec && xs_bytes <= QG_XS_MAX)
+        gemvq_kernel<FMT, NB, true, true><<<grid, W * 32, xs_bytes, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k,
+                                                                             m, L.lg, L.row_bytes, L.ng, S, epi);
+    else if (vec)
+        gemvq_kernel<FMT, NB, true, false><<<grid, W * 32, 0, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k, m,
+                                                                        L.lg, L.row_bytes, L.ng, S, epi);
     else
-        gemvq_kernel<FMT, NB, false><<<grid, QG_THREADS, 0, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k, m, L.lg,
-                                                                             L.row_bytes, L.ng, S, epi);
+        gemvq_kernel<FMT, NB, false, false><<<grid, W * 32, 0, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k, m,
+                                                                         L.lg, L.row_bytes, L.ng, S, epi);
     CUDA_LAUNCHED();
     return 0;
 }

@@ -6,7 +6,7 @@
  * twin gs_dequantize_row; the reference is a double-precision product over
  * those dequantized weights (+ bias, then the epilogue). The GEMV does fp32
  * math on exactly the twin's weights and fp32 inputs, so only summation order
- * differs; the prefill kernel splits inputs and weights into bf16 hi + lo
+ * differs (int4 at n <= 4: a folded form, ~3e-6; tests/test_gemvq_tricks.c); the prefill kernel splits inputs and weights into bf16 hi + lo
  * parts for the tensor cores (~16 bits each). Both must agree by
  * ||gpu - ref|| / ||ref|| < 1e-4 over the whole output.
  *
