@@ -20,7 +20,7 @@
  *   value  nanoseconds (tokens/s for cmp.tps; the count for GS_CMP_N)
  *
  * and "cmp.pin" (value = the pinned variant's number, 0 = none) whenever
- * the pin changes and with every refresh. The store keeps only recent steps
+ * the pin changes and with every refresh, pinned or not. The store keeps only recent steps
  * in a live run, so they are written again every GS_CMP_EMIT_NS; a trace
  * recorded while pinned carries them, so a replay shows the comparison. */
 #ifndef GS_COMPARE_LIVE_H
@@ -36,7 +36,7 @@
 #define GS_CMP_MAX_NODES 1024
 #define GS_CMP_HASH 4096         /* > 2 x GS_CMP_MAX_NODES, a power of two */
 #define GS_CMP_ALL_LAYERS (-2)
-#define GS_CMP_EMIT_NS 500000000ull
+#define GS_CMP_EMIT_NS 200000000ull
 
 #define GS_CMP_PIN "cmp.pin"
 #define GS_CMP_PREFIX "cmp."
