@@ -31,6 +31,7 @@
 #include "build_config.h"
 #include "cli.h"
 #include "commands.h"
+#include "compare_live.h"
 #include "event_store.h"
 #include "op_report.h"
 #include "profiler.h"
@@ -95,6 +96,13 @@ typedef struct live_run {
     int qref_failed;
     /* engine thread only */
     variant_stats base, prev, cur;
+    /* The comparison: per-op samples of the running variant (its engine's
+     * range sink) and of the pinned one (A) once another runs. */
+    atomic_int pin_request;
+    int pinned;                /* A's variant number, 0 none */
+    variant_stats pin_vs;      /* A's figures, written again with the others */
+    gs_cmp_samples cmp_cur, cmp_pin;
+    uint64_t cmp_emitted_ns;
 } live_run;
 
 static void live_set_paused(void *ctx, int p)
@@ -236,7 +244,52 @@ static void variant_mark_all(live_run *r, int64_t step)
         variant_mark(r->store, &r->base, GS_VARIANT_HISTORY, step);
     if (r->prev.id && r->prev.id != r->base.id)
         variant_mark(r->store, &r->prev, GS_VARIANT_HISTORY, step);
+    if (r->pinned && r->pin_vs.id == r->pinned && r->pinned != r->cur.id && r->pinned != r->base.id &&
+        r->pinned != r->prev.id)
+        variant_mark(r->store, &r->pin_vs, GS_VARIANT_HISTORY, step);
     variant_mark(r->store, &r->cur, GS_VARIANT_RUNNING, step);
+}
+
+/* ---- the comparison: A pinned, B running ---- */
+
+static void live_pin(void *ctx)
+{
+    live_run *r = ctx;
+    atomic_store(&r->pin_request, 1);
+    pthread_mutex_lock(&r->mu);
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Engine thread: A's and B's summaries into the store (a refresh: the live
+ * window forgets them, and a recording needs them). */
+static void cmp_emit(live_run *r, int64_t step)
+{
+    uint64_t t = gs_now_ns();
+    gs_cmp_samples_scan_kernels(&r->cmp_cur, r->store);
+    gs_cmp_emit_pin(r->store, r->pinned, step, t);
+    if (r->pinned && r->cmp_pin.variant == r->pinned && r->pinned != r->cur.id)
+        gs_cmp_samples_emit(&r->cmp_pin, r->store, step, t);
+    if (r->pinned)
+        gs_cmp_samples_emit(&r->cmp_cur, r->store, step, t);
+    r->cmp_emitted_ns = t;
+}
+
+/* Engine thread, between steps: p pressed. */
+static void handle_pin(live_run *r)
+{
+    if (!atomic_exchange(&r->pin_request, 0))
+        return;
+    int64_t step = gs_profiler_next_step(r->prof) - 1;
+    if (r->pinned) {
+        r->pinned = 0;
+        gs_cmp_samples_free(&r->cmp_pin);
+        cmp_emit(r, step);
+        return;
+    }
+    r->pinned = r->cur.id;
+    r->pin_vs = r->cur;
+    cmp_emit(r, step);
 }
 
 /* ---- variant builds ---- */
@@ -396,6 +449,14 @@ static void handle_swap(live_run *r)
         pthread_mutex_unlock(&r->mu);
         return;
     }
+    /* The comparison's samples follow the variants: the old one's become
+     * A's when it is pinned (its last kernels are in the store: flushed above). */
+    gs_cmp_samples_scan_kernels(&r->cmp_cur, r->store);
+    if (r->pinned && r->pinned == r->cur.id)
+        gs_cmp_samples_move(&r->cmp_pin, &r->cmp_cur);
+    gs_cmp_samples_free(&r->cmp_cur);
+    if (gs_cmp_samples_init(&r->cmp_cur, r->cur.id + 1) == 0)
+        gs_ranges_add_sink(&next->engine.ranges, gs_cmp_samples_sink(&r->cmp_cur));
     char diff[256];
     gs_toggle_diff(&r->s->cfg, &next->cfg, diff, sizeof diff);
     gs_workload_runner_free(&r->wr);
@@ -456,6 +517,8 @@ static void handle_record_request(live_run *r)
         if (!rc) {
             gs_store_append_marker(r->store, "recording started", step, now_ns(), 0);
             variant_mark_all(r, step);
+            if (r->pinned)
+                cmp_emit(r, step);
         }
     } else if (req == 2 && r->writer) {
         gs_store_append_marker(r->store, "recording stopped", step, now_ns(), 0);
@@ -477,6 +540,7 @@ static void *engine_thread(void *arg)
     while (!atomic_load(&r->stop)) {
         handle_record_request(r);
         handle_swap(r);
+        handle_pin(r);
         if (atomic_load(&r->paused)) {
             /* Paused: sleep until resumed, asked to record, or stopped. */
             pthread_mutex_lock(&r->mu);
@@ -487,7 +551,8 @@ static void *engine_thread(void *arg)
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;
             }
-            if (atomic_load(&r->paused) && !r->rec_request && !atomic_load(&r->stop))
+            if (atomic_load(&r->paused) && !r->rec_request && !atomic_load(&r->stop) &&
+                !atomic_load(&r->pin_request))
                 pthread_cond_timedwait(&r->wake, &r->mu, &ts);
             pthread_mutex_unlock(&r->mu);
             continue;
@@ -500,10 +565,18 @@ static void *engine_thread(void *arg)
             break;
         gs_profiler_step_end(r->prof, &r->s->engine);
         const gs_step_info *st = &r->s->engine.last;
+        gs_cmp_samples_step_end(&r->cmp_cur, gs_profiler_next_step(r->prof) - 1, st->ns, !sampled && st->n_tokens,
+                                st->n_prefill_tokens > 0, st->n_decode_tokens);
+        /* The pin (0 too) every time: the live window may drop an event
+         * before the UI reads it, so a one-off unpin could be missed. */
+        if (gs_now_ns() - r->cmp_emitted_ns > GS_CMP_EMIT_NS)
+            cmp_emit(r, gs_profiler_next_step(r->prof) - 1);
         if (!sampled && st->n_tokens) {
             variant_step(&r->cur, st);
             if (r->cur.id == r->base.id)
                 r->base = r->cur;
+            if (r->cur.id == r->pinned)
+                r->pin_vs = r->cur;
             /* Five times a second (and at a variant's first steps, so its
              * column fills at once): the live window forgets older events. */
             uint64_t t = gs_now_ns();
@@ -571,6 +644,8 @@ static int run_live_ui(gs_cli *cli, int ascii)
     if (!rc)
         rc = gs_workload_runner_init(&r->wr, &r->s->engine, &r->cfg.workload, r->s->model.shape.vocab, r->cfg.seed, 1,
                                      &err);
+    if (!rc && gs_cmp_samples_init(&r->cmp_cur, 1) == 0)
+        gs_ranges_add_sink(&r->s->engine.ranges, gs_cmp_samples_sink(&r->cmp_cur));
     if (!rc) {
         r->n_head = r->s->model.shape.n_head;
         variant_begin(&r->cur, 1, r->s, NULL, gs_profiler_next_step(r->prof));
@@ -586,7 +661,7 @@ static int run_live_ui(gs_cli *cli, int ascii)
         if (ylen >= 0 && (yaml = malloc((size_t)ylen + 1)))
             gs_config_to_yaml(&r->cfg, yaml, ylen + 1);
         gs_ui_live live = {r,           live_set_paused, live_paused, live_record, live_recording, live_failure,
-                           live_config, live_apply,  live_build_state};
+                           live_config, live_apply,  live_build_state, live_pin};
         gs_ui_info info = {"live", r->cfg.model, r->device, mem, yaml, gs_profiler_notice(r->prof), ascii, &live};
         /* The engine thread ignores SIGINT/SIGTERM: the UI's handler sees them. */
         sigset_t block, old;
@@ -620,6 +695,8 @@ static int run_live_ui(gs_cli *cli, int ascii)
         free(yaml);
     }
     gs_workload_runner_free(&r->wr);
+    gs_cmp_samples_free(&r->cmp_cur);
+    gs_cmp_samples_free(&r->cmp_pin);
     gs_variant_quality_ref_destroy(r->qref);
     if (opened)
         gs_session_close(r->s);

@@ -3,7 +3,8 @@
 # replay the example trace, visit every view, search, select, zoom, step the
 # time cursor, resize (80x24 works, 60x20 says the terminal is too small),
 # quit and check the terminal came back; then live mode on the CPU with a
-# tiny model, pause, switch toggles (apply, a refusal), quit. TAP output. Without tmux everything is SKIPped.
+# tiny model, pause, switch toggles (apply, a refusal), pin A and compare
+# with B (the fused variant), quit. TAP output. Without tmux everything is SKIPped.
 #
 # Waits poll the screen until the expected text shows (with a generous cap),
 # so nothing here depends on how fast the machine is.
@@ -126,15 +127,15 @@ wait_for 'Optimizations of this recording' && grep -q 'weights  *fp32' "$TMP/scr
 ok $? "toggles: the recording's optimization settings"
 save toggles-100x30
 keys 6
-wait_for 'Compare: two configurations'
-ok $? "compare: says how compare will work"
+wait_for 'Compare: A against B' && grep -q 'has no comparison' "$TMP/screen" && grep -q 'gptscope compare A.yaml B.yaml' "$TMP/screen"
+ok $? "compare: a recording without a pin says so, and names gptscope compare"
 save compare-100x30
 keys 7
 wait_for 'Keys' && grep -q 'F10' "$TMP/screen"
 ok $? "help: lists the keys"
 save help-100x30
 keys '?'
-wait_for 'Compare: two configurations'
+wait_for 'Compare: A against B'
 ok $? "? again goes back to the view before help"
 keys Tab
 wait_for 'Keys'
@@ -226,6 +227,32 @@ ok $? "toggles: sinks without a window is refused in one line naming the option"
 grep -q 'current #2' "$TMP/screen" && grep -q 'sinks  *0' "$TMP/screen" && grep -q ' LIVE' "$TMP/screen"
 ok $? "toggles: after the refusal the running variant stays and keeps running"
 save toggles-live-100x30
+# ---- compare: pin A, toggle fusion, B runs; A and B side by side ---------
+keys 6
+wait_for 'Nothing is pinned. Press p'
+ok $? "compare: unpinned, the view says how to pin (and names gptscope compare)"
+keys p
+wait_for 'A = #2 pinned' && wait_for 'B = none yet'
+ok $? "compare: p pins the running variant as A"
+# the toggles cursor stayed on sinks (two rows above fusion)
+keys 5 j j
+wait_for '> fusion'
+keys Enter a
+wait_for 'variant 3 running: fusion='
+ok $? "compare: toggling fusion builds variant 3"
+keys 6
+wait_for 'A = #2 pinned   B = #3 running: fusion=' && wait_for 'per op \(all layers\) +A +B +delta +ratio verdict' &&
+    wait_for 'ms/token .* (faster|slower|noise)'
+ok $? "compare: A and B columns with delta, ratio and a verdict"
+grep -Eq '^  (matmul_qkv|attention|matmul_up) .*(faster|slower|noise)' "$TMP/screen"
+ok $? "compare: per-op rows of A and B"
+save compare-live-100x30
+keys NPage NPage
+wait_for 'differential flame' && wait_for 'layer 0' && grep -q 'per kernel: no kernel events in the store' "$TMP/screen"
+ok $? "compare: scrolling shows the diff flame (step > layer > op); no per-kernel rows on the CPU, saying why"
+keys p
+wait_for 'Nothing is pinned'
+ok $? "compare: p again unpins"
 keys q
 wait_for 'GS-EXITED 0'
 ok $? "live: q quits with status 0"

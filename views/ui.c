@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compare_live.h"
 #include "toggles.h"
 #include "widgets.h"
 #include "../traces/export.h"
@@ -89,7 +90,7 @@ void gs_ui_message(gs_ui *ui, const char *fmt, ...)
 /* ---- the per-step index ---- */
 
 enum { K_UNCHECKED = 0, K_NONE, K_TPS, K_TOKENS, K_KV_USED, K_KV_FREE, K_FRAG, K_DRAM, K_METRICS_STEP,
-       K_V_TOGGLE, K_V_RUNNING, K_V_HISTORY, K_VSTAT0 /* + GS_VS_* */ };
+       K_V_TOGGLE, K_V_RUNNING, K_V_HISTORY, K_CMP_PIN, K_CMP, K_VSTAT0 /* + GS_VS_* */ };
 
 static int name_kind(gs_ui *ui, uint32_t id)
 {
@@ -118,6 +119,8 @@ static int name_kind(gs_ui *ui, uint32_t id)
         else if (!strncmp(s, GS_VARIANT_RUNNING, strlen(GS_VARIANT_RUNNING))) k = K_V_RUNNING;
         else if (!strncmp(s, GS_VARIANT_HISTORY, strlen(GS_VARIANT_HISTORY))) k = K_V_HISTORY;
         else if (gs_vstat_find(s) >= 0) k = K_VSTAT0 + gs_vstat_find(s);
+        else if (!strcmp(s, GS_CMP_PIN)) k = K_CMP_PIN;
+        else if (gs_cmp_parse_name(s, NULL) >= 0) k = K_CMP;
         ui->ix.counter_kind[id] = (uint8_t)k;
     }
     return ui->ix.counter_kind[id];
@@ -218,6 +221,48 @@ static void index_variant_marker(gs_ui *ui, const gs_event *ev, int kind)
     ui->ix.cur_variant = (int)(v - ui->ix.variants);
 }
 
+/* A cmp.* counter: one statistic of one node of one variant. The engine
+ * writes each node's statistics together and the nodes in the same order
+ * every time, so the row after the last one is nearly always the next. */
+static void index_cmp(gs_ui *ui, const gs_event *ev)
+{
+    gs_ui_index *ix = &ui->ix;
+    if (ev->level >= GS_CMP_NSTAT)
+        return;
+    int found = -1;
+    for (int k = 0; k < 2 && found < 0; k++) {
+        int i = ix->cmp_hint + k;
+        if (i < ix->n_cmp && ix->cmp[i].variant == (int)ev->aux && ix->cmp[i].name == ev->name &&
+            ix->cmp[i].layer == ev->layer)
+            found = i;
+    }
+    for (int i = 0; i < ix->n_cmp && found < 0; i++)
+        if (ix->cmp[i].variant == (int)ev->aux && ix->cmp[i].name == ev->name && ix->cmp[i].layer == ev->layer)
+            found = i;
+    if (found < 0) {
+        if (ix->n_cmp == ix->cap_cmp) {
+            int cap = ix->cap_cmp ? ix->cap_cmp * 2 : 256;
+            if (cap > 1 << 16)
+                return;
+            gs_ui_cmp_row *n = realloc(ix->cmp, (size_t)cap * sizeof *n);
+            if (!n)
+                return;
+            ix->cmp = n;
+            ix->cap_cmp = cap;
+        }
+        gs_ui_cmp_row *r = &ix->cmp[ix->n_cmp];
+        memset(r, 0, sizeof *r);
+        r->variant = (int)ev->aux;
+        r->kind = (uint8_t)gs_cmp_parse_name(gs_store_string(ui->store, ev->name), NULL);
+        r->layer = ev->layer;
+        r->name = ev->name;
+        found = ix->n_cmp++;
+    }
+    ix->cmp_hint = found;
+    ix->cmp[found].stat[ev->level] = ev->value;
+    ix->cmp[found].have |= 1u << ev->level;
+}
+
 /* The variant that ran step s: the latest to start at or before it. */
 static gs_ui_variant *variant_of_step(gs_ui *ui, int64_t s)
 {
@@ -268,6 +313,14 @@ static int index_event(void *ctx, uint64_t index, const gs_event *ev)
                 if (nk - K_VSTAT0 == GS_VS_FIRST_STEP)
                     v->start_step = (int64_t)ev->value;
             }
+            break;
+        }
+        if (nk == K_CMP_PIN) {
+            ix->pinned = (int)ev->value;
+            break;
+        }
+        if (nk == K_CMP) {
+            index_cmp(ui, ev);
             break;
         }
         if (ev->step >= 0 && (st = step_entry(ui, ev->step, 0))) {
@@ -494,6 +547,19 @@ static void handle_key(gs_ui *ui, int ch)
     case 'e':
         export_window(ui);
         return;
+    case 'p':
+        if (ui->live && ui->info->live->pin) {
+            const gs_ui_variant *cur = ui->ix.cur_variant >= 0 ? &ui->ix.variants[ui->ix.cur_variant] : NULL;
+            ui->info->live->pin(ui->info->live->ctx);
+            if (ui->ix.pinned)
+                gs_ui_message(ui, "unpinned A (#%d): p pins the running variant again", ui->ix.pinned);
+            else
+                gs_ui_message(ui, "pinned variant #%d as A: switch toggles (5) and apply; the next variant is B (6 compares)",
+                              cur ? cur->id : 1);
+        } else {
+            gs_ui_message(ui, "replay: the pin is the recording's (p pins in live mode)");
+        }
+        return;
     case '[':
         move_cursor(ui, -1);
         return;
@@ -588,7 +654,7 @@ static void draw(gs_ui *ui)
     else
         gs_w_text(ui, y, 0, ui->cols, gs_w_attr(ui, GS_C_DIM),
                   "F1/? help  Tab/1-7 views  [ ] step  / search  +/- zoom  e export%s  q quit",
-                  ui->live ? "  Space pause  r record" : "");
+                  ui->live ? "  Space pause  r record  p pin A" : "");
 }
 
 static void init_colors(gs_ui *ui)
@@ -648,6 +714,7 @@ static void ui_free(gs_ui *ui)
         gs_view_free(&ui->views[i]);
     free(ui->ix.steps);
     free(ui->ix.counter_kind);
+    free(ui->ix.cmp);
     free(ui);
 }
 

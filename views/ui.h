@@ -45,6 +45,10 @@ typedef struct gs_ui_live {
      * it in between steps. GS_OK, or one line in msg: a build is under way. */
     int (*apply)(void *ctx, const gs_config *want, char *msg, int cap);
     void (*build_state)(void *ctx, gs_ui_build *out);
+    /* Pins the running variant as A of the comparison, or unpins (the
+     * engine thread does it between steps and says so in the store:
+     * cmp.pin, src/compare_live.h). May be NULL. */
+    void (*pin)(void *ctx);
 } gs_ui_live;
 
 typedef struct gs_ui_info {
@@ -116,6 +120,17 @@ typedef struct gs_ui_variant {
     double dram_bytes, dram_tokens; /* measured DRAM traffic over its metrics steps */
 } gs_ui_variant;
 
+/* One node summary of the live comparison (a cmp.* counter group,
+ * src/compare_live.h), the newest seen; kept for the whole run. */
+typedef struct gs_ui_cmp_row {
+    int variant;
+    uint8_t kind;            /* gs_cmp_kind */
+    int layer;
+    uint32_t name;           /* string id of the counter name ("cmp.op:matmul_qkv") */
+    double stat[4];          /* gs_cmp_stat: median, interval lo, hi, samples */
+    unsigned have;           /* bit per statistic */
+} gs_ui_cmp_row;
+
 typedef struct gs_ui_index {
     uint64_t scanned;           /* events looked at so far (absolute index) */
     uint64_t t_first, t_last;   /* over everything seen */
@@ -134,6 +149,9 @@ typedef struct gs_ui_index {
     gs_ui_variant variants[GS_UI_MAX_VARIANTS];
     int n_variants;
     int cur_variant;            /* index of the running one (-1 none) */
+    gs_ui_cmp_row *cmp;         /* the comparison's summaries, in the order first seen (model order) */
+    int n_cmp, cap_cmp, cmp_hint;
+    int pinned;                 /* A's variant number from cmp.pin (0: none) */
 } gs_ui_index;
 
 struct gs_ui;

@@ -19,6 +19,7 @@ static const key_row keys[] = {
     {"/ text Enter   n", "search names (highlighted), jump to the next match", "timeline, flame, memory"},
     {"Space", "pause / resume the engine", "live"},
     {"r", "start / stop recording to a .gst file (its name is shown)", "live"},
+    {"p", "pin the running variant as A of the comparison (again: unpin); later toggles make B", "live"},
     {"e", "export the events in memory to Chrome JSON (Perfetto)", "everywhere"},
     {"q  F10", "quit (the terminal is restored; Ctrl-C too)", "everywhere"},
     {"Left Right  h l", "previous / next item on the selected track", "timeline"},
@@ -31,6 +32,7 @@ static const key_row keys[] = {
     {"Up Down  k j", "move between the settings", "toggles (live)"},
     {"Left Right h l + - Enter", "step the setting's value (pending until applied)", "toggles (live)"},
     {"a", "apply the pending set: built beside the running variant, then swapped in", "toggles (live)"},
+    {"Up Down  k j  PgUp PgDn", "scroll the comparison", "compare"},
     {"mouse click", "select what is under the pointer; a tab switches view", "views"},
     {"mouse wheel", "zoom in / out at the pointer", "timeline, flame"},
 };
