@@ -1,6 +1,6 @@
 // attention.cu - the CUDA twins of kernels/cpu/attention.c: the KV store and
 // causal attention over the paged KV cache, fp32/fp16/int8/fp8 cache elements
-// and fp32 math.
+// and fp32 math (fp16 tensor-core products for prefills of half-precision runs).
 //
 // Versions (a->variant picks; the test checks both against cpu_attention_ref):
 //   kv_store_kernel        one thread per (token, kv element): copies k and v of
@@ -44,6 +44,27 @@
 //                            memory feeds both rows of a warp). Rows of one tile
 //                            may belong to different sequences: the block makes
 //                            one pass per distinct sequence.
+//     tc_prefill_kernel      (a->half_ok: the run computes in half precision)
+//                            replaces flash_prefill_kernel in the hybrid below
+//                            when head_dim is 32, 64 or 128 and the caches are
+//                            16-byte aligned (cuda_attention_tensor_cores says
+//                            so). Why: flash_prefill_kernel does fp32 FMA on CUDA
+//                            cores, ~8-13 TFLOP/s, 213 us per GPT-2 layer at
+//                            1024 tokens, over half of the whole prefill; the
+//                            tensor cores do fp16 products at ~50x that rate.
+//                            FlashAttention-2 on mma.sync m16n8k16: a block is
+//                            64 query rows x one head (4 warps of 16 rows), Q
+//                            in registers as fp16 A fragments, key tiles of 64
+//                            positions gathered through the block table by
+//                            16-byte cp.async (fp16 straight into the half tile,
+//                            double-buffered; fp32/int8/fp8 into a staging area
+//                            converted to half), S = Q K^T and O += P V on
+//                            tensor cores with fp32 accumulators, the online
+//                            softmax in registers (exp2, Q pre-scaled by
+//                            scale * log2 e). Only for half-precision runs:
+//                            rounding q, k, v and p to fp16 costs ~1e-4..1e-3
+//                            relative error (the test holds it to 2e-3), which
+//                            the fp32 path's 1e-5 contract forbids.
 //   The hybrid (fused calls of more than FL_DECODE_MAX_TOKENS tokens): the host
 //   cannot tell a prefill from a large decode batch (token_seq is in device
 //   memory), so each kernel decides per row, by one rule both apply: a row whose
@@ -87,7 +108,11 @@
 //
 // Accuracy: all sums in float; expf (not __expf: the build has no fast math);
 // the test holds every variant to 1e-5 relative norm error against the double
-// reference (observed: below 1e-6).
+// reference (observed: below 1e-6), except tc_prefill_kernel (fp16 operands,
+// fp32 accumulation and softmax): 2e-3, expected ~5e-4 (q, k, v, p each
+// rounded once to fp16, 2^-11 relative at most). fp16 has fp16's range: a q
+// (times scale), k or v beyond 65504 would become infinite, as in an fp16 KV
+// cache; int8 and fp8 values fit (fp8 e4m3 converts exactly).
 //
 // Speed on an H100 (test_cuda_attention --bench, medians, including the
 // ~7 us that one launch between two events costs there; KV GB/s counts the
@@ -103,6 +128,9 @@
 //     prefill 1024 tokens            naive 6157 us   fused   458 us
 //   32/8 heads, head_dim 128: decode b=1 at 4096 naive 1032 us, fused 39.4 us;
 //     prefill 2048 naive 47.4 ms, fused 2.64 ms (~13 TFLOP/s of fp32 FMA)
+// tc_prefill_kernel: not measured yet; predicted (tests/bench/PERFORMANCE.md)
+// 15-30 us for the GPT-2 prefill of 1024 tokens (fp32 or fp16 KV), against
+// 213 us, i.e. 50-100 TFLOP/s.
 // A hybrid call pays ~15-20 us for the decode kernel's blocks that find their
 // row is the prefill kernel's and leave (a prefill of 1024 tokens: 12288
 // blocks); a compacted row list would save it.
