@@ -11,7 +11,7 @@
  * p % block_size. All index arrays live where the backend's memory lives.
  * The cache elements are kv_dtype (kv_format.h): fp32, fp16, int8 with a
  * scale per (slot, KV head) in k_scale/v_scale, or fp8 e4m3; kernels
- * dequantize on load, the arithmetic stays fp32. */
+ * dequantize on load, the arithmetic stays fp32 (except half_ok, below). */
 #ifndef GS_ATTENTION_ARGS_H
 #define GS_ATTENTION_ARGS_H
 
@@ -32,6 +32,10 @@ typedef struct gs_attn_args {
     int variant;             /* GS_ATTN_NAIVE or GS_ATTN_FUSED (backends without a fused path run naive) */
     int kv_dtype;            /* GS_KV_F32 (0, what a zeroed struct means), F16, I8 or FP8 */
     const float *k_scale, *v_scale; /* GS_KV_I8 only: [slots][n_kv_head] */
+    int half_ok;             /* 1: the run computes in half precision (fp16/bf16/quantized weights),
+                              * so attention may use fp16 operands (the CUDA fused prefill then runs
+                              * on tensor cores); 0 (a zeroed struct): fp32 arithmetic throughout.
+                              * The CPU backend ignores it. */
 } gs_attn_args;
 
 enum { GS_ATTN_NAIVE = 0, GS_ATTN_FUSED = 1 };

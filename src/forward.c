@@ -344,6 +344,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         .token_seq = f->d_seq, .token_pos = f->d_pos, .block_tables = f->d_tables,
         .window = f->window, .n_sink = f->n_sink, .variant = f->attn_variant,
         .kv_dtype = f->kv_dtype,
+        .half_ok = f->w.wdt != GS_DTYPE_F32, /* half-precision weights: attention may use fp16 operands */
     };
     /* Decode-shaped steps are recorded once per shape as a CUDA graph and
      * replayed untouched: the ~150 launches of a step then cost one. What the

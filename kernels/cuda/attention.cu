@@ -1,6 +1,6 @@
 // attention.cu - the CUDA twins of kernels/cpu/attention.c: the KV store and
 // causal attention over the paged KV cache, fp32/fp16/int8/fp8 cache elements
-// and fp32 math.
+// and fp32 math (fp16 tensor-core products for prefills of half-precision runs).
 //
 // Versions (a->variant picks; the test checks both against cpu_attention_ref):
 //   kv_store_kernel        one thread per (token, kv element): copies k and v of
@@ -44,6 +44,27 @@
 //                            memory feeds both rows of a warp). Rows of one tile
 //                            may belong to different sequences: the block makes
 //                            one pass per distinct sequence.
+//     tc_prefill_kernel      (a->half_ok: the run computes in half precision)
+//                            replaces flash_prefill_kernel in the hybrid below
+//                            when head_dim is 32, 64 or 128 and the caches are
+//                            16-byte aligned (cuda_attention_tensor_cores says
+//                            so). Why: flash_prefill_kernel does fp32 FMA on CUDA
+//                            cores, ~8-13 TFLOP/s, 213 us per GPT-2 layer at
+//                            1024 tokens, over half of the whole prefill; the
+//                            tensor cores do fp16 products at ~50x that rate.
+//                            FlashAttention-2 on mma.sync m16n8k16: a block is
+//                            64 query rows x one head (4 warps of 16 rows), Q
+//                            in registers as fp16 A fragments, key tiles of 64
+//                            positions gathered through the block table by
+//                            16-byte cp.async (fp16 straight into the half tile,
+//                            double-buffered; fp32/int8/fp8 into a staging area
+//                            converted to half), S = Q K^T and O += P V on
+//                            tensor cores with fp32 accumulators, the online
+//                            softmax in registers (exp2, Q pre-scaled by
+//                            scale * log2 e). Only for half-precision runs:
+//                            rounding q, k, v and p to fp16 costs ~1e-4..1e-3
+//                            relative error (the test holds it to 2e-3), which
+//                            the fp32 path's 1e-5 contract forbids.
 //   The hybrid (fused calls of more than FL_DECODE_MAX_TOKENS tokens): the host
 //   cannot tell a prefill from a large decode batch (token_seq is in device
 //   memory), so each kernel decides per row, by one rule both apply: a row whose
@@ -87,7 +108,11 @@
 //
 // Accuracy: all sums in float; expf (not __expf: the build has no fast math);
 // the test holds every variant to 1e-5 relative norm error against the double
-// reference (observed: below 1e-6).
+// reference (observed: below 1e-6), except tc_prefill_kernel (fp16 operands,
+// fp32 accumulation and softmax): 2e-3, expected ~5e-4 (q, k, v, p each
+// rounded once to fp16, 2^-11 relative at most). fp16 has fp16's range: a q
+// (times scale), k or v beyond 65504 would become infinite, as in an fp16 KV
+// cache; int8 and fp8 values fit (fp8 e4m3 converts exactly).
 //
 // Speed on an H100 (test_cuda_attention --bench, medians, including the
 // ~7 us that one launch between two events costs there; KV GB/s counts the
@@ -103,6 +128,9 @@
 //     prefill 1024 tokens            naive 6157 us   fused   458 us
 //   32/8 heads, head_dim 128: decode b=1 at 4096 naive 1032 us, fused 39.4 us;
 //     prefill 2048 naive 47.4 ms, fused 2.64 ms (~13 TFLOP/s of fp32 FMA)
+// tc_prefill_kernel: not measured yet; predicted (tests/bench/PERFORMANCE.md)
+// 15-30 us for the GPT-2 prefill of 1024 tokens (fp32 or fp16 KV), against
+// 213 us, i.e. 50-100 TFLOP/s.
 // A hybrid call pays ~15-20 us for the decode kernel's blocks that find their
 // row is the prefill kernel's and leave (a prefill of 1024 tokens: 12288
 // blocks); a compacted row list would save it.
@@ -111,6 +139,7 @@
 #include <stdint.h>
 
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include "attention_cuda.h"
 #include "check_cuda.cuh"
@@ -1164,6 +1193,526 @@ static int fl_smem_limit(K kernel, size_t bytes)
     return 0;
 }
 
+// ---- GS_ATTN_FUSED with half_ok, many tokens: tensor-core flash attention ----
+//
+// The tiled prefill of flash_prefill_kernel with its two products on tensor
+// cores (mma.sync m16n8k16, fp16 operands, fp32 accumulators), FlashAttention-2
+// style. grid = (n_head, ceil(n_tokens / TC_ROWS)), tiles of rows taken from
+// the last (the longest causal histories start first); block = TC_WARPS warps,
+// warp w owning the 16 query rows t0 + 16w .. t0 + 16w + 15, which are exactly
+// one FL_PF_ROWS tile of the hybrid rule, so a row is this kernel's under the
+// same test flash_decode_kernel applies (its sequence has >= FL_PF_SHARE rows
+// in those 16). Passes over sequences, the sink and window segments and the
+// visibility rule are flash_prefill_kernel's.
+//
+// Per key tile of TC_T = 64 positions:
+//   load   the positions' K and V rows of the head's KV head come in through
+//          the block table with 16-byte cp.async: fp16 caches straight into the
+//          half tile (two buffers: tile i + 1 arrives while tile i is used),
+//          the other types into a raw staging area that one pass then converts
+//          to half (fp32 rounded to nearest, int8 times its row's scale, fp8
+//          e4m3 exactly by the hardware's cvt). Rows no active query row can
+//          see are zero-filled (cp.async's src-size 0), never read: the cache
+//          may hold anything there (NaN in the test).
+//   S      = Q K^T: Q sits in registers as A fragments for the whole kernel,
+//          already multiplied by scale * log2(e) (so the softmax is exp2);
+//          K comes as B fragments by ldmatrix (rows padded by 8 halves, so the
+//          8 row addresses of one ldmatrix fall in distinct banks).
+//   mask   -INFINITY where the position is past the tile's valid rows or not
+//          visible to the row (skipped when the whole tile is visible to it).
+//   online softmax in fp32 registers: each thread holds 2 rows x 16 columns of
+//          the 16 x 64 scores of its warp; row max by two shuffles in the quad,
+//          the row sum kept per thread and added across the quad at the end.
+//   O     += P V: the score accumulators turn into A fragments in place (the
+//          C layout of two n8 tiles is the A layout of one k16 slice), P
+//          rounded to half; V by ldmatrix.trans.
+// At the end O / l is stored for the block's own rows. Nothing of S or P ever
+// leaves the registers.
+#define TC_ROWS 64   // query rows per block
+#define TC_WARPS 4   // 16 rows (one m16 fragment) each
+#define TC_T 64      // key positions per tile
+#define TC_PAD 8     // halves of padding per shared row (16 bytes)
+#define TC_LOG2E 1.4426950408889634f
+
+template <int HD, int KT>
+struct tc_cfg {
+    static constexpr int ES = KT == GS_KV_F32 ? 4 : KT == GS_KV_F16 ? 2 : 1;  // bytes per cache element
+    static constexpr int RAW = HD * ES;                                     // bytes of one head's K (or V) row
+    static constexpr int CPR = RAW / 16;                                    // 16-byte copies per row
+    static constexpr int HS = HD + TC_PAD;                                  // halves per shared row
+    static constexpr int TILE = TC_T * HS * 2;                              // bytes of a K (or V) half tile
+    static constexpr bool STAGE = KT != GS_KV_F16;                          // raw staging + conversion
+    static constexpr int NBUF = STAGE ? 1 : 2;
+    static constexpr int STAGE_BYTES = STAGE ? 2 * TC_T * RAW : 0;
+    static constexpr int SCALE_BYTES = KT == GS_KV_I8 ? 2 * TC_T * 4 : 0;
+    // half tiles, staging, int8 scales, rinfo (int4 per row), sorted positions, ownership masks
+    static constexpr size_t SMEM = (size_t)NBUF * 2 * TILE + STAGE_BYTES + SCALE_BYTES + TC_ROWS * 16 + TC_ROWS * 4 + 16;
+    static_assert(CPR >= 2 && (TC_WARPS * 32) % CPR == 0, "16-byte copies must tile the block");
+    static_assert(HD % 32 == 0, "ldmatrix.x4 takes 32 dims of K at a time");
+    static_assert(TC_ROWS % FL_PF_ROWS == 0 && TC_ROWS == 16 * TC_WARPS, "warps own whole hybrid tiles");
+};
+
+static __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// 16 (4) bytes global -> shared, or zeros when !ok (src-size 0: nothing is read).
+static __device__ __forceinline__ void tc_cp16(void *smem, const void *gmem, bool ok)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)),
+                 "l"(__cvta_generic_to_global(gmem)), "r"(ok ? 16 : 0)
+                 : "memory");
+}
+
+static __device__ __forceinline__ void tc_cp4(void *smem, const void *gmem, bool ok)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem)),
+                 "l"(__cvta_generic_to_global(gmem)), "r"(ok ? 4 : 0)
+                 : "memory");
+}
+
+// Four 8x8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8,
+// and receives of matrix i (register i) row l / 4, columns 2 (l % 4), +1
+// (.trans: rows 2 (l % 4), +1 of column l / 4).
+static __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p))
+                 : "memory");
+}
+
+static __device__ __forceinline__ void ldsm_x4_trans(uint32_t (&r)[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p))
+                 : "memory");
+}
+
+// d += a b, m16n8k16, fp16 in, fp32 accumulate. With g = lane / 4, q = lane % 4:
+// a[0] = A[g][2q, 2q+1], a[1] = A[g+8][2q..], a[2] = A[g][2q+8..], a[3] = A[g+8][2q+8..];
+// b[0] = B[2q, 2q+1][g], b[1] = B[2q+8, 2q+9][g];
+// d[0], d[1] = D[g][2q, 2q+1], d[2], d[3] = D[g+8][2q, 2q+1].
+static __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats as one register of two halves, x in the low half (the lower column).
+static __device__ __forceinline__ uint32_t pack_half2(float x, float y)
+{
+    const __half2 h = __floats2half2_rn(x, y);
+    return *reinterpret_cast<const uint32_t *>(&h);
+}
+
+// Whether a pass row (vis v) sees position p of tile column c (nv valid columns).
+static __device__ __forceinline__ bool tc_vis(const attn_vis &v, int c, int nv, int p)
+{
+    return c < nv && p <= v.pos && (p >= v.lo || p < v.sink_end);
+}
+
+// Whether it sees any of the positions [p0, p0 + nv).
+static __device__ __forceinline__ bool tc_sees_any(const attn_vis &v, int p0, int nv)
+{
+    const int hi = min(p0 + nv - 1, v.pos);
+    return hi >= max(p0, v.lo) || min(hi, v.sink_end - 1) >= p0;
+}
+
+// Window segment of a windowed pass: position p is needed when some active
+// row sees it, i.e. (every row's window being [max(0, pos - window + 1), pos])
+// some active row's pos lies in [p, p + window - 1]. sorted: the n active
+// rows' positions, ascending.
+static __device__ __forceinline__ bool tc_need(const int *sorted, int n, int p, int window)
+{
+    int lo = 0, hi = n;  // first index with sorted[i] >= p
+    while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (sorted[mid] < p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && sorted[lo] <= p + window - 1;
+}
+
+struct tc_tile {
+    int p0, nv, seg1;  // first position, valid rows, window segment (else sinks)
+};
+
+// Tile i of a pass: n0 tiles over the sinks [0, SE), then tiles from B1 to PM.
+static __device__ __forceinline__ tc_tile tc_tile_of(int i, int n0, int SE, int B1, int PM)
+{
+    tc_tile t;
+    if (i < n0) {
+        t.p0 = TC_T * i;
+        t.nv = min(TC_T, SE - t.p0);
+        t.seg1 = 0;
+    } else {
+        t.p0 = B1 + TC_T * (i - n0);
+        t.nv = min(TC_T, PM + 1 - t.p0);
+        t.seg1 = 1;
+    }
+    return t;
+}
+
+// Starts the copies of tile t: fp16 into the half tiles kd/vd, other types into
+// the staging area (K rows then V rows, RAW bytes each) and, int8, the rows'
+// scales into sc (K's 64 then V's). Copy j = tid + k * blockDim of a matrix is
+// row j / CPR, 16 bytes number j % CPR: a warp reads whole rows (coalesced).
+template <int HD, int KT>
+static __device__ __forceinline__ void tc_issue(unsigned char *kd, unsigned char *vd, unsigned char *stage, float *sc,
+                                                const void *__restrict__ k_cache, const void *__restrict__ v_cache,
+                                                const gs_attn_args &a, const int *table, int kvh, tc_tile t,
+                                                const int *sorted, int n_act)
+{
+    using C = tc_cfg<HD, KT>;
+    const size_t kv_dim = (size_t)a.n_kv_head * HD;
+    const int chunk = threadIdx.x % C::CPR;
+#pragma unroll
+    for (int r = threadIdx.x / C::CPR; r < TC_T; r += TC_WARPS * 32 / C::CPR) {
+        const int p = t.p0 + r;
+        bool ok = r < t.nv;
+        if (ok && t.seg1 && a.window > 0)
+            ok = tc_need(sorted, n_act, p, a.window);
+        const size_t row = ok ? (size_t)cache_row(table, a.block_size, p) : 0;  // row 0: a valid address, unread
+        const size_t off = (row * kv_dim + (size_t)kvh * HD) * C::ES + (size_t)chunk * 16;
+        const unsigned char *ks = static_cast<const unsigned char *>(k_cache) + off;
+        const unsigned char *vs = static_cast<const unsigned char *>(v_cache) + off;
+        if constexpr (C::STAGE) {
+            tc_cp16(stage + r * C::RAW + chunk * 16, ks, ok);
+            tc_cp16(stage + (TC_T + r) * C::RAW + chunk * 16, vs, ok);
+        } else {
+            tc_cp16(kd + r * C::HS * 2 + chunk * 16, ks, ok);
+            tc_cp16(vd + r * C::HS * 2 + chunk * 16, vs, ok);
+        }
+        if constexpr (KT == GS_KV_I8)
+            if (chunk == 0) {
+                const size_t si = row * a.n_kv_head + kvh;
+                tc_cp4(sc + r, a.k_scale + si, ok);  // zero scale for a zero-filled row: 0 * 0
+                tc_cp4(sc + TC_T + r, a.v_scale + si, ok);
+            }
+    }
+}
+
+// The staging area (all copies landed, a barrier after them) into the half
+// tiles, 8 elements (16 bytes of half) per step.
+template <int HD, int KT>
+static __device__ __forceinline__ void tc_convert(unsigned char *kd, const unsigned char *stage, const float *sc)
+{
+    using C = tc_cfg<HD, KT>;
+    constexpr int PER_ROW = HD / 8, PER_MAT = TC_T * PER_ROW;
+#pragma unroll 4
+    for (int j = threadIdx.x; j < 2 * PER_MAT; j += TC_WARPS * 32) {
+        const int mat = j / PER_MAT, r = j % PER_MAT / PER_ROW, c8 = j % PER_ROW;
+        const unsigned char *src = stage + (mat * TC_T + r) * C::RAW + c8 * 8 * C::ES;
+        uint4 o;
+        if constexpr (KT == GS_KV_F32) {
+            const float4 x = reinterpret_cast<const float4 *>(src)[0], y = reinterpret_cast<const float4 *>(src)[1];
+            o = make_uint4(pack_half2(x.x, x.y), pack_half2(x.z, x.w), pack_half2(y.x, y.y), pack_half2(y.z, y.w));
+        } else if constexpr (KT == GS_KV_I8) {
+            const uint2 u = *reinterpret_cast<const uint2 *>(src);
+            const float s = sc[mat * TC_T + r];
+            uint32_t w[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const uint32_t word = e < 2 ? u.x : u.y, sh = 16 * (e % 2);
+                w[e] = pack_half2((float)(int8_t)(word >> sh) * s, (float)(int8_t)(word >> (sh + 8)) * s);
+            }
+            o = make_uint4(w[0], w[1], w[2], w[3]);
+        } else {  // e4m3 -> fp16 is exact; the low byte becomes the low half
+            const uint2 u = *reinterpret_cast<const uint2 *>(src);
+            uint32_t w[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const uint32_t word = e < 2 ? u.x : u.y;
+                const __half2_raw h =
+                    __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(word >> (16 * (e % 2))), __NV_E4M3);
+                w[e] = (uint32_t)h.x | (uint32_t)h.y << 16;
+            }
+            o = make_uint4(w[0], w[1], w[2], w[3]);
+        }
+        *reinterpret_cast<uint4 *>(kd + mat * C::TILE + r * C::HS * 2 + c8 * 16) = o;
+    }
+}
+
+template <int HD, int KT>
+__global__ void __launch_bounds__(TC_WARPS * 32)
+    tc_prefill_kernel(float *__restrict__ out, const float *__restrict__ qkv, const void *__restrict__ k_cache,
+                      const void *__restrict__ v_cache, gs_attn_args a, float qscale)
+{
+    using C = tc_cfg<HD, KT>;
+    constexpr int NT = TC_T / 8;  // n8 tiles of scores per warp row block
+    constexpr int DT = HD / 8;    // n8 tiles of output dims
+    extern __shared__ uint4 tc_dyn_smem[];
+    unsigned char *base = reinterpret_cast<unsigned char *>(tc_dyn_smem);
+    unsigned char *stage = base + C::NBUF * 2 * C::TILE;
+    float *sc = reinterpret_cast<float *>(stage + C::STAGE_BYTES);
+    int4 *rinfo = reinterpret_cast<int4 *>(stage + C::STAGE_BYTES + C::SCALE_BYTES);  // (seq, sink_end, lo, pos)
+    int *sorted = reinterpret_cast<int *>(rinfo + TC_ROWS);
+    unsigned *masks = reinterpret_cast<unsigned *>(sorted + TC_ROWS);
+
+    const int h = blockIdx.x, t0 = (gridDim.y - 1 - blockIdx.y) * TC_ROWS;
+    const int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q4 = lane % 4;
+    const int rA = 16 * w + g, rB = rA + 8;  // this thread's two rows of the block
+
+    if (threadIdx.x < TC_ROWS) {
+        const int t = t0 + threadIdx.x;
+        if (t < a.n_tokens) {
+            const attn_vis v = vis_of(a.window, a.n_sink, a.token_pos[t]);
+            rinfo[threadIdx.x] = make_int4(a.token_seq[t], v.sink_end, v.lo, v.pos);
+        } else {
+            rinfo[threadIdx.x] = make_int4(-1, 0, 1, -1);  // no token: sees nothing
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x < TC_ROWS) {  // warps 0 and 1, whole: the hybrid rule on each 16-row group
+        const int seq = rinfo[threadIdx.x].x, g0 = threadIdx.x / FL_PF_ROWS * FL_PF_ROWS;
+        int share = 0;
+        for (int r = g0; r < g0 + FL_PF_ROWS; r++)
+            share += rinfo[r].x == seq;
+        const unsigned b = __ballot_sync(FULL_MASK, seq >= 0 && share >= FL_PF_SHARE);
+        if (lane == 0)
+            masks[w] = b;
+    }
+    __syncthreads();
+    const unsigned long long ours = (unsigned long long)masks[0] | (unsigned long long)masks[1] << 32;
+    if (!ours)  // uniform: every row is flash_decode_kernel's
+        return;
+
+    // Q of rows rA and rB as A fragments, times scale * log2(e); rows not ours are zero.
+    uint32_t qa[HD / 16][4];
+    {
+        const bool okA = (ours >> rA) & 1, okB = (ours >> rB) & 1;
+        const float *qA = qkv + (size_t)(t0 + rA) * a.qkv_stride + (size_t)h * HD;
+        const float *qB = qkv + (size_t)(t0 + rB) * a.qkv_stride + (size_t)h * HD;
+#pragma unroll
+        for (int ks = 0; ks < HD / 16; ks++) {
+            const int d = 16 * ks + 2 * q4;
+            qa[ks][0] = okA ? pack_half2(qA[d] * qscale, qA[d + 1] * qscale) : 0u;
+            qa[ks][1] = okB ? pack_half2(qB[d] * qscale, qB[d + 1] * qscale) : 0u;
+            qa[ks][2] = okA ? pack_half2(qA[d + 8] * qscale, qA[d + 9] * qscale) : 0u;
+            qa[ks][3] = okB ? pack_half2(qB[d + 8] * qscale, qB[d + 9] * qscale) : 0u;
+        }
+    }
+
+    const int kvh = h / (a.n_head / a.n_kv_head);
+    float o[DT][4];
+#pragma unroll
+    for (int dt = 0; dt < DT; dt++)
+        o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
+    float mA = -INFINITY, mB = -INFINITY, lA = 0.0f, lB = 0.0f;  // l: this thread's columns only
+
+    unsigned long long done = ~ours;
+    while (done != ~0ull) {
+        // One pass: the first unfinished row's sequence, every unfinished row of it.
+        const int seq = rinfo[__ffsll((long long)~done) - 1].x;
+        unsigned long long act = 0;
+        int SE = 0, LO = INT_MAX, PM = -1;
+        for (int r = 0; r < TC_ROWS; r++) {
+            const int4 ri = rinfo[r];
+            if (!((done >> r) & 1) && ri.x == seq) {
+                act |= 1ull << r;
+                SE = max(SE, ri.y);
+                LO = min(LO, ri.z);
+                PM = max(PM, ri.w);
+            }
+        }
+        attn_vis vA = {0, 1, -1}, vB = {0, 1, -1};
+        if ((act >> rA) & 1) {
+            const int4 ri = rinfo[rA];
+            vA = {ri.y, ri.z, ri.w};
+        }
+        if ((act >> rB) & 1) {
+            const int4 ri = rinfo[rB];
+            vB = {ri.y, ri.z, ri.w};
+        }
+        const int n_act = __popcll(act);
+        if (a.window > 0 && threadIdx.x < TC_ROWS && ((act >> threadIdx.x) & 1)) {
+            // rank among the active rows by (pos, row): a sorted list of their positions
+            const int mine = rinfo[threadIdx.x].w;
+            int rank = 0;
+            for (int r = 0; r < TC_ROWS; r++) {
+                const int pr = rinfo[r].w;
+                rank += ((act >> r) & 1) && (pr < mine || (pr == mine && r < (int)threadIdx.x));
+            }
+            sorted[rank] = mine;
+        }
+        __syncthreads();  // sorted is ready, and every warp is done with the previous pass's tiles
+        const int *table = a.block_tables + (size_t)seq * a.max_blocks_per_seq;
+        const int n0 = (SE + TC_T - 1) / TC_T, B1 = max(LO, SE);
+        const int n_tiles = n0 + (PM + 1 > B1 ? (PM + 1 - B1 + TC_T - 1) / TC_T : 0);
+        tc_issue<HD, KT>(base, base + C::TILE, stage, sc, k_cache, v_cache, a, table, kvh,
+                         tc_tile_of(0, n0, SE, B1, PM), sorted, n_act);
+        for (int i = 0; i < n_tiles; i++) {
+            cp_async_wait_all();
+            __syncthreads();  // tile i is in; every warp is done with tile i - 1
+            const unsigned char *kt = base + (C::NBUF == 2 ? (i & 1) : 0) * 2 * C::TILE, *vt = kt + C::TILE;
+            if constexpr (C::STAGE) {
+                tc_convert<HD, KT>(base, stage, sc);
+                __syncthreads();  // the half tile is ready, the staging area free
+            }
+            if (i + 1 < n_tiles) {
+                unsigned char *kn = base + (C::NBUF == 2 ? ((i + 1) & 1) : 0) * 2 * C::TILE;
+                tc_issue<HD, KT>(kn, kn + C::TILE, stage, sc, k_cache, v_cache, a, table, kvh,
+                                 tc_tile_of(i + 1, n0, SE, B1, PM), sorted, n_act);
+            }
+            const tc_tile t = tc_tile_of(i, n0, SE, B1, PM);
+            // Warp-uniform: skip a tile none of the warp's rows sees a position of.
+            if (!__any_sync(FULL_MASK, tc_sees_any(vA, t.p0, t.nv) || tc_sees_any(vB, t.p0, t.nv)))
+                continue;
+
+            // S = Q K^T: n8 tile nt is keys 8 nt .. 8 nt + 7; one ldmatrix.x4 gives
+            // the B fragments of 32 dims (two k16 slices).
+            float s[NT][4];
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+                for (int kk = 0; kk < HD / 32; kk++) {
+                    uint32_t b[4];
+                    ldsm_x4(b, kt + ((8 * nt + (lane & 7)) * C::HS + 32 * kk + 8 * (lane >> 3)) * 2);
+                    mma16816(s[nt], qa[2 * kk], b[0], b[1]);
+                    mma16816(s[nt], qa[2 * kk + 1], b[2], b[3]);
+                }
+            }
+            // Mask: columns 8 nt + 2 q4 + e, rows rA (s[.][e]) and rB (s[.][2 + e]).
+            const bool fullA = t.nv == TC_T && t.p0 >= vA.lo && t.p0 + TC_T - 1 <= vA.pos;
+            const bool fullB = t.nv == TC_T && t.p0 >= vB.lo && t.p0 + TC_T - 1 <= vB.pos;
+            if (!(fullA && fullB)) {
+#pragma unroll
+                for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const int c = 8 * nt + 2 * q4 + e, p = t.p0 + c;
+                        if (!fullA && !tc_vis(vA, c, t.nv, p))
+                            s[nt][e] = -INFINITY;
+                        if (!fullB && !tc_vis(vB, c, t.nv, p))
+                            s[nt][2 + e] = -INFINITY;
+                    }
+            }
+            // Online softmax (log2 units). A row that has seen nothing keeps m = -INFINITY:
+            // mu = 0 then makes alpha and every p exp2(-inf) = 0.
+            float xA = -INFINITY, xB = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                xA = fmaxf(xA, fmaxf(s[nt][0], s[nt][1]));
+                xB = fmaxf(xB, fmaxf(s[nt][2], s[nt][3]));
+            }
+#pragma unroll
+            for (int off = 1; off <= 2; off <<= 1) {  // the quad holding the rows
+                xA = fmaxf(xA, __shfl_xor_sync(FULL_MASK, xA, off));
+                xB = fmaxf(xB, __shfl_xor_sync(FULL_MASK, xB, off));
+            }
+            const float nA = fmaxf(mA, xA), nB = fmaxf(mB, xB);
+            const float uA = nA == -INFINITY ? 0.0f : nA, uB = nB == -INFINITY ? 0.0f : nB;
+            const float alA = exp2f(mA - uA), alB = exp2f(mB - uB);
+            mA = nA;
+            mB = nB;
+            float sumA = 0.0f, sumB = 0.0f;
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                s[nt][0] = exp2f(s[nt][0] - uA);
+                s[nt][1] = exp2f(s[nt][1] - uA);
+                s[nt][2] = exp2f(s[nt][2] - uB);
+                s[nt][3] = exp2f(s[nt][3] - uB);
+                sumA += s[nt][0] + s[nt][1];
+                sumB += s[nt][2] + s[nt][3];
+            }
+            lA = lA * alA + sumA;
+            lB = lB * alB + sumB;
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++) {
+                o[dt][0] *= alA;
+                o[dt][1] *= alA;
+                o[dt][2] *= alB;
+                o[dt][3] *= alB;
+            }
+            // O += P V: k16 slice j of P is score tiles 2j and 2j + 1; one
+            // ldmatrix.x4.trans gives the B fragments of two n8 tiles of dims.
+#pragma unroll
+            for (int j = 0; j < TC_T / 16; j++) {
+                const uint32_t pa[4] = {pack_half2(s[2 * j][0], s[2 * j][1]), pack_half2(s[2 * j][2], s[2 * j][3]),
+                                        pack_half2(s[2 * j + 1][0], s[2 * j + 1][1]),
+                                        pack_half2(s[2 * j + 1][2], s[2 * j + 1][3])};
+#pragma unroll
+                for (int dt = 0; dt < DT; dt += 2) {
+                    uint32_t b[4];
+                    ldsm_x4_trans(b, vt + ((16 * j + 8 * ((lane >> 3) & 1) + (lane & 7)) * C::HS +
+                                           8 * (dt + (lane >> 4))) * 2);
+                    mma16816(o[dt], pa, b[0], b[1]);
+                    mma16816(o[dt + 1], pa, b[2], b[3]);
+                }
+            }
+        }
+        done |= act;
+    }
+
+    // The row sums over the quad, then O / l for the block's own rows (l >= 1
+    // for them: each sees its own position, and the max term is exp2(0)).
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+        lA += __shfl_xor_sync(FULL_MASK, lA, off);
+        lB += __shfl_xor_sync(FULL_MASK, lB, off);
+    }
+    if ((ours >> rA) & 1) {
+        float *dst = out + ((size_t)(t0 + rA) * a.n_head + h) * HD + 2 * q4;
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++) {
+            dst[8 * dt] = o[dt][0] / lA;
+            dst[8 * dt + 1] = o[dt][1] / lA;
+        }
+    }
+    if ((ours >> rB) & 1) {
+        float *dst = out + ((size_t)(t0 + rB) * a.n_head + h) * HD + 2 * q4;
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++) {
+            dst[8 * dt] = o[dt][2] / lB;
+            dst[8 * dt + 1] = o[dt][3] / lB;
+        }
+    }
+}
+
+// Whether a call runs tc_prefill_kernel: half precision allowed, the fused
+// variant, a call the hybrid takes (more than FL_DECODE_MAX_TOKENS tokens), a
+// head_dim it is built for, caches aligned for 16-byte copies (every row of
+// every KV head then is: HD * element size is a multiple of 16).
+static bool tc_eligible(const gs_attn_args *a, const void *k_cache, const void *v_cache)
+{
+    const int hd = a->head_dim;
+    return a->half_ok && a->variant == GS_ATTN_FUSED && a->n_tokens > FL_DECODE_MAX_TOKENS &&
+           (hd == 32 || hd == 64 || hd == 128) && (uintptr_t)k_cache % 16 == 0 && (uintptr_t)v_cache % 16 == 0;
+}
+
+template <int HD, int KT>
+static int tc_launch_hd(float *out, const float *qkv, const void *k_cache, const void *v_cache, const gs_attn_args *a,
+                        float scale, cudaStream_t stream)
+{
+    auto kernel = tc_prefill_kernel<HD, KT>;
+    const size_t smem = tc_cfg<HD, KT>::SMEM;
+    if (int rc = fl_smem_limit(kernel, smem))
+        return rc;
+    const dim3 grid((unsigned)a->n_head, (unsigned)((a->n_tokens + TC_ROWS - 1) / TC_ROWS));
+    kernel<<<grid, TC_WARPS * 32, smem, stream>>>(out, qkv, k_cache, v_cache, *a, scale * TC_LOG2E);
+    CUDA_LAUNCHED();
+    return 0;
+}
+
+template <int KT>
+static int tc_launch(float *out, const float *qkv, const void *k_cache, const void *v_cache, const gs_attn_args *a,
+                     float scale, cudaStream_t stream)
+{
+    switch (a->head_dim) {
+    case 32:
+        return tc_launch_hd<32, KT>(out, qkv, k_cache, v_cache, a, scale, stream);
+    case 64:
+        return tc_launch_hd<64, KT>(out, qkv, k_cache, v_cache, a, scale, stream);
+    default:
+        return tc_launch_hd<128, KT>(out, qkv, k_cache, v_cache, a, scale, stream);
+    }
+}
+
 template <int DPL, bool VEC, int KT>
 static int fused_launch(float *out, const float *qkv, const void *k_cache, const void *v_cache,
                         const gs_attn_args *a, const fl_plan *p, void *scratch, float scale, cudaStream_t stream)
@@ -1198,6 +1747,8 @@ static int fused_launch(float *out, const float *qkv, const void *k_cache, const
             CUDA_LAUNCHED();
         }
     }
+    if (p->hybrid && tc_eligible(a, k_cache, v_cache))  // half precision allowed: the tensor-core prefill
+        return tc_launch<KT>(out, qkv, k_cache, v_cache, a, scale, stream);
     if (p->hybrid) {
         constexpr int SPL = DPL == 8 ? 1 : 2;  // tiles of 64 positions, 32 for head_dim > 128
         constexpr int T = 32 * SPL;
@@ -1265,6 +1816,11 @@ extern "C" size_t cuda_attention_scratch_bytes(const gs_attn_args *a)
     if (a->n_tokens <= 0 || !args_ok(a))
         return 0;
     return a->variant == GS_ATTN_FUSED ? fused_scratch_bytes(a) : naive_scratch_bytes(a);
+}
+
+extern "C" int cuda_attention_tensor_cores(const gs_attn_args *a, const void *k_cache, const void *v_cache)
+{
+    return a->n_tokens > 0 && args_ok(a) && (unsigned)a->kv_dtype < GS_KV_N_DTYPES && tc_eligible(a, k_cache, v_cache);
 }
 
 extern "C" int cuda_attention(float *out, const float *qkv, const void *k_cache, const void *v_cache,

@@ -25,6 +25,12 @@ int cuda_kv_store(void *k_cache, void *v_cache, float *k_scale, float *v_scale, 
                   const int *slot, int n, int qkv_stride, int q_dim, int kv_dim, int head_dim, cudaStream_t stream);
 /* Device scratch bytes cuda_attention needs for a (both variants). */
 size_t cuda_attention_scratch_bytes(const gs_attn_args *a);
+/* 1 when cuda_attention(a) on these caches runs the tensor-core prefill
+ * (fp16 operands, fp32 accumulation): a->half_ok, the fused variant, more than
+ * 64 tokens, head_dim 32, 64 or 128, 16-byte aligned caches. Its rows that
+ * share their 16-row tile with fewer than 4 rows of their sequence still go to
+ * the fp32 decode kernel. For tests and benchmarks: the routing, made visible. */
+int cuda_attention_tensor_cores(const gs_attn_args *a, const void *k_cache, const void *v_cache);
 /* Reads a->kv_dtype elements (a->k_scale/v_scale for int8), dequantized in registers. */
 int cuda_attention(float *out, const float *qkv, const void *k_cache, const void *v_cache,
                    const gs_attn_args *a, void *scratch, size_t scratch_bytes, cudaStream_t stream);

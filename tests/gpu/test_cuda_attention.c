@@ -23,6 +23,14 @@
  * each run; agreement is ||gpu - ref|| / ||ref|| < 1e-5 over the whole output.
  * Too small a scratch must be refused with cudaErrorInvalidValue.
  *
+ * Each case also runs fused with half_ok = 1 (a run in half-precision
+ * weights). Where cuda_attention_tensor_cores says the call takes the
+ * tensor-core prefill (head_dim 32/64/128, more than 64 tokens, aligned
+ * caches) the tolerance is 2e-3 (q, k, v and p rounded to fp16, fp32
+ * accumulation); elsewhere half_ok must change nothing (1e-5). The "tc" cases
+ * must take the tensor-core path, checked by the routing function and by an
+ * error above 1e-6 (the fp32 kernels stay below it).
+ *
  * Every case runs for each KV element type (fp32, fp16, int8, fp8 e4m3):
  * cuda_kv_store must write the same bytes as cpu_kv_store (int8: the same
  * scales too; the never-stored block and scales are 0xFF bytes, NaN in fp32,
@@ -35,7 +43,10 @@
  *
  *   test_cuda_attention            the TAP test (seconds)
  *   test_cuda_attention --bench [NAME]   both variants' times at GPT-2 and Llama
- *                                        shapes (NAME: only cases containing it) */
+ *                                        shapes, prefills also fused with half_ok
+ *                                        ("tc": the tensor-core prefill) and in
+ *                                        TFLOP/s (2 n^2 d per head, causal)
+ *                                        (NAME: only cases containing it) */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +65,7 @@
 #include "test_support.h" /* tests/tap.h: relative, as tests/ is not on the include path */
 
 #define TOL 1e-5
+#define TOL_HALF 2e-3 /* the tensor-core prefill: fp16 q, k, v and p, fp32 accumulation */
 #define MAX_SEQ 80
 
 /* ---- checks ---- */
@@ -85,6 +97,7 @@ typedef struct attn_case {
     int cache_off;      /* k/v caches one float off 16-byte alignment */
     float q_scale;      /* q multiplied by this: larger is a peakier softmax */
     int random_steps;   /* random_seqs: each sequence has 1 + irand(step[0]) tokens in the call */
+    int expect_tc;      /* with half_ok the call must take the tensor-core prefill */
 } attn_case;
 
 static const char *const kv_name[GS_KV_N_DTYPES] = {"fp32", "fp16", "int8", "fp8"};
@@ -275,9 +288,15 @@ static void run_case(const attn_case *c, int kt)
     ad.block_tables = d_tab.p;
     ad.k_scale = i8 ? d_ks.p : NULL;
     ad.v_scale = i8 ? d_vs.p : NULL;
-    static const char *vname[] = {"naive", "fused"};
-    for (int variant = GS_ATTN_NAIVE; variant <= GS_ATTN_FUSED; variant++) {
+    static const char *vname[] = {"naive", "fused", "fused half_ok"};
+    for (int run = 0; run < 3; run++) {
+        /* run 2: fused with half_ok, the tensor-core prefill where the call is
+         * eligible (fp16 operands: TOL_HALF), else the fp32 kernels (TOL). */
+        const int variant = run == 0 ? GS_ATTN_NAIVE : GS_ATTN_FUSED, half = run == 2;
         ad.variant = variant;
+        ad.half_ok = half;
+        const int tc = half && cuda_attention_tensor_cores(&ad, d_k.p, d_v.p);
+        const double tol = tc ? TOL_HALF : TOL;
         size_t sb = cuda_attention_scratch_bytes(&ad);
         void *scratch = NULL;
         if (sb)
@@ -291,14 +310,20 @@ static void run_case(const attn_case *c, int kt)
                  kv_name[kt], c->what, nh, nkv, hd, bs, c->window, c->n_sink, n_seq, n_tok, max_pos, unused,
                  c->cache_off ? ", misaligned cache" : "", sb);
         if (!ran_ok(rc, why, sizeof why)) {
-            tap_ok(0, "attention %s %s: %s", vname[variant], shape, why);
+            tap_ok(0, "attention %s %s: %s", vname[run], shape, why);
         } else {
             dbuf_get(&d_out, got);
             int fin = all_finite(got, out_count), guards = dbuf_guards_ok(&d_out);
             double err = gs_test_rel_err(got, ref, out_count);
-            tap_ok(store_ok && ref_ok && fin && guards && err < TOL, "attention %s %s (rel err %.2e)%s%s%s",
-                   vname[variant], shape, err, fin ? "" : ", NOT all written/finite",
+            /* The tensor-core path rounds q and p to fp16 (~3e-4 relative each):
+             * an error below 1e-6 (what the fp32 kernels reach) would mean it did not run. */
+            int routed = !half || !c->expect_tc || (tc && err > 1e-6);
+            tap_ok(store_ok && ref_ok && fin && guards && err < tol && routed,
+                   "attention %s %s (rel err %.2e < %.0e)%s%s%s%s", vname[run], shape, err, tol,
+                   !half ? "" : tc ? ", tensor cores" : ", fp32 fallback", fin ? "" : ", NOT all written/finite",
                    guards ? "" : ", GUARD ZONE OVERWRITTEN", ref_ok ? "" : ", REFERENCE NOT FINITE");
+            if (!routed)
+                tap_diag("expected the tensor-core prefill: routed %d, rel err %.2e", tc, err);
         }
         cudaFree(scratch);
     }
@@ -344,6 +369,7 @@ static void test_scratch_check(void)
 typedef struct bench_case {
     const char *what;
     int n_head, n_kv_head, head_dim, n_seq, len, step;
+    int kt; /* KV element type: GS_KV_F32 (0), F16 or FP8 */
 } bench_case;
 
 /* Median time of one tiny kernel (a one-row kv_store) between two events: the
@@ -371,15 +397,18 @@ static double launch_floor_us(cudaEvent_t e0, cudaEvent_t e1)
 static int bench(const char *only)
 {
     static const bench_case cases[] = {
-        {"gpt2 decode b=1 ctx=1024", 12, 12, 64, 1, 1024, 1},
-        {"gpt2 decode b=16 ctx=1024", 12, 12, 64, 16, 1024, 1},
-        {"gpt2 decode b=128 ctx=512", 12, 12, 64, 128, 512, 1},
-        {"gpt2 prefill 1024", 12, 12, 64, 1, 1024, 1024},
-        {"llama1b decode b=1 ctx=4096", 32, 8, 64, 1, 4096, 1},
-        {"llama1b decode b=16 ctx=2048", 32, 8, 64, 16, 2048, 1},
-        {"llama1b prefill 1024", 32, 8, 64, 1, 1024, 1024},
-        {"llama8b decode b=1 ctx=4096", 32, 8, 128, 1, 4096, 1},
-        {"llama8b prefill 2048", 32, 8, 128, 1, 2048, 2048},
+        {"gpt2 decode b=1 ctx=1024", 12, 12, 64, 1, 1024, 1, GS_KV_F32},
+        {"gpt2 decode b=16 ctx=1024", 12, 12, 64, 16, 1024, 1, GS_KV_F32},
+        {"gpt2 decode b=128 ctx=512", 12, 12, 64, 128, 512, 1, GS_KV_F32},
+        {"gpt2 prefill 1024", 12, 12, 64, 1, 1024, 1024, GS_KV_F32},
+        {"gpt2 prefill 1024 kv fp16", 12, 12, 64, 1, 1024, 1024, GS_KV_F16},
+        {"gpt2 prefill 1024 kv fp8", 12, 12, 64, 1, 1024, 1024, GS_KV_FP8},
+        {"llama1b decode b=1 ctx=4096", 32, 8, 64, 1, 4096, 1, GS_KV_F32},
+        {"llama1b decode b=16 ctx=2048", 32, 8, 64, 16, 2048, 1, GS_KV_F32},
+        {"llama1b prefill 1024", 32, 8, 64, 1, 1024, 1024, GS_KV_F32},
+        {"llama1b prefill 1024 kv fp16", 32, 8, 64, 1, 1024, 1024, GS_KV_F16},
+        {"llama8b decode b=1 ctx=4096", 32, 8, 128, 1, 4096, 1, GS_KV_F32},
+        {"llama8b prefill 2048", 32, 8, 128, 1, 2048, 2048, GS_KV_F32},
     };
     const int bs = 16, REPS = 30;
     cudaEvent_t e0, e1;
@@ -411,21 +440,39 @@ static int bench(const char *only)
         float *h = xmalloc((cache_count > qkv_count ? cache_count : qkv_count) * sizeof(float));
         for (size_t i = 0; i < cache_count || i < qkv_count; i++)
             h[i] = frand();
-        dbuf d_k = dbuf_from(h, cache_count, 0), d_v = dbuf_from(h, cache_count, 0), d_qkv = dbuf_from(h, qkv_count, 0);
+        /* The cache as c->kt elements (the same random values, encoded). */
+        const size_t es = gs_kv_elem_size(c->kt), cache_words = (cache_count * es + 3) / 4;
+        uint32_t *hc = xmalloc(cache_words * 4);
+        for (size_t i = 0; i < cache_count; i++) {
+            if (c->kt == GS_KV_F16)
+                ((uint16_t *)hc)[i] = gs_kv_f32_to_f16(h[i]);
+            else if (c->kt == GS_KV_FP8)
+                ((uint8_t *)hc)[i] = gs_kv_f32_to_e4m3(h[i]);
+            else
+                ((float *)hc)[i] = h[i];
+        }
+        dbuf d_k = dbuf_from(hc, cache_words, 0), d_v = dbuf_from(hc, cache_words, 0), d_qkv = dbuf_from(h, qkv_count, 0);
+        free(hc);
         dbuf d_seq = dbuf_from(tseq, n_tok, 0), d_pos = dbuf_from(tpos, n_tok, 0), d_tab = dbuf_from(perm, n_blocks, 0);
         dbuf d_out = dbuf_new((size_t)n_tok * q_dim, 0);
         gs_attn_args a = {.n_tokens = n_tok, .n_head = c->n_head, .n_kv_head = c->n_kv_head, .head_dim = hd,
                           .qkv_stride = stride, .block_size = bs, .max_blocks_per_seq = mb, .max_pos = c->len,
-                          .token_seq = d_seq.p, .token_pos = d_pos.p, .block_tables = d_tab.p};
-        double kv_bytes = (double)c->n_seq * c->len * kv_dim * 2 * sizeof(float);
+                          .token_seq = d_seq.p, .token_pos = d_pos.p, .block_tables = d_tab.p, .kv_dtype = c->kt};
+        double kv_bytes = (double)c->n_seq * c->len * kv_dim * 2 * es;
+        /* Causal prefill FLOPs: QK^T and PV, 2 * 2 * d per (query, visible key) pair, n^2 / 2 pairs per head. */
+        double flops = c->step > 1 ? (double)c->n_seq * 4.0 * c->step * c->step / 2 * hd * c->n_head : 0;
         printf("%-30s", c->what);
-        for (int variant = GS_ATTN_NAIVE; variant <= GS_ATTN_FUSED; variant++) {
-            a.variant = variant;
+        /* naive, fused (fp32), and for prefills fused with half_ok: the tensor-core prefill */
+        static const char *rname[] = {"naive", "fused", "tc"};
+        for (int run = 0; run < (c->step > 1 ? 3 : 2); run++) {
+            a.variant = run ? GS_ATTN_FUSED : GS_ATTN_NAIVE;
+            a.half_ok = run == 2;
+            const char *name = run == 2 && !cuda_attention_tensor_cores(&a, d_k.p, d_v.p) ? "half(fp32!)" : rname[run];
             size_t sb = cuda_attention_scratch_bytes(&a);
             void *scratch = NULL;
             if (sb && cudaMalloc(&scratch, sb) != cudaSuccess) {
                 cudaGetLastError();
-                printf("  %s: no memory for %zu B of scratch", variant ? "fused" : "naive", sb);
+                printf("  %s: no memory for %zu B of scratch", name, sb);
                 continue;
             }
             float ms[REPS];
@@ -438,11 +485,14 @@ static int bench(const char *only)
                 cudaEventElapsedTime(&ms[r], e0, e1);
             }
             if (rc != 0 || cudaDeviceSynchronize() != cudaSuccess) {
-                printf("  %s failed", variant ? "fused" : "naive");
+                printf("  %s failed", name);
             } else {
                 qsort(ms, REPS, sizeof ms[0], cmp_float);
                 double us = ms[REPS / 2] * 1e3;
-                printf("  %s %9.1f us %7.1f KV GB/s", variant ? "fused" : "naive", us, kv_bytes / (us * 1e3));
+                if (flops > 0)
+                    printf("  %s %8.1f us %6.1f TFLOP/s", name, us, flops / (us * 1e6));
+                else
+                    printf("  %s %9.1f us %7.1f KV GB/s", name, us, kv_bytes / (us * 1e3));
             }
             cudaFree(scratch);
         }
@@ -477,45 +527,61 @@ int main(int argc, char **argv)
      * random_seqs, interleave, scatter, cache_off, q_scale, random_steps */
     static const attn_case cases[] = {
         /* prefill-shaped: more tokens than the fused path's split-K limit */
-        {"prefill MHA", 4, 4, 64, 16, 0, 0, 3, {150, 70, 9}, {150, 70, 9}, 0, 0, 0, 0, 1.0f, 0},
-        {"prefill GQA", 8, 2, 128, 16, 0, 0, 2, {120, 45}, {120, 45}, 0, 0, 0, 0, 2.0f, 0},
-        {"prefill MQA", 8, 1, 8, 4, 0, 0, 3, {100, 33, 5}, {100, 33, 5}, 0, 0, 0, 0, 3.0f, 0},
-        {"prefill hd16 window+sinks", 4, 2, 16, 4, 20, 3, 2, {130, 60}, {130, 60}, 0, 0, 0, 0, 2.0f, 0},
-        {"prefill window", 4, 4, 64, 16, 33, 0, 3, {140, 20, 77}, {140, 20, 77}, 0, 0, 0, 0, 1.0f, 0},
-        {"chunked prefill among decodes", 8, 2, 64, 16, 0, 0, 3, {300, 700, 1200}, {90, 1, 1}, 0, 1, 0, 0, 2.0f, 0},
-        {"chunked prefill, window+sinks", 8, 2, 64, 4, 100, 4, 3, {900, 400, 150}, {80, 1, 30}, 0, 1, 0, 0, 2.0f, 0},
-        {"scattered positions, window 8", 4, 2, 64, 4, 8, 2, 1, {600}, {70}, 0, 0, 1, 0, 2.0f, 0},
-        {"scattered positions", 4, 4, 16, 16, 0, 0, 2, {500, 30}, {70, 30}, 0, 1, 1, 0, 1.0f, 0},
-        {"many decodes (mixed tiles)", 4, 1, 64, 16, 0, 0, 70, {400}, {1}, 1, 0, 0, 0, 2.0f, 0},
+        {"prefill MHA", 4, 4, 64, 16, 0, 0, 3, {150, 70, 9}, {150, 70, 9}, 0, 0, 0, 0, 1.0f, 0, 0},
+        {"prefill GQA", 8, 2, 128, 16, 0, 0, 2, {120, 45}, {120, 45}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"prefill MQA", 8, 1, 8, 4, 0, 0, 3, {100, 33, 5}, {100, 33, 5}, 0, 0, 0, 0, 3.0f, 0, 0},
+        {"prefill hd16 window+sinks", 4, 2, 16, 4, 20, 3, 2, {130, 60}, {130, 60}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"prefill window", 4, 4, 64, 16, 33, 0, 3, {140, 20, 77}, {140, 20, 77}, 0, 0, 0, 0, 1.0f, 0, 0},
+        {"chunked prefill among decodes", 8, 2, 64, 16, 0, 0, 3, {300, 700, 1200}, {90, 1, 1}, 0, 1, 0, 0, 2.0f, 0, 0},
+        {"chunked prefill, window+sinks", 8, 2, 64, 4, 100, 4, 3, {900, 400, 150}, {80, 1, 30}, 0, 1, 0, 0, 2.0f, 0, 0},
+        {"scattered positions, window 8", 4, 2, 64, 4, 8, 2, 1, {600}, {70}, 0, 0, 1, 0, 2.0f, 0, 0},
+        {"scattered positions", 4, 4, 16, 16, 0, 0, 2, {500, 30}, {70, 30}, 0, 1, 1, 0, 1.0f, 0, 0},
+        {"many decodes (mixed tiles)", 4, 1, 64, 16, 0, 0, 70, {400}, {1}, 1, 0, 0, 0, 2.0f, 0, 0},
         /* sequences of 1-9 tokens side by side: tiles whose rows go partly to
          * the fused path's tiled kernel, partly to its split-K kernel */
-        {"random batch", 8, 2, 64, 16, 0, 0, 24, {700}, {9}, 1, 0, 0, 0, 2.0f, 1},
-        {"random batch, window+sinks", 4, 4, 32, 4, 60, 3, 30, {500}, {9}, 1, 0, 0, 0, 2.0f, 1},
-        {"random batch interleaved", 8, 1, 128, 16, 0, 0, 20, {900}, {9}, 1, 1, 0, 0, 2.0f, 1},
-        {"prefill hd256", 4, 2, 256, 16, 0, 0, 2, {100, 20}, {100, 20}, 0, 0, 0, 0, 1.0f, 0},
-        {"prefill hd5 (scalar copies)", 3, 1, 5, 4, 0, 0, 2, {90, 40}, {90, 40}, 0, 0, 0, 0, 2.0f, 0},
-        {"prefill misaligned", 4, 2, 64, 16, 0, 0, 2, {100, 50}, {100, 50}, 0, 0, 0, 1, 1.0f, 0},
-        {"prefill GQA 12/2", 12, 2, 32, 16, 0, 0, 1, {130}, {130}, 0, 0, 0, 0, 2.0f, 0},
+        {"random batch", 8, 2, 64, 16, 0, 0, 24, {700}, {9}, 1, 0, 0, 0, 2.0f, 1, 0},
+        {"random batch, window+sinks", 4, 4, 32, 4, 60, 3, 30, {500}, {9}, 1, 0, 0, 0, 2.0f, 1, 0},
+        {"random batch interleaved", 8, 1, 128, 16, 0, 0, 20, {900}, {9}, 1, 1, 0, 0, 2.0f, 1, 0},
+        {"prefill hd256", 4, 2, 256, 16, 0, 0, 2, {100, 20}, {100, 20}, 0, 0, 0, 0, 1.0f, 0, 0},
+        {"prefill hd5 (scalar copies)", 3, 1, 5, 4, 0, 0, 2, {90, 40}, {90, 40}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"prefill misaligned", 4, 2, 64, 16, 0, 0, 2, {100, 50}, {100, 50}, 0, 0, 0, 1, 1.0f, 0, 0},
+        {"prefill GQA 12/2", 12, 2, 32, 16, 0, 0, 1, {130}, {130}, 0, 0, 0, 0, 2.0f, 0, 0},
         /* decode-shaped: one token per sequence */
-        {"decode MHA", 4, 4, 64, 16, 0, 0, 3, {3000, 1100, 37}, {1, 1, 1}, 0, 0, 0, 0, 2.0f, 0},
-        {"decode GQA", 8, 2, 128, 4, 0, 0, 3, {2900, 700, 130}, {1, 1, 1}, 0, 0, 0, 0, 2.0f, 0},
-        {"decode MQA", 8, 1, 8, 16, 0, 0, 2, {3100, 17}, {1, 1}, 0, 0, 0, 0, 3.0f, 0},
-        {"decode hd16", 4, 4, 16, 4, 0, 0, 3, {2500, 1000, 1}, {1, 1, 1}, 0, 0, 0, 0, 1.0f, 0},
-        {"decode window", 4, 2, 64, 16, 500, 0, 3, {3000, 1200, 300}, {1, 1, 1}, 0, 0, 0, 0, 2.0f, 0},
-        {"decode window+sinks", 8, 2, 64, 4, 300, 4, 3, {2999, 600, 310}, {1, 1, 1}, 0, 0, 0, 0, 2.0f, 0},
-        {"decode window>pos, sinks", 4, 2, 8, 4, 1000, 3, 2, {800, 40}, {1, 1}, 0, 0, 0, 0, 2.0f, 0},
-        {"decode window=1", 4, 2, 8, 4, 1, 0, 2, {30, 12}, {1, 1}, 0, 0, 0, 0, 1.0f, 0},
-        {"decode hd5 (scalar copies)", 3, 1, 5, 4, 0, 0, 2, {1500, 40}, {1, 1}, 0, 0, 0, 0, 2.0f, 0},
-        {"decode hd12", 4, 2, 12, 16, 0, 0, 1, {900}, {1}, 0, 0, 0, 0, 2.0f, 0},
-        {"decode hd256", 4, 1, 256, 16, 0, 0, 2, {2000, 64}, {1, 1}, 0, 0, 0, 0, 1.0f, 0},
-        {"decode hd256 MHA, window+sinks", 2, 2, 256, 16, 700, 2, 2, {1500, 90}, {1, 1}, 0, 0, 0, 0, 2.0f, 0},
-        {"decode misaligned", 4, 2, 64, 16, 0, 0, 2, {1500, 800}, {1, 1}, 0, 0, 0, 1, 2.0f, 0},
-        {"decode GQA 12/2", 12, 2, 64, 16, 0, 0, 2, {2000, 300}, {1, 1}, 0, 0, 0, 0, 2.0f, 0},
-        {"decode batch 64", 4, 2, 64, 16, 0, 0, 64, {2000}, {1}, 1, 0, 0, 0, 2.0f, 0},
-        {"first token", 4, 4, 8, 4, 0, 0, 1, {1}, {1}, 0, 0, 0, 0, 1.0f, 0},
+        {"decode MHA", 4, 4, 64, 16, 0, 0, 3, {3000, 1100, 37}, {1, 1, 1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"decode GQA", 8, 2, 128, 4, 0, 0, 3, {2900, 700, 130}, {1, 1, 1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"decode MQA", 8, 1, 8, 16, 0, 0, 2, {3100, 17}, {1, 1}, 0, 0, 0, 0, 3.0f, 0, 0},
+        {"decode hd16", 4, 4, 16, 4, 0, 0, 3, {2500, 1000, 1}, {1, 1, 1}, 0, 0, 0, 0, 1.0f, 0, 0},
+        {"decode window", 4, 2, 64, 16, 500, 0, 3, {3000, 1200, 300}, {1, 1, 1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"decode window+sinks", 8, 2, 64, 4, 300, 4, 3, {2999, 600, 310}, {1, 1, 1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"decode window>pos, sinks", 4, 2, 8, 4, 1000, 3, 2, {800, 40}, {1, 1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"decode window=1", 4, 2, 8, 4, 1, 0, 2, {30, 12}, {1, 1}, 0, 0, 0, 0, 1.0f, 0, 0},
+        {"decode hd5 (scalar copies)", 3, 1, 5, 4, 0, 0, 2, {1500, 40}, {1, 1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"decode hd12", 4, 2, 12, 16, 0, 0, 1, {900}, {1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"decode hd256", 4, 1, 256, 16, 0, 0, 2, {2000, 64}, {1, 1}, 0, 0, 0, 0, 1.0f, 0, 0},
+        {"decode hd256 MHA, window+sinks", 2, 2, 256, 16, 700, 2, 2, {1500, 90}, {1, 1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"decode misaligned", 4, 2, 64, 16, 0, 0, 2, {1500, 800}, {1, 1}, 0, 0, 0, 1, 2.0f, 0, 0},
+        {"decode GQA 12/2", 12, 2, 64, 16, 0, 0, 2, {2000, 300}, {1, 1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"decode batch 64", 4, 2, 64, 16, 0, 0, 64, {2000}, {1}, 1, 0, 0, 0, 2.0f, 0, 0},
+        {"first token", 4, 4, 8, 4, 0, 0, 1, {1}, {1}, 0, 0, 0, 0, 1.0f, 0, 0},
         /* few tokens of a prefill next to a decode: the split-K kernel with several tokens */
-        {"short prefill + decode", 4, 2, 64, 16, 0, 0, 2, {40, 3000}, {40, 1}, 0, 1, 0, 0, 2.0f, 0},
-        {"short prefill window=1", 4, 2, 8, 4, 1, 0, 2, {30, 12}, {6, 1}, 0, 0, 0, 0, 1.0f, 0},
+        {"short prefill + decode", 4, 2, 64, 16, 0, 0, 2, {40, 3000}, {40, 1}, 0, 1, 0, 0, 2.0f, 0, 0},
+        {"short prefill window=1", 4, 2, 8, 4, 1, 0, 2, {30, 12}, {6, 1}, 0, 0, 0, 0, 1.0f, 0, 0},
+        /* the tensor-core prefill (half_ok, head_dim 32/64/128): its 64-row
+         * tiles, passes over several sequences in one tile, rows left to the
+         * decode kernel, GQA/MQA, sinks and windows with gaps between them */
+        {"tc prefill 1024 (gpt2)", 12, 12, 64, 16, 0, 0, 1, {1024}, {1024}, 0, 0, 0, 0, 1.0f, 0, 1},
+        {"tc 300 + 77 prefill, 2 decodes", 12, 4, 64, 16, 0, 0, 4, {300, 77, 900, 500}, {300, 77, 1, 1}, 0, 0, 0,
+         0, 2.0f, 0, 1},
+        {"tc 300 + 77 prefill interleaved with decodes", 12, 4, 64, 16, 0, 0, 4, {300, 77, 900, 500},
+         {300, 77, 1, 1}, 0, 1, 0, 0, 2.0f, 0, 1},
+        {"tc MQA hd32", 8, 1, 32, 16, 0, 0, 2, {400, 150}, {400, 150}, 0, 0, 0, 0, 2.0f, 0, 1},
+        {"tc GQA hd128", 8, 2, 128, 16, 0, 0, 2, {333, 90}, {333, 90}, 0, 0, 0, 0, 1.0f, 0, 1},
+        {"tc window 128 + 4 sinks", 12, 4, 64, 16, 128, 4, 2, {700, 300}, {700, 300}, 0, 0, 0, 0, 2.0f, 0, 1},
+        {"tc chunked prefill, window 128 + 4 sinks", 12, 4, 64, 4, 128, 4, 3, {900, 400, 150}, {200, 1, 30}, 0, 1,
+         0, 0, 2.0f, 0, 1},
+        {"tc scattered positions, window 8 + 2 sinks", 4, 2, 64, 4, 8, 2, 1, {600}, {70}, 0, 0, 1, 0, 2.0f, 0, 1},
+        {"tc scattered positions hd32", 4, 4, 32, 16, 0, 0, 2, {500, 30}, {70, 30}, 0, 1, 1, 0, 1.0f, 0, 1},
+        {"tc prefill bs=4, q peaky", 4, 2, 64, 4, 0, 0, 2, {260, 130}, {200, 130}, 0, 0, 0, 0, 4.0f, 0, 1},
     };
     for (int kt = GS_KV_F32; kt < GS_KV_N_DTYPES; kt++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
