@@ -149,7 +149,7 @@ def main():
             fmt_bytes(d.get("weight_bytes")), fmt_bytes(d.get("kv_bytes_per_token")),
             fmt_bytes(d.get("dram_bytes_per_token")), fmt_bytes(d.get("peak_memory_bytes")),
             num(d, "kl", "%.4f"), num(d, "top1", "%.3f"), num(d, "perplexity", "%.3f"),
-            "yes" if d.get("quality_illustrative") else "no"))
+            "n/a" if d.get("quality_illustrative") is None else "yes" if d["quality_illustrative"] else "no"))
         print(rows[-1], file=sys.stderr)
     head = ["| variant | ms/token | tok/s | vs ref | prefill ms | weights | KV/token | DRAM/token | peak mem | KL | top-1 | ppl | illustrative |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
