@@ -172,6 +172,14 @@ int gs_session_open_progress(gs_session *s, const gs_config *c, const gs_sampler
         gs_session_close(s);
         return rc;
     }
+    /* A toggle the backend lacks is refused, not silently ignored. */
+    if (c->opt.cuda_graphs && !s->be->ops->graph_begin) {
+        const char *bn = s->be->ops->name;
+        gs_session_close(s);
+        return gs_error_set(err, GS_ERR_INPUT,
+                            "optimizations.cuda_graphs: the %s backend has no CUDA graphs (turn it off, or use --backend cuda)",
+                            bn);
+    }
     gs_engine_config ec;
     gs_engine_config_defaults(&ec);
     ec.max_batch = c->workload.batch;

@@ -46,6 +46,7 @@ expect 2 "threads" "non-numeric threads" -- "$GS" generate --threads many
 expect 2 "temperature" "temperature nan" -- "$GS" generate --temperature nan
 expect 2 "backend" "unknown backend" -- "$GS" generate --backend tpu
 expect 2 "optimizations.kv: fp8 runs on the cuda backend only" "KV fp8 on the cpu backend" -- "$GS" generate --model gpt2-tiny --backend cpu --kv fp8 -n 2
+expect 2 "optimizations.cuda_graphs: the cpu backend has no CUDA graphs" "CUDA graphs on the CPU backend are refused" -- "$GS" generate --model gpt2-tiny --backend cpu --cuda-graphs on -n 2
 expect 2 "gptscope generate: --kv: expected one of fp32.fp16.int8.fp8" "unknown KV precision" -- "$GS" generate --model gpt2-tiny --backend cpu --kv fp4 -n 2
 expect 0 '' "KV int8 on the cpu backend" -- "$GS" generate --model gpt2-tiny --backend cpu --kv int8 -n 4
 expect 2 "format" "unknown format" -- "$GS" generate --format onnx

@@ -66,6 +66,12 @@ else
 fi
 
 # A bad B: A runs alone and is reported; stderr names B and why; exit 1.
+# Weight precision: fp16 against int4 on the CPU, as on the H100.
+"$GS" compare "$EX/compare-fp16.yaml" "$EX/compare-int4.yaml" --steps 20 --report "$TMP/q.md" >"$TMP/out" 2>"$TMP/err"
+ok $? "compare fp16 against int4 (CPU) exits 0"
+grep -q "int4-g32 weights" "$TMP/out" && awk '/^weights / {exit !($2 > 1.5 * $4)}' "$TMP/out" &&
+    awk '/^KL \(nats\/token\)/ {exit !($4 > 0 && $4 > 100 * $3)}' "$TMP/out" && grep -q '^## Quality against the fp32 baseline' "$TMP/q.md"
+ok $? "fp16 against int4: int4 named, fewer weight bytes, int4's KL far above fp16's, quality in the report"
 printf 'model: %s/no-such-model.bin\nbackend: cpu\n' "$TMP" >"$TMP/bad.yaml"
 "$GS" compare "$A" "$TMP/bad.yaml" --steps 5 >"$TMP/out" 2>"$TMP/err"
 st=$?
