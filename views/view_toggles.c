@@ -243,7 +243,7 @@ static int draw_costs(gs_ui *ui, int y, int ymax)
         {GS_VS_DECODE_MS, "decode ms/token"}, {GS_VS_DECODE_TPS, "decode tokens/s"},
         {GS_VS_PREFILL_MS, "prefill ms"},     {GS_VS_WEIGHT_BYTES, "weight bytes"},
         {GS_VS_KV_BYTES_TOKEN, "KV bytes/token"}, {GS_VS_COUNT, "DRAM bytes/token"},
-        {GS_VS_PEAK_BYTES, "peak memory"},    {GS_VS_KL, "KL vs baseline"},
+        {GS_VS_PEAK_BYTES, "peak memory"},    {GS_VS_KL, "KL vs fp32"},
         {GS_VS_TOP1, "top-1 agreement"},      {GS_VS_PPL, "perplexity"},
     };
     int any_dram = 0, any_quality = 0;
