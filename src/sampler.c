@@ -4,13 +4,32 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* The first index of the largest logit. Two passes: the maximum in eight
+ * independent lanes (no loop-carried index, so the compiler vectorizes it),
+ * then the first position holding it. The obvious one-pass loop carries
+ * `best` from one comparison to the next and took 190 us over GPT-2's 50,257
+ * logits, a third of a decode step on the GPU; this takes a few. NaNs never
+ * win, as in the one-pass loop (which returns 0 when logits[0] is NaN). */
 int gs_sample_argmax(const float *logits, int vocab)
 {
-    int best = 0;
-    for (int i = 1; i < vocab; i++)
-        if (logits[i] > logits[best])
-            best = i;
-    return best;
+    if (vocab <= 1 || logits[0] != logits[0])
+        return 0;
+    float lane[8];
+    for (int l = 0; l < 8; l++)
+        lane[l] = logits[0];
+    int i = 0;
+    for (; i + 8 <= vocab; i += 8)
+        for (int l = 0; l < 8; l++)
+            lane[l] = logits[i + l] > lane[l] ? logits[i + l] : lane[l];
+    float mx = lane[0];
+    for (int l = 1; l < 8; l++)
+        mx = lane[l] > mx ? lane[l] : mx;
+    for (; i < vocab; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    for (i = 0; i < vocab; i++)
+        if (logits[i] == mx)
+            return i;
+    return 0;
 }
 
 typedef struct prob_index {

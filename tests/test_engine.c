@@ -1,11 +1,14 @@
 /* test_engine.c - the scheduler: batching, chunked prefill, preemption and
  * recompute must not change what each request generates. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "engine.h"
 #include "presets.h"
+#include "rng.h"
+#include "sampler.h"
 #include "tap.h"
 
 #define N_REQ 5
@@ -188,8 +191,42 @@ static void check_batch_shape(gs_backend *be)
     gs_model_free(&m);
 }
 
+/* The vectorized argmax against the obvious loop: random rows (odd lengths,
+ * so the scalar tail runs), ties (the first wins), -inf, NaNs. */
+static int argmax_obvious(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+static void check_argmax(void)
+{
+    enum { V = 50257 };
+    float *x = malloc(V * sizeof *x);
+    gs_rng r;
+    gs_rng_seed(&r, 7);
+    int same = 1;
+    for (int t = 0; t < 200 && x; t++) {
+        int n = 1 + (int)(gs_rng_next(&r) % V);
+        for (int i = 0; i < n; i++)
+            x[i] = (float)(int)(gs_rng_uniform(&r) * (t % 3 ? 1000.0f : 4.0f)); /* coarse values: many ties */
+        if (t % 5 == 1)
+            x[gs_rng_next(&r) % (unsigned)n] = NAN;
+        if (t % 7 == 2)
+            for (int i = 0; i < n; i++)
+                x[i] = -INFINITY;
+        same &= gs_sample_argmax(x, n) == argmax_obvious(x, n);
+    }
+    tap_ok(same, "argmax: the vectorized two-pass scan picks what the obvious loop picks (ties, NaN, -inf)");
+    free(x);
+}
+
 int main(void)
 {
+    check_argmax();
     gs_backend *be1 = NULL, *be2 = NULL;
     gs_error err = {0};
     gs_backend_cpu_create(&be1, 1, &err);
