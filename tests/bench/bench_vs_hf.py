@@ -66,7 +66,7 @@ print(f"gptscope configuration: {args.config or 'defaults (fp32 weights, naive a
 print(f"{'case':<34} {'gptscope':>12} {'transformers':>13} {'floor':>12}  notes")
 for model_name, batch, prompt, gen in CASES:
     cmd = [args.gptscope, "bench", "--backend", args.backend, "--model", model_name, "--batch", str(batch),
-           "--prompt-len", str(prompt), "--gen-len", str(gen), "--json"] + (["-c", args.config] if args.config else [])
+           "--prompt-len", str(prompt), "--gen-len", str(gen), "--json", "--no-quality"] + (["-c", args.config] if args.config else [])
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         print(f"{model_name} b{batch}: gptscope failed: {r.stderr.strip()}")
