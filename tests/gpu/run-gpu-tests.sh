@@ -4,7 +4,8 @@
 # Runs the device probe, the kernel tests against their CPU twins, the
 # attention tests and the whole-model tests, then the kernel and attention
 # tests again under compute-sanitizer memcheck and racecheck (GS_SANITIZE=0
-# skips those). Ends with "N passed, N failed".
+# skips those; GS_GPU_PART=tests or sanitize runs one half). Ends with
+# "N passed, N failed".
 BUILD=${1:-.}
 GS="$BUILD/gptscope"
 SAN=${COMPUTE_SANITIZER:-compute-sanitizer}
@@ -28,6 +29,11 @@ run() { # name cmd... : a TAP program; a crash or non-zero exit counts as a fail
 }
 check() { if [ "$1" -eq 0 ]; then echo "ok - $2"; passed=$((passed + 1)); else echo "not ok - $2"; failed=$((failed + 1)); fi; }
 
+# GS_GPU_PART=tests runs the tests alone, GS_GPU_PART=sanitize the
+# compute-sanitizer runs alone (each fits one 10-minute device call; both
+# together take about 8 minutes on the H100); unset: both.
+PART=${GS_GPU_PART:-all}
+if [ "$PART" != sanitize ]; then
 "$GS" info >"$BUILD/gpu-info.txt" 2>&1
 check $? "gptscope info runs"
 cat "$BUILD/gpu-info.txt"
@@ -50,8 +56,9 @@ b=$("$GS" generate --backend cuda --model "${GS_MODELS_DIR:-../shared/models}/st
 st=$?
 cat "$BUILD/gpu-oom.txt"
 [ $st -eq 1 ] && grep -q "bytes" "$BUILD/gpu-oom.txt"; check $? "a batch too big for the GPU exits 1 naming the bytes"
+fi
 
-if [ "${GS_SANITIZE:-1}" != 0 ] && [ -x "$SAN" ] || command -v "$SAN" >/dev/null 2>&1; then
+if [ "${GS_SANITIZE:-1}" != 0 ] && [ "$PART" != tests ] && { [ -x "$SAN" ] || command -v "$SAN" >/dev/null 2>&1; }; then
     for tool in memcheck racecheck; do
         for t in kernels attention gemv gemv_quant fused; do
             log="$BUILD/gpu-san-$tool-$t.log"
