@@ -304,6 +304,21 @@ static int build_progress(void *ctx, const char *stage, double frac)
     return atomic_load(&r->stop); /* quitting: stop at the next stage */
 }
 
+/* Starts a worker with SIGINT, SIGTERM and SIGWINCH blocked in it (the
+ * mask is inherited), so the UI thread's handlers see them. 0 or errno. */
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGWINCH);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 static void *builder_thread(void *arg)
 {
     live_run *r = arg;
@@ -389,14 +404,7 @@ static int live_apply(void *ctx, const gs_config *want, char *msg, int cap)
     r->bstat.frac = 0;
     snprintf(r->bstat.stage, sizeof r->bstat.stage, "starting");
     pthread_mutex_unlock(&r->mu);
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGWINCH);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    int trc = pthread_create(&r->builder, NULL, builder_thread, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int trc = start_thread(&r->builder, builder_thread, r);
     if (trc) {
         pthread_mutex_lock(&r->mu);
         r->build = BUILD_DONE;
@@ -664,14 +672,7 @@ static int run_live_ui(gs_cli *cli, int ascii)
                            live_config, live_apply,  live_build_state, live_pin};
         gs_ui_info info = {"live", r->cfg.model, r->device, mem, yaml, gs_profiler_notice(r->prof), ascii, &live};
         /* The engine thread ignores SIGINT/SIGTERM: the UI's handler sees them. */
-        sigset_t block, old;
-        sigemptyset(&block);
-        sigaddset(&block, SIGINT);
-        sigaddset(&block, SIGTERM);
-        sigaddset(&block, SIGWINCH);
-        pthread_sigmask(SIG_BLOCK, &block, &old);
-        int trc = pthread_create(&r->thread, NULL, engine_thread, r);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        int trc = start_thread(&r->thread, engine_thread, r);
         if (trc) {
             rc = gs_error_set(&err, GS_ERR_RUNTIME, "cannot start the engine thread");
         } else {

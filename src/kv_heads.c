@@ -41,21 +41,10 @@ int gs_convert_kv_heads(gs_model *out, const gs_model *in, int n_kv_head, gs_err
     if (rc)
         return rc;
     /* Only wqkv and bqkv change size; the other tensors copy across. */
-    int n = gs_model_tensors(in, NULL, 0);
-    gs_tensor_ref *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
-    if (!a || !b) {
-        free(a);
-        free(b);
+    if ((rc = gs_model_copy_matching(out, in, err))) {
         gs_model_free(out);
-        return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory");
+        return rc;
     }
-    gs_model_tensors(in, a, n);
-    gs_model_tensors(out, b, n);
-    for (int i = 0; i < n; i++)
-        if (a[i].rows == b[i].rows && a[i].cols == b[i].cols)
-            memcpy(b[i].data, a[i].data, (size_t)a[i].rows * (size_t)a[i].cols * sizeof(float));
-    free(a);
-    free(b);
     size_t C = (size_t)s->n_embd, hd = (size_t)gs_shape_head_dim(s), Q = (size_t)gs_shape_q_dim(s);
     size_t KV = (size_t)gs_shape_kv_dim(s), nKV = (size_t)gs_shape_kv_dim(&ns);
     int f = old / n_kv_head;

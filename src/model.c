@@ -134,6 +134,25 @@ int gs_model_copy(gs_model *dst, const gs_model *src, gs_error *err)
     return GS_OK;
 }
 
+int gs_model_copy_matching(gs_model *dst, const gs_model *src, gs_error *err)
+{
+    int n = gs_model_tensors(src, NULL, 0);
+    gs_tensor_ref *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory");
+    }
+    gs_model_tensors(src, a, n);
+    gs_model_tensors(dst, b, n);
+    for (int i = 0; i < n; i++)
+        if (a[i].rows == b[i].rows && a[i].cols == b[i].cols)
+            memcpy(b[i].data, a[i].data, (size_t)a[i].rows * (size_t)a[i].cols * sizeof(float));
+    free(a);
+    free(b);
+    return GS_OK;
+}
+
 void gs_model_free(gs_model *m)
 {
     free(m->data);

@@ -79,6 +79,11 @@ int gs_model_alloc(gs_model *m, const gs_model_shape *s, gs_error *err);
 void gs_model_free(gs_model *m);
 /* dst = a fresh copy of src (same shape, own allocation). */
 int gs_model_copy(gs_model *dst, const gs_model *src, gs_error *err);
+/* Copies every tensor whose rows and columns are the same in src and dst
+ * (dst already allocated for a changed shape of the same architecture, so
+ * gs_model_tensors lists both in the same order); the transforms fill the
+ * tensors that changed. GS_ERR_RUNTIME when out of host memory. */
+int gs_model_copy_matching(gs_model *dst, const gs_model *src, gs_error *err);
 
 /* Every tensor of the model in a fixed order, for loaders, writers and tests. */
 typedef struct gs_tensor_ref {

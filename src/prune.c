@@ -254,28 +254,6 @@ static double sumsq(const float *p, size_t n, size_t stride)
     return s;
 }
 
-/* Copies every tensor whose size did not change from in to out (same
- * architecture, so gs_model_tensors lists both in the same order); the
- * caller fills the others. */
-static int copy_unchanged(gs_model *out, const gs_model *in, gs_error *err)
-{
-    int n = gs_model_tensors(in, NULL, 0);
-    gs_tensor_ref *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
-    if (!a || !b) {
-        free(a);
-        free(b);
-        return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory");
-    }
-    gs_model_tensors(in, a, n);
-    gs_model_tensors(out, b, n);
-    for (int i = 0; i < n; i++)
-        if (a[i].rows == b[i].rows && a[i].cols == b[i].cols)
-            memcpy(b[i].data, a[i].data, (size_t)a[i].rows * (size_t)a[i].cols * sizeof(float));
-    free(a);
-    free(b);
-    return GS_OK;
-}
-
 /* Groups the heads of a layer share KV by: MHA removes a head with its K and
  * V, so all heads form one group; GQA and MQA keep their KV heads and lose
  * the same number of query heads from each. */
@@ -337,7 +315,7 @@ int gs_prune_heads(gs_model *out, const gs_model *in, double ratio, gs_error *er
         return rc;
     int *order = malloc((size_t)nh * sizeof *order);
     char *keep = malloc((size_t)nh);
-    if (!order || !keep || (rc = copy_unchanged(out, in, err))) {
+    if (!order || !keep || (rc = gs_model_copy_matching(out, in, err))) {
         free(order);
         free(keep);
         gs_model_free(out);
@@ -435,7 +413,7 @@ int gs_prune_neurons(gs_model *out, const gs_model *in, double ratio, gs_error *
     int nH = ns.n_hidden;
     int *order = malloc((size_t)H * sizeof *order);
     char *keep = malloc((size_t)H);
-    if (!order || !keep || (rc = copy_unchanged(out, in, err))) {
+    if (!order || !keep || (rc = gs_model_copy_matching(out, in, err))) {
         free(order);
         free(keep);
         gs_model_free(out);

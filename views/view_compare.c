@@ -104,27 +104,6 @@ static const char *vsummary(const gs_ui *ui, const gs_ui_variant *v)
     return sp ? sp + 1 : s;
 }
 
-/* Tokens of b not in a ("attention=fused"). */
-static void diff_of(const char *a, const char *b, char *out, int cap)
-{
-    int n = 0;
-    out[0] = 0;
-    for (const char *p = b; p && *p && n < cap;) {
-        const char *e = strchr(p, ' ');
-        int len = e ? (int)(e - p) : (int)strlen(p);
-        int found = 0;
-        for (const char *q = a; q && *q;) {
-            const char *qe = strchr(q, ' ');
-            int ql = qe ? (int)(qe - q) : (int)strlen(q);
-            found |= ql == len && !strncmp(p, q, (size_t)len);
-            q = qe ? qe + 1 : NULL;
-        }
-        if (!found)
-            n += snprintf(out + n, (size_t)(cap - n), "%s%.*s", n ? " " : "", len, p);
-        p = e ? e + 1 : NULL;
-    }
-}
-
 /* ---- the columns: label, A, B, delta, ratio, verdict, bar ---- */
 
 enum { LW = 22, CW = 12, RW = 8, VW = 8 };
@@ -468,7 +447,7 @@ static void draw(gs_ui *ui, int y0, int h)
     const gs_ui_variant *va = gs_ui_variant_by_id(ui, A);
     char d[256] = "";
     if (B)
-        diff_of(vsummary(ui, va), vsummary(ui, cur), d, sizeof d);
+        gs_fmt_tokens_not_in(vsummary(ui, va), vsummary(ui, cur), d, sizeof d);
     if (B)
         gs_w_text(ui, y0, 1, ui->cols - 2, A_BOLD, "Compare  A = #%d pinned   B = #%d running: %s", A, B,
                   d[0] ? d : "(same settings)");

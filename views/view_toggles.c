@@ -70,27 +70,6 @@ static int summary_value(const char *sum, const char *key, char *out, int cap)
     return 0;
 }
 
-/* Tokens of b that differ from a ("window=64 sinks=4"). */
-static void summary_diff(const char *a, const char *b, char *out, int cap)
-{
-    int n = 0;
-    out[0] = 0;
-    for (const char *p = b; p && *p && n < cap;) {
-        const char *e = strchr(p, ' ');
-        int len = e ? (int)(e - p) : (int)strlen(p);
-        int found = 0;
-        for (const char *q = a; q && *q;) {
-            const char *qe = strchr(q, ' ');
-            int ql = qe ? (int)(qe - q) : (int)strlen(q);
-            found |= ql == len && !strncmp(p, q, (size_t)len);
-            q = qe ? qe + 1 : NULL;
-        }
-        if (!found)
-            n += snprintf(out + n, (size_t)(cap - n), "%s%.*s", n ? " " : "", len, p);
-        p = e ? e + 1 : NULL;
-    }
-}
-
 /* ---- the settings ---- */
 
 static void draw_settings(gs_ui *ui, tg_state *t, int y, int rows, const gs_config *cur)
@@ -289,7 +268,7 @@ static void draw_history(gs_ui *ui, int y, int ymax)
         const gs_ui_variant *p = gs_ui_variant_by_id(ui, v->id - 1);
         char d[256];
         if (p && v->toggled)
-            summary_diff(summary_of(ui, p), summary_of(ui, v), d, sizeof d);
+            gs_fmt_tokens_not_in(summary_of(ui, p), summary_of(ui, v), d, sizeof d);
         else
             snprintf(d, sizeof d, "%s", summary_of(ui, v));
         char at[48] = "";

@@ -270,3 +270,23 @@ void gs_w_box(const gs_ui *ui, int y, int x, int h, int w, const char *title, in
     if (title)
         gs_w_text(ui, y, x + 2, w - 4, attr | A_BOLD, " %s ", title);
 }
+
+void gs_fmt_tokens_not_in(const char *a, const char *b, char *out, int cap)
+{
+    int n = 0;
+    out[0] = 0;
+    for (const char *p = b; p && *p && n < cap;) {
+        const char *e = strchr(p, ' ');
+        int len = e ? (int)(e - p) : (int)strlen(p);
+        int found = 0;
+        for (const char *q = a; q && *q;) {
+            const char *qe = strchr(q, ' ');
+            int ql = qe ? (int)(qe - q) : (int)strlen(q);
+            found |= ql == len && !strncmp(p, q, (size_t)len);
+            q = qe ? qe + 1 : NULL;
+        }
+        if (!found)
+            n += snprintf(out + n, (size_t)(cap - n), "%s%.*s", n ? " " : "", len, p);
+        p = e ? e + 1 : NULL;
+    }
+}

@@ -43,5 +43,8 @@ void gs_w_box(const gs_ui *ui, int y, int x, int h, int w, const char *title, in
 char *gs_fmt_ns(char *buf, int cap, double ns);
 /* "1.5 GiB", "12.0 KiB", "512 B" */
 char *gs_fmt_bytes(char *buf, int cap, double bytes);
+/* The space-separated tokens of b that a lacks, in b's order: what a variant
+ * summary ("weights=int8 kv=fp16") changes against another. */
+void gs_fmt_tokens_not_in(const char *a, const char *b, char *out, int cap);
 
 #endif
