@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cuda_runtime_api.h>
 
@@ -28,6 +30,18 @@ static __attribute__((unused)) uint64_t rng_next(void)
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+/* Seeds rng_state from GS_TEST_SEED (decimal or 0x hex), else from the clock
+ * and the pid, and returns the seed so a test can print how to replay it. */
+static __attribute__((unused)) uint64_t rng_seed_from_env(void)
+{
+    const char *env = getenv("GS_TEST_SEED");
+    uint64_t seed = env ? strtoull(env, NULL, 0) : ((uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)getpid();
+    if (seed == 0)
+        seed = 0x9E3779B97F4A7C15ULL; /* xorshift's one forbidden state */
+    rng_state = seed;
+    return seed;
 }
 
 /* uniform in [-1, 1) */

@@ -118,11 +118,7 @@ int main(void)
         printf("1..0 # SKIP no CUDA device\n");
         return 0;
     }
-    const char *env = getenv("GS_TEST_SEED");
-    unsigned long long seed = env ? strtoull(env, NULL, 10) : (unsigned long long)time(NULL) ^ (unsigned long long)clock();
-    if (seed == 0)
-        seed = 1;  /* xorshift needs a nonzero state */
-    rng_state = seed;
+    const unsigned long long seed = rng_seed_from_env();
     tap_diag("seed %llu (GS_TEST_SEED=%llu replays)", seed, seed);
 
     static const int ns[] = {1, 7, 64};

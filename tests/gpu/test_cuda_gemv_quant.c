@@ -264,12 +264,7 @@ int main(int argc, char **argv)
         printf("1..0 # SKIP no CUDA device\n");
         return 0;
     }
-    const char *seed_env = getenv("GS_TEST_SEED");
-    uint64_t seed = seed_env ? strtoull(seed_env, NULL, 0)
-                             : ((uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)getpid();
-    if (seed == 0)
-        seed = 0x9E3779B97F4A7C15ULL;
-    rng_state = seed;
+    const uint64_t seed = rng_seed_from_env();
     const int small = argc > 1 && strcmp(argv[1], "--small") == 0;
     tap_diag("seed %llu (replay with GS_TEST_SEED=%llu)", (unsigned long long)seed, (unsigned long long)seed);
 
