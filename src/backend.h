@@ -17,6 +17,14 @@
 
 typedef struct gs_backend gs_backend;
 
+/* A LayerNorm (b its bias) or RMSNorm (rms, b unused) folded into the product
+ * that reads its output (matmul_ex); w and b are the backend's memory. */
+typedef struct gs_prenorm {
+    int rms;
+    const float *w, *b;
+    float eps;
+} gs_prenorm;
+
 typedef struct gs_backend_ops {
     const char *name; /* "cpu", "cuda" */
     void (*destroy)(gs_backend *be);
@@ -53,8 +61,12 @@ typedef struct gs_backend_ops {
      * matmul_ex_fits says so (the CUDA GEMV: half weights, few rows); in must
      * not overlap out. */
     void (*matmul_ex)(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
-                      const float *bias, int n, int k, int m, int epilogue);
+                      const float *bias, int n, int k, int m, int epilogue, const gs_prenorm *norm);
     int (*matmul_ex_fits)(gs_backend *be, gs_dtype wdt, int n);
+    /* Whether matmul_ex takes a non-NULL norm for these shapes: in then holds
+     * the raw rows and the product reads norm(in), equal to running the norm
+     * op first (the decode GEMVs normalize as they read: no norm kernel). */
+    int (*matmul_norm_fits)(gs_backend *be, gs_dtype wdt, int n);
     void (*gelu)(gs_backend *be, float *x, long count);
     void (*swiglu)(gs_backend *be, float *up, const float *gate, long count);
     void (*rope)(gs_backend *be, float *qkv, const int *pos, int n, int qkv_stride, int n_head,

@@ -267,22 +267,44 @@ static int op_matmul_ex_fits(gs_backend *be, gs_dtype wdt, int n)
     return wdt != GS_DTYPE_F32 && n <= GEMV_MAX_ROWS;
 }
 
-static void op_matmul_ex(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
-                         const float *bias, int n, int k, int m, int epilogue)
+/* Norms fold into the decode GEMVs (half and quantized weights) for a few
+ * rows: each block takes the rows' statistics and normalizes each input as
+ * it reads it. Past 4 rows the statistics (a block reduction per row) and
+ * the per-input normalization cost more than the norm kernel they replace. */
+#define NORM_FOLD_MAX_ROWS 4
+static int op_matmul_norm_fits(gs_backend *be, gs_dtype wdt, int n)
 {
-    if (!op_matmul_ex_fits(be, wdt, n)) {
-        note_failure(be, "gemv_half_ex", cudaErrorInvalidValue, "a fused epilogue outside the GEMV's shapes");
+    (void)be;
+    return wdt != GS_DTYPE_F32 && n <= NORM_FOLD_MAX_ROWS;
+}
+
+static void op_matmul_ex(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+                         const float *bias, int n, int k, int m, int epilogue, const gs_prenorm *norm)
+{
+    if (!op_matmul_ex_fits(be, wdt, n) || (norm && !op_matmul_norm_fits(be, wdt, n))) {
+        note_failure(be, "gemv_half_ex", cudaErrorInvalidValue, "a fused epilogue or norm outside the GEMV's shapes");
         return;
     }
     int epi = epilogue == GS_EPI_GELU ? GS_GEMV_EPI_GELU : epilogue == GS_EPI_ACCUMULATE ? GS_GEMV_EPI_ACCUMULATE
                                                                                           : GS_GEMV_EPI_NONE;
+    gs_norm_fold nf = {GS_NORM_FOLD_NONE, NULL, NULL, 0.0f};
+    if (norm) {
+        nf.kind = norm->rms ? GS_NORM_FOLD_RMS : GS_NORM_FOLD_LAYER;
+        nf.w = norm->w;
+        nf.b = norm->b;
+        nf.eps = norm->eps;
+    }
     if (gs_dtype_is_quant(wdt)) {
-        check_kernel(be, "matmul_quant_ex",
-                     cuda_matmul_quant(out, in, w, gs_dtype_group(wdt), bias, n, k, m, epi, IMPL(be)->stream));
+        if (n <= GEMV_MAX_ROWS)
+            check_kernel(be, "gemv_quant_ex",
+                         cuda_gemv_quant(out, in, w, gs_dtype_group(wdt), bias, n, k, m, epi, nf, IMPL(be)->stream));
+        else
+            check_kernel(be, "matmul_quant_ex",
+                         cuda_matmul_quant(out, in, w, gs_dtype_group(wdt), bias, n, k, m, epi, IMPL(be)->stream));
         return;
     }
     check_kernel(be, "gemv_half_ex",
-                 cuda_gemv_half_ex(out, in, w, wdt == GS_DTYPE_BF16, bias, n, k, m, epi, IMPL(be)->stream));
+                 cuda_gemv_half_ex(out, in, w, wdt == GS_DTYPE_BF16, bias, n, k, m, epi, nf, IMPL(be)->stream));
 }
 
 static int cuda_upload_weights(gs_backend *be, void *dst, const float *src, size_t count, gs_dtype dt,
@@ -460,6 +482,7 @@ static const gs_backend_ops cuda_ops = {
     .matmul = op_matmul,
     .matmul_ex = op_matmul_ex,
     .matmul_ex_fits = op_matmul_ex_fits,
+    .matmul_norm_fits = op_matmul_norm_fits,
     .gelu = op_gelu,
     .swiglu = op_swiglu,
     .rope = op_rope,

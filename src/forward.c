@@ -400,19 +400,29 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
      * extra pass over the residual stream; the norms then run on their own. */
     int epi = f->fuse && op->matmul_ex && op->matmul_ex_fits && op->matmul_ex_fits(be, f->w.wdt, n);
     int fuse = f->fuse && op->residual_norm && !epi;
+    /* And the GEMVs normalize their input rows as they read them: the norms
+     * fold into the products that read them (matmul_qkv, matmul_up/gate,
+     * matmul_logits; those ops' times include them) and run no kernel. */
+    int nfold = epi && op->matmul_norm_fits && op->matmul_norm_fits(be, f->w.wdt, n);
     int rms = s->arch == GS_ARCH_LLAMA;
     float *normed = fuse ? f->att : f->xn;
     for (int l = 0; l < s->n_layer; l++) {
         const gs_fw_layer *w = &f->w.layers[l];
         gs_range_begin(f->ranges, GS_RANGE_LAYER, "layer", l);
+        const gs_prenorm ln1 = {rms, w->ln1_w, w->ln1_b, s->norm_eps}, ln2 = {rms, w->ln2_w, w->ln2_b, s->norm_eps};
 
-        if (!fuse || l == 0) {
+        if (nfold) {
+            /* norm_attn runs inside matmul_qkv */
+        } else if (!fuse || l == 0) {
             OP_BEGIN(f, "norm_attn", l);
             norm(f, normed, f->x, w->ln1_w, w->ln1_b, n);
             OP_END(f, "norm_attn");
         }
         OP_BEGIN(f, "matmul_qkv", l);
-        op->matmul(be, f->qkv, normed, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim);
+        if (nfold)
+            op->matmul_ex(be, f->qkv, f->x, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim, GS_EPI_NONE, &ln1);
+        else
+            op->matmul(be, f->qkv, normed, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim);
         OP_END(f, "matmul_qkv");
         if (s->arch == GS_ARCH_LLAMA) {
             OP_BEGIN(f, "rope", l);
@@ -431,11 +441,13 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         OP_END(f, "attention");
         OP_BEGIN(f, "matmul_out", l);
         if (epi)
-            op->matmul_ex(be, f->x, f->att, w->wo, f->w.wdt, w->bo, n, q_dim, C, GS_EPI_ACCUMULATE);
+            op->matmul_ex(be, f->x, f->att, w->wo, f->w.wdt, w->bo, n, q_dim, C, GS_EPI_ACCUMULATE, NULL);
         else
             op->matmul(be, f->xn, f->att, w->wo, f->w.wdt, w->bo, n, q_dim, C);
         OP_END(f, "matmul_out");
-        if (epi) {
+        if (nfold) {
+            /* norm_mlp runs inside matmul_up (and matmul_gate) */
+        } else if (epi) {
             OP_BEGIN(f, "norm_mlp", l);
             norm(f, normed, f->x, w->ln2_w, w->ln2_b, n);
             OP_END(f, "norm_mlp");
@@ -452,8 +464,12 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             OP_END(f, "norm_mlp");
         }
         OP_BEGIN(f, "matmul_up", l);
+        const float *mlp_in = nfold ? f->x : normed;
+        const gs_prenorm *mlp_norm = nfold ? &ln2 : NULL;
         if (epi && s->arch == GS_ARCH_GPT2)
-            op->matmul_ex(be, f->h_up, normed, w->w_up, f->w.wdt, w->b_up, n, C, H, GS_EPI_GELU);
+            op->matmul_ex(be, f->h_up, mlp_in, w->w_up, f->w.wdt, w->b_up, n, C, H, GS_EPI_GELU, mlp_norm);
+        else if (nfold)
+            op->matmul_ex(be, f->h_up, mlp_in, w->w_up, f->w.wdt, w->b_up, n, C, H, GS_EPI_NONE, mlp_norm);
         else
             op->matmul(be, f->h_up, normed, w->w_up, f->w.wdt, w->b_up, n, C, H);
         OP_END(f, "matmul_up");
@@ -465,7 +481,10 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             OP_END(f, "gelu");
         } else {
             OP_BEGIN(f, "matmul_gate", l);
-            op->matmul(be, f->h_gate, normed, w->w_gate, f->w.wdt, NULL, n, C, H);
+            if (nfold)
+                op->matmul_ex(be, f->h_gate, mlp_in, w->w_gate, f->w.wdt, NULL, n, C, H, GS_EPI_NONE, mlp_norm);
+            else
+                op->matmul(be, f->h_gate, normed, w->w_gate, f->w.wdt, NULL, n, C, H);
             OP_END(f, "matmul_gate");
             OP_BEGIN(f, "swiglu", l);
             op->swiglu(be, f->h_up, f->h_gate, (long)n * H);
@@ -473,7 +492,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         }
         OP_BEGIN(f, "matmul_down", l);
         if (epi)
-            op->matmul_ex(be, f->x, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C, GS_EPI_ACCUMULATE);
+            op->matmul_ex(be, f->x, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C, GS_EPI_ACCUMULATE, NULL);
         else
             op->matmul(be, f->xn, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C);
         OP_END(f, "matmul_down");
@@ -496,11 +515,22 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         OP_BEGIN(f, "gather_last", -1);
         op->gather_rows(be, f->gathered, f->x, f->d_logit_rows, b->n_logits, C);
         OP_END(f, "gather_last");
-        OP_BEGIN(f, "norm_final", -1);
-        norm(f, f->gathered, f->gathered, f->w.lnf_w, f->w.lnf_b, b->n_logits);
-        OP_END(f, "norm_final");
+        /* The final norm folds into the logits GEMV like the layers' norms. */
+        int nfold_logits = f->fuse && op->matmul_ex && op->matmul_ex_fits && op->matmul_norm_fits &&
+                           op->matmul_ex_fits(be, f->w.wdt, b->n_logits) &&
+                           op->matmul_norm_fits(be, f->w.wdt, b->n_logits);
+        const gs_prenorm lnf = {rms, f->w.lnf_w, f->w.lnf_b, s->norm_eps};
+        if (!nfold_logits) {
+            OP_BEGIN(f, "norm_final", -1);
+            norm(f, f->gathered, f->gathered, f->w.lnf_w, f->w.lnf_b, b->n_logits);
+            OP_END(f, "norm_final");
+        }
         OP_BEGIN(f, "matmul_logits", -1);
-        op->matmul(be, f->logits, f->gathered, f->w.lm_head, f->w.wdt, NULL, b->n_logits, C, s->vocab);
+        if (nfold_logits)
+            op->matmul_ex(be, f->logits, f->gathered, f->w.lm_head, f->w.wdt, NULL, b->n_logits, C, s->vocab,
+                          GS_EPI_NONE, &lnf);
+        else
+            op->matmul(be, f->logits, f->gathered, f->w.lm_head, f->w.wdt, NULL, b->n_logits, C, s->vocab);
         OP_END(f, "matmul_logits");
     }
     if (graphed && (rc = op->graph_end(be, graph_key)) != GS_OK)

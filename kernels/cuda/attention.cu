@@ -144,6 +144,7 @@
 #include "attention_cuda.h"
 #include "check_cuda.cuh"
 #include "kv_format.h"
+#include "pdl.cuh"
 
 #define KV_STORE_THREADS 256
 #define NAIVE_THREADS 256
@@ -793,6 +794,7 @@ __global__ void __launch_bounds__(256, FL_MIN_BLOCKS)
                         const void *__restrict__ v_cache, gs_attn_args a, int hpb, int chunk, int n_chunks, int hd4,
                         int ks, float scale, int hybrid)
 {
+    gs_pdl_trigger();  // the decode GEMV after this may launch and prefetch its weights now (pdl.cuh)
     constexpr int T = 32 * SPL * WPH;
     extern __shared__ float4 fl_dyn_smem[];
     const int hd = a.head_dim, group = a.n_head / a.n_kv_head, n_hb = a.n_head / hpb;
@@ -915,6 +917,7 @@ __global__ void __launch_bounds__(FL_REDUCE_WARPS * 32)
     flash_reduce_kernel(float *__restrict__ out, const float *__restrict__ part_acc, const float *__restrict__ part_ml,
                         gs_attn_args a, int chunk, int n_chunks)
 {
+    gs_pdl_trigger();  // the decode GEMV after this may launch and prefetch its weights now (pdl.cuh)
     const int lane = threadIdx.x % 32;
     const size_t pair = (size_t)blockIdx.x * FL_REDUCE_WARPS + threadIdx.x / 32;
     if (pair >= (size_t)a.n_tokens * a.n_head)  // the whole warp

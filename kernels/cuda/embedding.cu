@@ -18,6 +18,7 @@
 
 #include "check_cuda.cuh"
 #include "ops_cuda.h"
+#include "pdl.cuh"
 
 #define EMBED_MAX_THREADS 256
 #define MAX_GRID_Y 65535
@@ -26,6 +27,7 @@ template <bool VEC>
 __global__ void embed_kernel(float *__restrict__ out, const int *__restrict__ tokens, const int *__restrict__ pos,
                              const float *__restrict__ wte, const float *__restrict__ wpe, int n, int C)
 {
+    gs_pdl_trigger();  // the decode GEMV after this may launch and prefetch its weights now (pdl.cuh)
     const int units = VEC ? C / 4 : C;  // float4s or floats per row
     const int u = blockIdx.x * blockDim.x + threadIdx.x;
     if (u >= units)

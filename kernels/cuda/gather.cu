@@ -13,6 +13,7 @@
 
 #include "check_cuda.cuh"
 #include "ops_cuda.h"
+#include "pdl.cuh"
 
 #define GATHER_MAX_THREADS 256
 #define MAX_GRID_Y 65535
@@ -21,6 +22,7 @@ template <bool VEC>
 __global__ void gather_kernel(float *__restrict__ out, const float *__restrict__ in, const int *__restrict__ rows,
                               int n, int C)
 {
+    gs_pdl_trigger();  // the decode GEMV after this may launch and prefetch its weights now (pdl.cuh)
     const int units = VEC ? C / 4 : C;
     const int u = blockIdx.x * blockDim.x + threadIdx.x;
     if (u >= units)

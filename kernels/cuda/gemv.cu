@@ -55,11 +55,14 @@
 #include "check_cuda.cuh"
 #include "gemv_common.cuh"
 #include "gemv_cuda.h"
+#include "norm_stats.cuh"
+#include "pdl.cuh"
 
 #define GEMV_THREADS 256
 #define GEMV_WARPS (GEMV_THREADS / 32)
 #define GEMV_R 4     // rows of w per warp
 #define GEMV_NMAX 16 // token rows per pass
+#define GEMV_XN_MAX (40 * 1024) // bytes of normalized rows staged a block (under the 48 KB without opt-in)
 
 // ---- loads and widening ----
 
@@ -121,20 +124,46 @@ template <int V> static __device__ __forceinline__ void load_x(const float *p, f
     }
 }
 
-// One step: the R rows' V weights at element e into acc[j * R + r].
-template <bool BF16, int NB, int V>
+// One step: the R rows' V weights at element e into acc[j * R + r]. With a
+// folded norm (nrm.kind, uniform over the grid) each x is normalized as it is
+// read: the gain and bias at e once per step, the row's statistics from st.
+template <bool BF16, int NB, int V, bool XN>
 static __device__ __forceinline__ void gemv_step(float (&acc)[GEMV_R * NB], const wraw<V> (&raw)[GEMV_R],
-                                                 const float *__restrict__ in, long e, int n, int k)
+                                                 const float *__restrict__ in, long e, int n, int k,
+                                                 const gs_norm_fold &nrm, const gs_row_stats *st)
 {
     float wf[GEMV_R][V];
 #pragma unroll
     for (int r = 0; r < GEMV_R; r++)
         widen<BF16, V>(raw[r], wf[r]);
+    float g[V], gb[V];
+    if (!XN && nrm.kind != GS_NORM_FOLD_NONE) {
+        load_x<V>(nrm.w + e, g);
+        if (nrm.kind == GS_NORM_FOLD_LAYER)
+            load_x<V>(nrm.b + e, gb);
+        else
+#pragma unroll
+            for (int t = 0; t < V; t++)
+                gb[t] = 0.0f;
+    }
 #pragma unroll
     for (int j = 0; j < NB; j++) {
         if (j < n) {  // uniform over the grid
             float x[V];
-            load_x<V>(in + (long)j * k + e, x);
+            if constexpr (XN) {  // the normalized rows staged in shared memory (V = 8)
+                const float4 a = *reinterpret_cast<const float4 *>(in + (long)j * k + e);
+                const float4 b = *reinterpret_cast<const float4 *>(in + (long)j * k + e + 4);
+                x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w;
+                x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+            } else {
+                load_x<V>(in + (long)j * k + e, x);
+            }
+            if (!XN && nrm.kind != GS_NORM_FOLD_NONE) {
+                const gs_row_stats sj = st[j];
+#pragma unroll
+                for (int t = 0; t < V; t++)
+                    x[t] = gs_norm_apply(x[t], sj, g[t], gb[t], nrm.kind);
+            }
 #pragma unroll
             for (int r = 0; r < GEMV_R; r++)
 #pragma unroll
@@ -146,16 +175,17 @@ static __device__ __forceinline__ void gemv_step(float (&acc)[GEMV_R * NB], cons
 
 // ---- the kernel ----
 
-template <bool BF16, int NB, int V>
+template <bool BF16, int NB, int V, bool XN>
 __global__ void __launch_bounds__(GEMV_THREADS)
     gemv_kernel(float *__restrict__ out, const float *__restrict__ in, const uint16_t *__restrict__ w,
-                const float *__restrict__ bias, int n, int k, int m, int S, int epi)
+                const float *__restrict__ bias, int n, int k, int m, int S, int epi, gs_norm_fold nrm)
 {
     constexpr int R = GEMV_R;
     constexpr int NV = R * NB;           // partial sums per lane
     constexpr int U = NB <= 4 ? 2 : 1;   // steps of loads issued before the first use
     constexpr int HOLD = NV >= 32 ? NV / 32 : 1;  // totals per lane after the reduce-scatter
     __shared__ float part[GEMV_WARPS][NV];
+    __shared__ gs_row_stats stats[NB];  // a folded norm's statistics, one per token row
 
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int s = warp % S;  // this warp's slice of k
@@ -169,14 +199,51 @@ __global__ void __launch_bounds__(GEMV_THREADS)
     for (int r = 0; r < R; r++)
         wr[r] = w + (size_t)min(row0 + r, (long)m - 1) * k;
 
+    const int nsteps = k / V;  // the launcher picks V = 8 only when k % 8 == 0
+    const int stride = 32 * S;
+    int v = s * 32 + lane;
+
+    // Programmatic launch (pdl.cuh): the next kernel may be scheduled now;
+    // this one waits for the one before. Asking this lane's first steps of w
+    // (or its whole share) into L2 before the wait measured slower on the
+    // H100 (gpt2-1558m: 370-383 against 385-393 tok/s): the prefetches
+    // compete with the running kernel's own loads.
+    gs_pdl_trigger();
+    gs_pdl_wait();
+
+    // A folded norm: every block takes the statistics of the n rows itself
+    // (the whole block on a row, n * k * 4 bytes from L2: norm_stats.cuh),
+    // cheaper than a kernel and a pass of its own.
+    if (nrm.kind != GS_NORM_FOLD_NONE) {
+        __shared__ float red[32];
+        gs_rows_stats(in, n < NB ? n : NB, k, nrm.kind, nrm.eps, stats, red);
+    }
+    // XN: the block normalizes its n rows once into shared memory (the rows
+    // come from L1 after the statistics), so the loop reads them with no
+    // per-step normalization: reading the gain and bias beside each input
+    // and normalizing in the loop made a 1600-wide GEMV 40% slower.
+    const float *x_src = in;
+    if constexpr (XN) {
+        extern __shared__ float4 xn_dyn[];
+        const int kq = k / 4;
+        const float4 *in4 = reinterpret_cast<const float4 *>(in);
+        const float4 *g4 = reinterpret_cast<const float4 *>(nrm.w), *b4 = reinterpret_cast<const float4 *>(nrm.b);
+        for (int i = threadIdx.x; i < n * kq; i += GEMV_THREADS) {
+            const int j = i / kq, q = i - j * kq;
+            const float4 a = in4[i], g = __ldg(g4 + q);
+            const float4 b = nrm.kind == GS_NORM_FOLD_LAYER ? __ldg(b4 + q) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            const gs_row_stats st = stats[j];
+            xn_dyn[i] = make_float4(gs_norm_apply(a.x, st, g.x, b.x, nrm.kind), gs_norm_apply(a.y, st, g.y, b.y, nrm.kind),
+                                    gs_norm_apply(a.z, st, g.z, b.z, nrm.kind), gs_norm_apply(a.w, st, g.w, b.w, nrm.kind));
+        }
+        __syncthreads();
+        x_src = reinterpret_cast<const float *>(xn_dyn);
+    }
+
     float acc[NV];
 #pragma unroll
     for (int i = 0; i < NV; i++)
         acc[i] = 0.0f;
-
-    const int nsteps = k / V;  // the launcher picks V = 8 only when k % 8 == 0
-    const int stride = 32 * S;
-    int v = s * 32 + lane;
     for (; v + (U - 1) * stride < nsteps; v += U * stride) {
         wraw<V> raw[U][R];
 #pragma unroll
@@ -186,7 +253,7 @@ __global__ void __launch_bounds__(GEMV_THREADS)
                 raw[u][r] = load_w<V>(wr[r] + (long)(v + u * stride) * V);
 #pragma unroll
         for (int u = 0; u < U; u++)
-            gemv_step<BF16, NB, V>(acc, raw[u], in, (long)(v + u * stride) * V, n, k);
+            gemv_step<BF16, NB, V, XN>(acc, raw[u], x_src, (long)(v + u * stride) * V, n, k, nrm, stats);
     }
     if constexpr (U > 1) {
         if (v < nsteps) {  // at most one step left over
@@ -194,7 +261,7 @@ __global__ void __launch_bounds__(GEMV_THREADS)
 #pragma unroll
             for (int r = 0; r < R; r++)
                 raw[r] = load_w<V>(wr[r] + (long)v * V);
-            gemv_step<BF16, NB, V>(acc, raw, in, (long)v * V, n, k);
+            gemv_step<BF16, NB, V, XN>(acc, raw, x_src, (long)v * V, n, k, nrm, stats);
         }
     }
 
@@ -282,7 +349,7 @@ cudaError_t gs_cuda_sm_count(int *sms)
 
 template <bool BF16, int NB>
 static int launch_nb(float *out, const float *in, const uint16_t *w, const float *bias, int n, int k, int m, bool vec,
-                     int sms, int epi, cudaStream_t stream)
+                     int sms, int epi, gs_norm_fold nrm, cudaStream_t stream)
 {
     // Split k among S warps while the grid is short of ~16 warps per SM and
     // each lane keeps at least 1.5 steps of its slice.
@@ -293,37 +360,50 @@ static int launch_nb(float *out, const float *in, const uint16_t *w, const float
         S *= 2;
     const int rows_per_block = GEMV_R * (GEMV_WARPS / S);
     const int grid = gs_ceil_div(m, rows_per_block);
+    // A folded norm over a few rows: normalized once into shared memory.
+    const size_t xn_bytes = (size_t)n * k * sizeof(float);
+    if constexpr (NB <= 4) {
+        if (vec && nrm.kind != GS_NORM_FOLD_NONE && xn_bytes <= GEMV_XN_MAX) {
+            CUDA_TRY(gs_launch_pdl(gemv_kernel<BF16, NB, 8, true>, grid, GEMV_THREADS, xn_bytes, stream, out, in, w,
+                                   bias, n, k, m, S, epi, nrm));
+            CUDA_LAUNCHED();
+            return 0;
+        }
+    }
     if (vec)
-        gemv_kernel<BF16, NB, 8><<<grid, GEMV_THREADS, 0, stream>>>(out, in, w, bias, n, k, m, S, epi);
+        CUDA_TRY(gs_launch_pdl(gemv_kernel<BF16, NB, 8, false>, grid, GEMV_THREADS, 0, stream, out, in, w, bias, n, k,
+                               m, S, epi, nrm));
     else
-        gemv_kernel<BF16, NB, 1><<<grid, GEMV_THREADS, 0, stream>>>(out, in, w, bias, n, k, m, S, epi);
+        CUDA_TRY(gs_launch_pdl(gemv_kernel<BF16, NB, 1, false>, grid, GEMV_THREADS, 0, stream, out, in, w, bias, n, k,
+                               m, S, epi, nrm));
     CUDA_LAUNCHED();
     return 0;
 }
 
 template <bool BF16>
 static int launch_dtype(float *out, const float *in, const uint16_t *w, const float *bias, int n, int k, int m,
-                        bool vec, int sms, int epi, cudaStream_t stream)
+                        bool vec, int sms, int epi, gs_norm_fold nrm, cudaStream_t stream)
 {
     if (n <= 1)
-        return launch_nb<BF16, 1>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
+        return launch_nb<BF16, 1>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, stream);
     if (n <= 2)
-        return launch_nb<BF16, 2>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
+        return launch_nb<BF16, 2>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, stream);
     if (n <= 4)
-        return launch_nb<BF16, 4>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
+        return launch_nb<BF16, 4>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, stream);
     if (n <= 8)
-        return launch_nb<BF16, 8>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
-    return launch_nb<BF16, 16>(out, in, w, bias, n, k, m, vec, sms, epi, stream);
+        return launch_nb<BF16, 8>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, stream);
+    return launch_nb<BF16, 16>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, stream);
 }
 
 extern "C" int cuda_gemv_half(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k,
                               int m, cudaStream_t stream)
 {
-    return cuda_gemv_half_ex(out, in, w, is_bf16, bias, n, k, m, GS_GEMV_EPI_NONE, stream);
+    const gs_norm_fold none = {GS_NORM_FOLD_NONE, NULL, NULL, 0.0f};
+    return cuda_gemv_half_ex(out, in, w, is_bf16, bias, n, k, m, GS_GEMV_EPI_NONE, none, stream);
 }
 
 extern "C" int cuda_gemv_half_ex(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n,
-                                 int k, int m, int epilogue, cudaStream_t stream)
+                                 int k, int m, int epilogue, gs_norm_fold norm, cudaStream_t stream)
 {
     if (n <= 0 || m <= 0)
         return 0;
@@ -332,13 +412,16 @@ extern "C" int cuda_gemv_half_ex(float *out, const float *in, const void *w, int
     const uint16_t *w16 = static_cast<const uint16_t *>(w);
     // 16-byte steps need every row start aligned: k % 8 == 0 and an aligned
     // base, for w (8 halves) and in (8 floats, two float4s).
-    const bool vec = k % 8 == 0 && (uintptr_t)w % 16 == 0 && (uintptr_t)in % 16 == 0;
+    // A folded norm's gain and bias are read as the inputs are.
+    const bool vec = k % 8 == 0 && (uintptr_t)w % 16 == 0 && (uintptr_t)in % 16 == 0 &&
+                     (norm.kind == GS_NORM_FOLD_NONE || (uintptr_t)norm.w % 16 == 0) &&
+                     (norm.kind != GS_NORM_FOLD_LAYER || (uintptr_t)norm.b % 16 == 0);
     for (int i0 = 0; i0 < n; i0 += GEMV_NMAX) {  // decode batches fit one pass; longer ones take several
         const int nb = n - i0 < GEMV_NMAX ? n - i0 : GEMV_NMAX;
         const float *in_i = in + (size_t)i0 * k;
         float *out_i = out + (size_t)i0 * m;
-        const int rc = is_bf16 ? launch_dtype<true>(out_i, in_i, w16, bias, nb, k, m, vec, sms, epilogue, stream)
-                               : launch_dtype<false>(out_i, in_i, w16, bias, nb, k, m, vec, sms, epilogue, stream);
+        const int rc = is_bf16 ? launch_dtype<true>(out_i, in_i, w16, bias, nb, k, m, vec, sms, epilogue, norm, stream)
+                               : launch_dtype<false>(out_i, in_i, w16, bias, nb, k, m, vec, sms, epilogue, norm, stream);
         if (rc)
             return rc;
     }

@@ -10,6 +10,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "norm_fold.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -25,9 +27,11 @@ int cuda_gemv_half(float *out, const float *in, const void *w, int is_bf16, cons
 /* Epilogues of cuda_gemv_half_ex, applied to each result v = in . w + bias. */
 enum { GS_GEMV_EPI_NONE = 0, GS_GEMV_EPI_GELU = 1, GS_GEMV_EPI_ACCUMULATE = 2 };
 /* As cuda_gemv_half, then out = gelu(v) (GELU, the tanh form of the gelu
- * kernel) or out += v (the residual stream takes the product in place). */
+ * kernel) or out += v (the residual stream takes the product in place).
+ * norm.kind != GS_NORM_FOLD_NONE: the product reads norm(in) (norm_fold.h),
+ * bit for bit what the norm kernel would have written. */
 int cuda_gemv_half_ex(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k, int m,
-                      int epilogue, cudaStream_t stream);
+                      int epilogue, gs_norm_fold norm, cudaStream_t stream);
 
 /* out[i] = in[i] rounded to nearest even in fp16 (is_bf16 = 0) or bf16
  * (is_bf16 = 1), for i < count. Overflow gives +-inf, subnormals are kept,

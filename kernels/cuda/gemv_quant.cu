@@ -87,6 +87,8 @@
 
 #include "check_cuda.cuh"
 #include "gemv_common.cuh"
+#include "norm_stats.cuh"
+#include "pdl.cuh"
 #include "matmul_quant_cuda.h"
 #include "quant_layout.h"
 
@@ -214,9 +216,12 @@ template <int V, bool XS> static __device__ __forceinline__ void load_xv(const f
 // One step of the R rows at input e into acc[j * R + r]. int8 sums q * x (the
 // row scale comes at the end); int4 sums (q - zero) * x * scale. x: in
 // (ld = k) or its staged copy (XS, ld = the padded row).
+// A folded norm (nrm.kind) is applied here only when in is read directly; the
+// staged copy (XS) was normalized as it was staged.
 template <int FMT, int NB, bool VEC, bool XS>
 static __device__ __forceinline__ void gemvq_step(float (&acc)[QG_R * NB], const qraw (&raw)[QG_R],
-                                                  const float *__restrict__ x_src, int ld, long e, int n)
+                                                  const float *__restrict__ x_src, int ld, long e, int n,
+                                                  const gs_norm_fold &nrm, const gs_row_stats *st)
 {
     constexpr int R = QG_R;
     if constexpr (!VEC) {
@@ -233,7 +238,10 @@ static __device__ __forceinline__ void gemvq_step(float (&acc)[QG_R * NB], const
 #pragma unroll
         for (int j = 0; j < NB; j++)
             if (j < n) {
-                const float x = __ldg(x_src + (long)j * ld + e);
+                float x = __ldg(x_src + (long)j * ld + e);
+                if (nrm.kind != GS_NORM_FOLD_NONE)
+                    x = gs_norm_apply(x, st[j], __ldg(nrm.w + e),
+                                      nrm.kind == GS_NORM_FOLD_LAYER ? __ldg(nrm.b + e) : 0.0f, nrm.kind);
 #pragma unroll
                 for (int r = 0; r < R; r++)
                     acc[j * R + r] = fmaf(wf[r], x, acc[j * R + r]);
@@ -286,6 +294,18 @@ static __device__ __forceinline__ void gemvq_step(float (&acc)[QG_R * NB], const
                 if (j < n) {  // uniform over the grid
                     float x[EW];
                     load_xv<EW, XS>(x_src, ld, j, e + wi * EW, x);
+                    if constexpr (!XS) {
+                        if (nrm.kind != GS_NORM_FOLD_NONE) {
+                            float g[EW], gb[EW];
+                            load_xv<EW, false>(nrm.w, 0, 0, e + wi * EW, g);
+                            if (nrm.kind == GS_NORM_FOLD_LAYER)
+                                load_xv<EW, false>(nrm.b, 0, 0, e + wi * EW, gb);
+#pragma unroll
+                            for (int t = 0; t < EW; t++)
+                                x[t] = gs_norm_apply(x[t], st[j], g[t],
+                                                     nrm.kind == GS_NORM_FOLD_LAYER ? gb[t] : 0.0f, nrm.kind);
+                        }
+                    }
                     if constexpr (PARTIAL) {
 #pragma unroll
                         for (int t = 0; t < EW; t++)
@@ -329,7 +349,7 @@ template <int FMT, int NB, bool VEC, bool XS>
 __global__ void __launch_bounds__(QG_THREADS, (FMT == FMT_I8 && NB <= 2) || (NB == 1 && XS) ? 3 : NB <= 4 ? 2 : 1)
     gemvq_kernel(float *__restrict__ out, const float *__restrict__ in, const uint8_t *__restrict__ w,
                  const float *__restrict__ rscale, const uint32_t *__restrict__ sz, const float *__restrict__ bias,
-                 int n, int k, int m, int lg, long row_bytes, long ng, int S, int epi)
+                 int n, int k, int m, int lg, long row_bytes, long ng, int S, int epi, gs_norm_fold nrm)
 {
     constexpr int R = QG_R;
     constexpr int NV = R * NB;
@@ -338,6 +358,7 @@ __global__ void __launch_bounds__(QG_THREADS, (FMT == FMT_I8 && NB <= 2) || (NB 
     constexpr int E = qstep<FMT, VEC>::E;
     __shared__ float part[QG_WARPS][NV];
     extern __shared__ float4 xs_dyn[];  // XS: the staged inputs, n rows of ld floats
+    __shared__ gs_row_stats stats[NB];  // a folded norm's statistics, one per token row
 
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int s = warp % S;
@@ -364,7 +385,9 @@ __global__ void __launch_bounds__(QG_THREADS, (FMT == FMT_I8 && NB <= 2) || (NB 
     int v = s * 32 + lane;
 
     // The first batch of w is requested before the inputs are staged, so the
-    // staging's L2 round trip hides under the DRAM one.
+    // staging's L2 round trip hides under the DRAM one; and, under
+    // programmatic launch (pdl.cuh), before the kernel before has finished.
+    gs_pdl_trigger();
     qraw raw[U][R];
 #pragma unroll
     for (int u = 0; u < U; u++)
@@ -372,6 +395,14 @@ __global__ void __launch_bounds__(QG_THREADS, (FMT == FMT_I8 && NB <= 2) || (NB 
 #pragma unroll
             for (int r = 0; r < R; r++)
                 raw[u][r] = load_q<FMT, VEC>(wr[r], szr[r], v + u * stride, lg);
+
+    gs_pdl_wait();  // in and out are the earlier kernels' from here on
+
+    // A folded norm: each block takes the n rows' statistics itself (gemv.cu).
+    if (nrm.kind != GS_NORM_FOLD_NONE) {
+        __shared__ float red[32];
+        gs_rows_stats(in, n < NB ? n : NB, k, nrm.kind, nrm.eps, stats, red);
+    }
 
     const float *x_src = in;
     int ld = k;
@@ -383,7 +414,15 @@ __global__ void __launch_bounds__(QG_THREADS, (FMT == FMT_I8 && NB <= 2) || (NB 
         const int kq = k >> 2;
         for (int i = threadIdx.x; i < n * kq; i += blockDim.x) {
             const int j = i / kq, q = i - j * kq;
-            const float4 a = __ldg(reinterpret_cast<const float4 *>(in) + (long)j * kq + q);
+            float4 a = __ldg(reinterpret_cast<const float4 *>(in) + (long)j * kq + q);
+            if (nrm.kind != GS_NORM_FOLD_NONE) {
+                const float4 g = __ldg(reinterpret_cast<const float4 *>(nrm.w) + q);
+                const float4 b = nrm.kind == GS_NORM_FOLD_LAYER ? __ldg(reinterpret_cast<const float4 *>(nrm.b) + q)
+                                                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                const gs_row_stats st = stats[j];
+                a = make_float4(gs_norm_apply(a.x, st, g.x, b.x, nrm.kind), gs_norm_apply(a.y, st, g.y, b.y, nrm.kind),
+                                gs_norm_apply(a.z, st, g.z, b.z, nrm.kind), gs_norm_apply(a.w, st, g.w, b.w, nrm.kind));
+            }
             *reinterpret_cast<float4 *>(xs + j * ld + xs_chunk(q) * 4) = a;
         }
         __syncthreads();
@@ -394,7 +433,7 @@ __global__ void __launch_bounds__(QG_THREADS, (FMT == FMT_I8 && NB <= 2) || (NB 
 #pragma unroll
         for (int u = 0; u < U; u++)
             if (v + u * stride < nsteps)
-                gemvq_step<FMT, NB, VEC, XS>(acc, raw[u], x_src, ld, (long)(v + u * stride) * E, n);
+                gemvq_step<FMT, NB, VEC, XS>(acc, raw[u], x_src, ld, (long)(v + u * stride) * E, n, nrm, stats);
         v += U * stride;
         if (v < nsteps) {
 #pragma unroll
@@ -613,7 +652,7 @@ static int group_log2(int group, int *lg)
 
 template <int FMT, int NB>
 static int gemvq_launch_nb(float *out, const float *in, const qlayout &L, const float *bias, int n, int k, int m,
-                           bool vec, int sms, int epi, cudaStream_t stream)
+                           bool vec, int sms, int epi, gs_norm_fold nrm, cudaStream_t stream)
 {
     // Split k among S warps while the grid is short of ~16 warps per SM and
     // the last slice still gets vectors: slices take 32 vectors in turn, so
@@ -632,35 +671,35 @@ static int gemvq_launch_nb(float *out, const float *in, const qlayout &L, const 
     const int grid = gs_ceil_div(m, QG_R * (W / S));
     const size_t xs_bytes = (size_t)n * (size_t)((k + 31) & ~31) * sizeof(float);
     if (vec && xs_bytes <= QG_XS_MAX)
-        gemvq_kernel<FMT, NB, true, true><<<grid, W * 32, xs_bytes, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k,
-                                                                             m, L.lg, L.row_bytes, L.ng, S, epi);
+        CUDA_TRY(gs_launch_pdl(gemvq_kernel<FMT, NB, true, true>, grid, W * 32, xs_bytes, stream, out, in, L.w, L.rscale,
+                               L.sz, bias, n, k, m, L.lg, L.row_bytes, L.ng, S, epi, nrm));
     else if (vec)
-        gemvq_kernel<FMT, NB, true, false><<<grid, W * 32, 0, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k, m,
-                                                                        L.lg, L.row_bytes, L.ng, S, epi);
+        CUDA_TRY(gs_launch_pdl(gemvq_kernel<FMT, NB, true, false>, grid, W * 32, 0, stream, out, in, L.w, L.rscale, L.sz,
+                               bias, n, k, m, L.lg, L.row_bytes, L.ng, S, epi, nrm));
     else
-        gemvq_kernel<FMT, NB, false, false><<<grid, W * 32, 0, stream>>>(out, in, L.w, L.rscale, L.sz, bias, n, k, m,
-                                                                         L.lg, L.row_bytes, L.ng, S, epi);
+        CUDA_TRY(gs_launch_pdl(gemvq_kernel<FMT, NB, false, false>, grid, W * 32, 0, stream, out, in, L.w, L.rscale,
+                               L.sz, bias, n, k, m, L.lg, L.row_bytes, L.ng, S, epi, nrm));
     CUDA_LAUNCHED();
     return 0;
 }
 
 template <int FMT>
 static int gemvq_launch(float *out, const float *in, const qlayout &L, const float *bias, int n, int k, int m, bool vec,
-                        int sms, int epi, cudaStream_t stream)
+                        int sms, int epi, gs_norm_fold nrm, cudaStream_t stream)
 {
     if (n <= 1)
-        return gemvq_launch_nb<FMT, 1>(out, in, L, bias, n, k, m, vec, sms, epi, stream);
+        return gemvq_launch_nb<FMT, 1>(out, in, L, bias, n, k, m, vec, sms, epi, nrm, stream);
     if (n <= 2)
-        return gemvq_launch_nb<FMT, 2>(out, in, L, bias, n, k, m, vec, sms, epi, stream);
+        return gemvq_launch_nb<FMT, 2>(out, in, L, bias, n, k, m, vec, sms, epi, nrm, stream);
     if (n <= 4)
-        return gemvq_launch_nb<FMT, 4>(out, in, L, bias, n, k, m, vec, sms, epi, stream);
+        return gemvq_launch_nb<FMT, 4>(out, in, L, bias, n, k, m, vec, sms, epi, nrm, stream);
     if (n <= 8)
-        return gemvq_launch_nb<FMT, 8>(out, in, L, bias, n, k, m, vec, sms, epi, stream);
-    return gemvq_launch_nb<FMT, 16>(out, in, L, bias, n, k, m, vec, sms, epi, stream);
+        return gemvq_launch_nb<FMT, 8>(out, in, L, bias, n, k, m, vec, sms, epi, nrm, stream);
+    return gemvq_launch_nb<FMT, 16>(out, in, L, bias, n, k, m, vec, sms, epi, nrm, stream);
 }
 
 extern "C" int cuda_gemv_quant(float *out, const float *in, const void *w, int group, const float *bias, int n, int k,
-                               int m, int epilogue, cudaStream_t stream)
+                               int m, int epilogue, gs_norm_fold norm, cudaStream_t stream)
 {
     int lg = 0;
     const int bad = group_log2(group, &lg);
@@ -672,13 +711,16 @@ extern "C" int cuda_gemv_quant(float *out, const float *in, const void *w, int g
     CUDA_TRY(gs_cuda_sm_count(&sms));
     const qlayout L = layout_of(w, group, lg, k, m);
     // Every row of w and in 16-byte aligned (the block itself is 256-aligned).
-    const bool vec = k % (group ? 32 : 16) == 0 && (uintptr_t)w % 16 == 0 && (uintptr_t)in % 16 == 0;
+    // A folded norm's gain and bias are read as the inputs are.
+    const bool vec = k % (group ? 32 : 16) == 0 && (uintptr_t)w % 16 == 0 && (uintptr_t)in % 16 == 0 &&
+                     (norm.kind == GS_NORM_FOLD_NONE || (uintptr_t)norm.w % 16 == 0) &&
+                     (norm.kind != GS_NORM_FOLD_LAYER || (uintptr_t)norm.b % 16 == 0);
     for (int i0 = 0; i0 < n; i0 += QG_NMAX) {
         const int nb = n - i0 < QG_NMAX ? n - i0 : QG_NMAX;
         const float *in_i = in + (size_t)i0 * k;
         float *out_i = out + (size_t)i0 * m;
-        const int rc = group ? gemvq_launch<FMT_Q4>(out_i, in_i, L, bias, nb, k, m, vec, sms, epilogue, stream)
-                             : gemvq_launch<FMT_I8>(out_i, in_i, L, bias, nb, k, m, vec, sms, epilogue, stream);
+        const int rc = group ? gemvq_launch<FMT_Q4>(out_i, in_i, L, bias, nb, k, m, vec, sms, epilogue, norm, stream)
+                             : gemvq_launch<FMT_I8>(out_i, in_i, L, bias, nb, k, m, vec, sms, epilogue, norm, stream);
         if (rc)
             return rc;
     }
@@ -712,7 +754,9 @@ extern "C" int cuda_gemm_quant(float *out, const float *in, const void *w, int g
 extern "C" int cuda_matmul_quant(float *out, const float *in, const void *w, int group, const float *bias, int n, int k,
                                  int m, int epilogue, cudaStream_t stream)
 {
-    if (n <= QG_NMAX)
-        return cuda_gemv_quant(out, in, w, group, bias, n, k, m, epilogue, stream);
+    if (n <= QG_NMAX) {
+        const gs_norm_fold none = {GS_NORM_FOLD_NONE, NULL, NULL, 0.0f};
+        return cuda_gemv_quant(out, in, w, group, bias, n, k, m, epilogue, none, stream);
+    }
     return cuda_gemm_quant(out, in, w, group, bias, n, k, m, epilogue, stream);
 }

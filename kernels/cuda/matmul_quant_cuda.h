@@ -21,6 +21,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "norm_fold.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -37,9 +39,10 @@ int cuda_matmul_quant(float *out, const float *in, const void *w, int group, con
  * takes the zero off per 32 weights, ~3e-6 of the norm); any n works, 16 rows
  * per pass. 16-byte
  * loads of w when k % 16 == 0 (int8) or k % 32 == 0 (int4) and in is 16-byte
- * aligned; byte loads otherwise. */
+ * aligned; byte loads otherwise. norm.kind != GS_NORM_FOLD_NONE: the product
+ * reads norm(in) (norm_fold.h), as cuda_gemv_half_ex. */
 int cuda_gemv_quant(float *out, const float *in, const void *w, int group, const float *bias, int n, int k, int m,
-                    int epilogue, cudaStream_t stream);
+                    int epilogue, gs_norm_fold norm, cudaStream_t stream);
 
 /* The prefill kernel: 64 x 64 output tiles, w dequantized tile by tile into
  * shared memory and multiplied on tensor cores (bf16 in, fp32 accumulate).

@@ -1,9 +1,16 @@
-// norm_stats.cuh - the statistics of one LayerNorm / RMSNorm row computed by
-// one warp, for kernels that fold the norm into their reading of the row
-// (norm_fold.h). Same order of float operations as norm.cu's kernels (the
-// shifted two-pass LayerNorm, K = x[0]; lane-strided float4 partial sums
-// combined by xor shuffles; 1.0f / sqrtf), so a folded norm gives the bits
-// the separate norm kernel writes.
+// norm_stats.cuh - the statistics of one LayerNorm / RMSNorm row, for norm.cu
+// and for kernels that fold the norm into their reading of the row
+// (norm_fold.h). One order of float operations per shape (the shifted
+// two-pass LayerNorm, K = x[0]; strided float4 partial sums combined by xor
+// shuffles; 1.0f / sqrtf), shared by the norm kernels and the folded ones, so
+// a folded norm gives the bits the separate norm kernel writes.
+//
+// gs_block_row_stats: the whole block on one row (decode: a few rows of up to
+// a few thousand floats). One warp on a row is a chain of dependent loads and
+// adds: 5.3 us for a 1600-wide row on an H100, most of an 8 us GEMV; a block
+// loads the row in one round trip (a float4 or two a thread) and reduces it
+// through shared memory: two short reductions instead.
+// gs_warp_row_stats: one warp on a row (prefill-sized n, and the fallbacks).
 #pragma once
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -83,4 +90,93 @@ static __device__ __forceinline__ float gs_norm_apply(float x, gs_row_stats st, 
     if (kind == GS_NORM_FOLD_RMS)
         return w * (st.r * x);
     return (st.r * ((x - st.K) - st.dm)) * w + b;
+}
+
+// The block's sum of v (blockDim.x a multiple of 32, at most 1024); every
+// thread gets it. red: 32 floats of shared memory, free again on return.
+static __device__ __forceinline__ float gs_block_sum_all(float v, float *red)
+{
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+    v = gs_warp_sum_all(v);
+    if (lane == 0)
+        red[warp] = v;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < nw; i++)
+        t += red[i];
+    __syncthreads();
+    return t;
+}
+
+// Whether gs_block_row_stats<QMAX> takes row x: float4s, at most QMAX a thread.
+template <int QMAX> static __device__ __forceinline__ bool gs_block_stats_fit(const float *x, int C)
+{
+    return C % 4 == 0 && ((uintptr_t)x & 15) == 0 && C / 4 <= QMAX * (int)blockDim.x;
+}
+
+// Every thread of the block calls it (uniform control flow: it synchronizes)
+// and gets the statistics of row x; only where gs_block_stats_fit says so.
+template <int QMAX>
+static __device__ __forceinline__ gs_row_stats gs_block_row_stats(const float *x, int C, int kind, float eps,
+                                                                  float *red)
+{
+    const int t = threadIdx.x, nt = blockDim.x, C4 = C / 4;
+    const float4 *x4 = reinterpret_cast<const float4 *>(x);
+    float4 v[QMAX];
+#pragma unroll
+    for (int q = 0; q < QMAX; q++) {
+        const int c = t + nt * q;
+        v[q] = c < C4 ? x4[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+    gs_row_stats st = {0.0f, 0.0f, 1.0f};
+    if (kind == GS_NORM_FOLD_RMS) {
+        float ss = 0.0f;
+#pragma unroll
+        for (int q = 0; q < QMAX; q++)
+            ss += (v[q].x * v[q].x + v[q].y * v[q].y) + (v[q].z * v[q].z + v[q].w * v[q].w);
+        st.r = 1.0f / sqrtf(gs_block_sum_all(ss, red) / (float)C + eps);
+        return st;
+    }
+    const float K = x[0];
+    float s = 0.0f;
+#pragma unroll
+    for (int q = 0; q < QMAX; q++)
+        if (t + nt * q < C4)
+            s += ((v[q].x - K) + (v[q].y - K)) + ((v[q].z - K) + (v[q].w - K));
+    const float dm = gs_block_sum_all(s, red) / (float)C;
+    float ss = 0.0f;
+#pragma unroll
+    for (int q = 0; q < QMAX; q++)
+        if (t + nt * q < C4) {
+            const float a = (v[q].x - K) - dm, b = (v[q].y - K) - dm, cc = (v[q].z - K) - dm, d = (v[q].w - K) - dm;
+            ss += (a * a + b * b) + (cc * cc + d * d);
+        }
+    st.K = K;
+    st.dm = dm;
+    st.r = 1.0f / sqrtf(gs_block_sum_all(ss, red) / (float)C + eps);
+    return st;
+}
+
+// The statistics of rows 0..n-1 of in (row stride C) into st[]: the block on
+// each row in turn where it fits, else one warp a row. Uniform control flow;
+// ends with a barrier, after which st[] is readable by the whole block.
+#define GS_BLOCK_STATS_QMAX 4
+static __device__ __forceinline__ void gs_rows_stats(const float *in, int n, int C, int kind, float eps,
+                                                     gs_row_stats *st, float *red)
+{
+    if (gs_block_stats_fit<GS_BLOCK_STATS_QMAX>(in, C)) { /* row 0 aligned and C % 4 == 0: every row is */
+        for (int j = 0; j < n; j++) {
+            const gs_row_stats r = gs_block_row_stats<GS_BLOCK_STATS_QMAX>(in + (long)j * C, C, kind, eps, red);
+            if (threadIdx.x == 0)
+                st[j] = r;
+        }
+    } else {
+        const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+        for (int j = warp; j < n; j += nw) {
+            const gs_row_stats r = gs_warp_row_stats(in + (long)j * C, C, kind, eps);
+            if (lane == 0)
+                st[j] = r;
+        }
+    }
+    __syncthreads();
 }

@@ -321,7 +321,8 @@ static void test_epilogue(int k, int m, int epi, int is_bf16)
             cuda_or_bail(cudaMemcpy(d_out, resid, (size_t)NMAX * m * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy");
         else
             cuda_or_bail(cudaMemset(d_out, 0xFF, (size_t)NMAX * m * sizeof(float)), "cudaMemset");
-        int rc = cuda_gemv_half_ex(d_out, d_in, d_w, is_bf16, d_bias, n, k, m, epi, 0);
+        const gs_norm_fold none = {GS_NORM_FOLD_NONE, NULL, NULL, 0.0f};
+        int rc = cuda_gemv_half_ex(d_out, d_in, d_w, is_bf16, d_bias, n, k, m, epi, none, 0);
         cudaError_t e = cudaDeviceSynchronize();
         if (rc || e != cudaSuccess) {
             tap_ok(0, "gemv %s epilogue n=%d k=%d m=%d: CUDA error", what, n, k, m);

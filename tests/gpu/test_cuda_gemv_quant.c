@@ -92,7 +92,8 @@ static void run_case(gs_dtype dt, const void *wq, const float *deq, int m, int k
     const float *b = with_bias ? d_bias.p : NULL;
     int rc;
     if (path == PATH_GEMV)
-        rc = cuda_gemv_quant(d_out.p, d_in.p, wq, group, b, n, k, m, epi, 0);
+        rc = cuda_gemv_quant(d_out.p, d_in.p, wq, group, b, n, k, m, epi,
+                             (gs_norm_fold){GS_NORM_FOLD_NONE, NULL, NULL, 0.0f}, 0);
     else if (path == PATH_GEMM)
         rc = cuda_gemm_quant(d_out.p, d_in.p, wq, group, b, n, k, m, epi, 0);
     else
@@ -212,7 +213,7 @@ static void test_backend(void)
                 be->ops->upload(be, d_bias, bias, (size_t)m * 4);
                 cuda_or_bail(cudaMemset(d_out, 0xFF, (size_t)n * m * 4), "cudaMemset");
                 if (ex)
-                    be->ops->matmul_ex(be, d_out, d_in, d_w, dt, d_bias, n, k, m, GS_EPI_GELU);
+                    be->ops->matmul_ex(be, d_out, d_in, d_w, dt, d_bias, n, k, m, GS_EPI_GELU, NULL);
                 else
                     be->ops->matmul(be, d_out, d_in, d_w, dt, d_bias, n, k, m);
                 be->ops->download(be, got, d_out, (size_t)n * m * 4);
