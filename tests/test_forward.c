@@ -187,6 +187,7 @@ static void test_against_plain(gs_backend *be, const char *preset)
     gs_engine_config_defaults(&c);
     c.max_batch = 2;
     c.kv_block_size = 4;
+    c.keep_logits = 1; /* the test reads h_logits */
     gs_engine_init(&e, be, &m, &c, &err);
     /* n_gen 1: the only sampled token comes from the prefill logits; compare those. */
     gs_engine_submit(&e, a, NA, 1, &err);
