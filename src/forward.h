@@ -4,7 +4,9 @@
  * and decode tokens side by side). Each token carries its position, its
  * block-table row and its KV-cache slot. Logits are produced only for the
  * rows the engine asks for (the last token of each sequence, usually), so a
- * long prefill does not pay for a vocabulary-wide product per token.
+ * long prefill does not pay for a vocabulary-wide product per token; a
+ * greedy engine asks for those rows' argmax ids instead, so only ids cross
+ * back from a device.
  * Every op runs inside a named range: step > layer > op. */
 #ifndef GS_FORWARD_H
 #define GS_FORWARD_H
