@@ -86,6 +86,11 @@ typedef struct gs_backend_ops {
                           int rms, int n, int C, float eps);
     /* out[i] = in[rows[i]] for i < n: picks the rows that need logits. */
     void (*gather_rows)(gs_backend *be, float *out, const float *in, const int *rows, int n, int C);
+    /* Optional: out[i] = the greedy id of logits row i, n rows of vocab, by
+     * gs_sample_argmax's rules (ties to the lowest id, NaN never wins); out
+     * is backend memory. Greedy decoding then reads back n ints instead of
+     * n x vocab floats. NULL: the caller reads the logits and picks on the host. */
+    void (*argmax_rows)(gs_backend *be, int *out, const float *logits, int n, int vocab);
 
     /* Optional (NULL where there is nothing to gain): the ops issued between
      * graph_begin and graph_end are recorded and replayed as one graph. aa is

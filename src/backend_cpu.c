@@ -20,6 +20,7 @@
 #include "norm.h"
 #include "residual.h"
 #include "rope.h"
+#include "sampler.h"
 #include "thread_pool.h"
 
 #define POOL(be) ((gs_pool *)(be)->impl)
@@ -170,6 +171,14 @@ static void op_gather_rows(gs_backend *be, float *out, const float *in, const in
     cpu_gather_rows(out, in, rows, n, C);
 }
 
+/* The engine's own host argmax, row by row: the CPU takes the same path as
+ * a device (ids out of the pass), so the tests exercise it here. */
+static void op_argmax_rows(gs_backend *be, int *out, const float *logits, int n, int vocab)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = gs_sample_argmax(logits + (size_t)i * (size_t)vocab, vocab);
+}
+
 static const gs_backend_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -193,6 +202,7 @@ static const gs_backend_ops cpu_ops = {
     .residual_add = op_residual_add,
     .gather_rows = op_gather_rows,
     .residual_norm = op_residual_norm,
+    .argmax_rows = op_argmax_rows,
 };
 
 /* The CPU's model name from /proc/cpuinfo, for the status line and traces. */

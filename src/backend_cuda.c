@@ -394,6 +394,11 @@ static void op_gather_rows(gs_backend *be, float *out, const float *in, const in
     check_kernel(be, "gather_rows", cuda_gather_rows(out, in, rows, n, C, IMPL(be)->stream));
 }
 
+static void op_argmax_rows(gs_backend *be, int *out, const float *logits, int n, int vocab)
+{
+    check_kernel(be, "argmax", cuda_argmax(out, logits, n, vocab, IMPL(be)->stream));
+}
+
 static int cuda_graph_begin(gs_backend *be, const gs_attn_args *aa)
 {
     cuda_impl *c = IMPL(be);
@@ -491,6 +496,7 @@ static const gs_backend_ops cuda_ops = {
     .residual_add = op_residual_add,
     .gather_rows = op_gather_rows,
     .residual_norm = op_residual_norm,
+    .argmax_rows = op_argmax_rows,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
     .graph_replay = cuda_graph_replay,

@@ -47,6 +47,8 @@ int cmd_generate(int argc, char **argv)
         FILE *lf = NULL;
         if (rc == GS_OK && cli.logits_out && !(lf = fopen(cli.logits_out, "wb")))
             rc = gs_error_set(&err, GS_ERR_INPUT, "%s: %s", cli.logits_out, strerror(errno));
+        /* The file wants the logits themselves, not just the greedy ids. */
+        s.engine.cfg.keep_logits = lf != NULL;
         /* Step by step so each step's logits (one row: one request) can be written. */
         while (rc == GS_OK && gs_engine_busy(&s.engine)) {
             rc = gs_engine_step(&s.engine, &err);

@@ -58,10 +58,11 @@ int gs_engine_init(gs_engine *e, gs_backend *be, const gs_model *m, const gs_eng
     e->h_slot = malloc(T * sizeof(int));
     e->h_logit_rows = malloc(B * sizeof(int));
     e->h_logit_req = malloc(B * sizeof(int));
+    e->h_ids = malloc(B * sizeof(int));
     e->h_logits = malloc(B * (size_t)s->vocab * sizeof(float));
     e->h_scratch = malloc(2 * (size_t)s->vocab * sizeof(float));
     if (!e->running || !e->h_tokens || !e->h_pos || !e->h_seq || !e->h_slot || !e->h_logit_rows ||
-        !e->h_logit_req || !e->h_logits || !e->h_scratch) {
+        !e->h_logit_req || !e->h_ids || !e->h_logits || !e->h_scratch) {
         gs_engine_destroy(e);
         return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory for the engine's step buffers");
     }
@@ -81,6 +82,7 @@ void gs_engine_destroy(gs_engine *e)
     free(e->h_slot);
     free(e->h_logit_rows);
     free(e->h_logit_req);
+    free(e->h_ids);
     free(e->h_logits);
     free(e->h_scratch);
     gs_forward_destroy(&e->fwd);
@@ -259,11 +261,17 @@ int gs_engine_step(gs_engine *e, gs_error *err)
         e->last.ns = gs_now_ns() - t0;
         return GS_OK;
     }
+    /* Greedy sampling needs only each row's argmax: when nobody else reads
+     * the logits, the backend picks it where they are and only the ids cross
+     * back (the same gs_sample_argmax rules, so the same tokens). */
+    int want_ids = gs_sampler_is_greedy(&e->cfg.sampler) && !e->cfg.keep_logits && gs_forward_picks_ids(&e->fwd);
+    e->last.batch.n_ids = want_ids ? n_logits : 0;
     gs_step_batch b = {
         .n = n, .tokens = e->h_tokens, .pos = e->h_pos, .seq_row = e->h_seq, .slot = e->h_slot,
         .block_tables = e->kv.tables, .n_rows = e->kv.max_seqs,
         .table_stride = e->kv.max_blocks_per_seq,
         .n_logits = n_logits, .logit_rows = e->h_logit_rows,
+        .ids_out = want_ids ? e->h_ids : NULL,
     };
     gs_range_begin(&e->ranges, GS_RANGE_STEP, "step", -1);
     int rc = gs_forward_step(&e->fwd, &b, e->h_logits, err);
@@ -277,8 +285,9 @@ int gs_engine_step(gs_engine *e, gs_error *err)
     uint64_t now = gs_now_ns();
     for (int j = 0; j < n_logits; j++) {
         gs_request *r = &e->reqs[e->running[e->h_logit_req[j]]];
-        int tok = gs_sample(&e->cfg.sampler, e->h_logits + (size_t)j * e->shape.vocab, e->shape.vocab,
-                            &r->rng, e->h_scratch);
+        int tok = want_ids ? e->h_ids[j]
+                           : gs_sample(&e->cfg.sampler, e->h_logits + (size_t)j * e->shape.vocab, e->shape.vocab,
+                                       &r->rng, e->h_scratch);
         r->tokens[req_len(r)] = tok;
         r->n_generated++;
         if (r->n_generated == 1) {

@@ -47,6 +47,11 @@ typedef struct gs_engine_config {
     uint64_t seed;
     gs_dtype weight_dtype;   /* precision of the weight matrices on the backend */
     int kv_dtype;            /* KV-cache element type, GS_KV_F32 (0, the default) .. GS_KV_FP8 */
+    /* 1: every step reads its logits back into h_logits, for a caller that
+     * reads them (a logits file). 0 (default): a greedy sampler gets only the
+     * ids, picked where the logits are when the backend can (argmax_rows),
+     * and h_logits is then not written. Read each step: may be set after init. */
+    int keep_logits;
 } gs_engine_config;
 
 typedef struct gs_step_info {
@@ -70,7 +75,8 @@ typedef struct gs_engine {
     int *waiting, n_waiting; /* FIFO; preempted requests re-enter at the front */
     /* host staging for one step */
     int *h_tokens, *h_pos, *h_seq, *h_slot, *h_logit_rows, *h_logit_req;
-    float *h_logits, *h_scratch;
+    int *h_ids;              /* [max_batch] the step's greedy ids, when it read back ids */
+    float *h_logits, *h_scratch; /* h_logits: [max_batch][vocab], the step's logits when it read them back */
     long steps;
     gs_step_info last;
     long total_prefill_tokens, total_decode_tokens;

@@ -394,6 +394,7 @@ int gs_store_append_engine_counters(gs_event_store *s, const gs_engine *e, int64
     rc |= counter(s, "step.prefill_tokens", step, t_ns, st->n_prefill_tokens);
     rc |= counter(s, "step.decode_tokens", step, t_ns, st->n_decode_tokens);
     rc |= counter(s, "step.logits", step, t_ns, (double)st->batch.n_logits);
+    rc |= counter(s, "step.ids", step, t_ns, (double)st->batch.n_ids);
     rc |= counter(s, "step.attn_pairs", step, t_ns, (double)st->batch.attn_pairs);
     rc |= counter(s, "step.attn_ctx", step, t_ns, (double)st->batch.attn_keys);
     rc |= counter(s, "kv.blocks_used", step, t_ns, kv.blocks_used);

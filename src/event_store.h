@@ -76,8 +76,8 @@ gs_range_sink gs_store_ranges_sink(gs_store_ranges *r);
 
 /* Appends the engine's counters after a step (at t_ns, for step `step`):
  * tokens/s, step.tokens, the batch composition (step.seqs,
- * step.prefill_tokens, step.decode_tokens, step.logits, step.attn_pairs,
- * step.attn_ctx: see gs_step_shape in op_cost.h), kv.blocks_used,
+ * step.prefill_tokens, step.decode_tokens, step.logits, step.ids,
+ * step.attn_pairs, step.attn_ctx: see gs_step_shape in op_cost.h), kv.blocks_used,
  * kv.blocks_free, kv.fragmentation, engine.running, engine.waiting.
  * Returns 0 or -1 (out of memory). */
 int gs_store_append_engine_counters(gs_event_store *s, const struct gs_engine *e, int64_t step, uint64_t t_ns);

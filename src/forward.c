@@ -232,6 +232,7 @@ int gs_forward_init_kv(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtyp
     f->d_seq = take(f, T * sizeof(int), &f->activation_bytes, &missing);
     f->d_slot = take(f, T * sizeof(int), &f->activation_bytes, &missing);
     f->d_logit_rows = take(f, (size_t)max_rows * sizeof(int), &f->activation_bytes, &missing);
+    f->d_ids = take(f, (size_t)max_rows * sizeof(int), &f->activation_bytes, &missing);
     f->d_tables = take(f, (size_t)max_rows * (size_t)f->max_blocks_per_seq * sizeof(int),
                        &f->activation_bytes, &missing);
     /* The cache at its element size; int8 adds a float scale per (slot, KV head). */
@@ -275,7 +276,7 @@ void gs_forward_destroy(gs_forward *f)
         return;
     void *bufs[] = {f->w_f32, f->w_mat, f->x, f->xn, f->att, f->qkv, f->h_up, f->h_gate, f->gathered,
                     f->logits, f->d_tokens, f->d_pos, f->d_seq, f->d_slot, f->d_logit_rows,
-                    f->d_tables};
+                    f->d_ids, f->d_tables};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i])
             be->ops->free(be, bufs[i]);
@@ -306,6 +307,11 @@ static void norm(gs_forward *f, float *out, const float *in, const float *w, con
         f->be->ops->rmsnorm(f->be, out, in, w, n, s->n_embd, s->norm_eps);
 }
 
+int gs_forward_picks_ids(const gs_forward *f) { return f->be->ops->argmax_rows != NULL; }
+
+/* The graph key's bit 7 says whether a step returns ids: n stays below it. */
+_Static_assert(GS_GRAPH_MAX_TOKENS < 128, "a graphed step's token count must fit the graph key's bits 0-6");
+
 int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs_error *err)
 {
     gs_backend *be = f->be;
@@ -319,6 +325,11 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
     if (b->table_stride != f->max_blocks_per_seq)
         return gs_error_set(err, GS_ERR_RUNTIME, "block-table rows of %d blocks, the forward pass expects %d",
                             b->table_stride, f->max_blocks_per_seq);
+    /* Greedy ids picked where the logits are: n_logits ints cross back instead
+     * of n_logits x vocab floats (3.2 MB for GPT-2 at batch 16). */
+    int ids = b->ids_out != NULL && b->n_logits > 0;
+    if (ids && !op->argmax_rows)
+        return gs_error_set(err, GS_ERR_RUNTIME, "the %s backend cannot pick greedy ids (no argmax_rows)", op->name);
     int max_pos = 0;
     for (int i = 0; i < n; i++)
         if (b->pos[i] + 1 > max_pos)
@@ -350,7 +361,8 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
      * replayed untouched: the ~150 launches of a step then cost one. What the
      * kernels read per step (tokens, positions, slots, block tables) lives in
      * device buffers uploaded above; what they take as host arguments is the
-     * key: the token and logit-row counts, the attention variant and window,
+     * key: the token and logit-row counts, whether the step ends in greedy
+     * ids (the argmax is recorded with it), the attention variant and window,
      * and the context rounded up to a power of two (kernels mask positions a
      * token cannot see, so a larger bound only adds idle blocks). Host ranges
      * inside a recording time the recording; a replayed step has one op,
@@ -364,7 +376,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         while (bucket < aa.max_pos && bucket < ctx)
             bucket *= 2;
         aa.max_pos = bucket < ctx ? bucket : ctx;
-        graph_key = (uint64_t)n | (uint64_t)b->n_logits << 8 | (uint64_t)aa.max_pos << 16 |
+        graph_key = (uint64_t)n | (uint64_t)ids << 7 | (uint64_t)b->n_logits << 8 | (uint64_t)aa.max_pos << 16 |
                     (uint64_t)(f->attn_variant & 3) << 40 | (uint64_t)(f->fuse ? 1 : 0) << 42 |
                     ((uint64_t)f->n_sink & 0xff) << 43 | ((uint64_t)f->window & 0x1fff) << 51;
         /* Graphs hold this forward pass's buffers: another engine on the same
@@ -532,11 +544,24 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         else
             op->matmul(be, f->logits, f->gathered, f->w.lm_head, f->w.wdt, NULL, b->n_logits, C, s->vocab);
         OP_END(f, "matmul_logits");
+        if (ids) {
+            /* Before graph_end, so a replayed step picks its ids too. */
+            OP_BEGIN(f, "sample_argmax", -1);
+            op->argmax_rows(be, f->d_ids, f->logits, b->n_logits, s->vocab);
+            OP_END(f, "sample_argmax");
+        }
     }
     if (graphed && (rc = op->graph_end(be, graph_key)) != GS_OK)
         return gs_error_set(err, GS_ERR_RUNTIME, "recording the step's CUDA graph failed");
 logits:
-    if (b->n_logits > 0) {
+    if (ids) {
+        OP_BEGIN(f, "download_ids", -1);
+        rc = op->download(be, b->ids_out, f->d_ids, (size_t)b->n_logits * sizeof(int));
+        rc |= op->synchronize(be);
+        OP_END(f, "download_ids");
+        if (rc)
+            return gs_error_set(err, GS_ERR_RUNTIME, "reading the greedy ids back failed");
+    } else if (b->n_logits > 0) {
         OP_BEGIN(f, "download_logits", -1);
         rc = op->download(be, logits_out, f->logits, (size_t)b->n_logits * (size_t)s->vocab * sizeof(float));
         rc |= op->synchronize(be);

@@ -4,7 +4,9 @@
  * and decode tokens side by side). Each token carries its position, its
  * block-table row and its KV-cache slot. Logits are produced only for the
  * rows the engine asks for (the last token of each sequence, usually), so a
- * long prefill does not pay for a vocabulary-wide product per token.
+ * long prefill does not pay for a vocabulary-wide product per token; a
+ * greedy engine asks for those rows' argmax ids instead, so only ids cross
+ * back from a device.
  * Every op runs inside a named range: step > layer > op. */
 #ifndef GS_FORWARD_H
 #define GS_FORWARD_H
@@ -27,6 +29,8 @@ typedef struct gs_step_batch {
     int table_stride;        /* row length: must equal the forward's max_blocks_per_seq */
     int n_logits;            /* rows that need logits */
     const int *logit_rows;   /* [n_logits] indices into the n tokens */
+    int *ids_out;            /* NULL: the logits are read back; else (host) [n_logits]: each row's
+                              * greedy id, picked in the pass so only the ids are read back */
 } gs_step_batch;
 
 /* The weights as the backend holds them: vectors (norm gains, biases) and
@@ -58,7 +62,7 @@ typedef struct gs_forward {
     gs_fw_weights w;
     /* activations */
     float *x, *xn, *qkv, *att, *h_up, *h_gate, *gathered, *logits;
-    int *d_tokens, *d_pos, *d_seq, *d_slot, *d_tables, *d_logit_rows;
+    int *d_tokens, *d_pos, *d_seq, *d_slot, *d_tables, *d_logit_rows, *d_ids;
     /* [n_layer] each [n_blocks*block_size][kv_dim] of kv_dtype elements
      * (kernels/kv_format.h); for GS_KV_I8 also k_scale/v_scale [n_layer] each
      * [n_blocks*block_size][n_kv_head] floats, else NULL. Fixed at init. */
@@ -88,8 +92,14 @@ void gs_forward_destroy(gs_forward *f);
 typedef int (*gs_forward_progress_fn)(void *ctx, int done, int total);
 void gs_forward_set_progress(gs_forward_progress_fn fn, void *ctx);
 
-/* Runs one step; logits_out (host) receives [n_logits][vocab]. */
+/* Runs one step. Without b->ids_out, logits_out (host) receives
+ * [n_logits][vocab]. With it, the backend's argmax_rows picks each row's
+ * greedy id (gs_sample_argmax's rules) inside the step, b->ids_out receives
+ * the n_logits ids and logits_out is not touched (may be NULL); asking a
+ * backend without argmax_rows is GS_ERR_RUNTIME (gs_forward_picks_ids). */
 int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs_error *err);
+/* Whether gs_forward_step can return greedy ids instead of logits. */
+int gs_forward_picks_ids(const gs_forward *f);
 
 /* KV-cache bytes per token (all layers, K and V) in kv_dtype, int8 scales included. */
 size_t gs_forward_kv_bytes_per_token(const gs_model_shape *s, int kv_dtype);

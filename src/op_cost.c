@@ -3,7 +3,7 @@
  * Conventions: activations are fp32 (4 bytes), weight matrices take the
  * weight precision, vectors (norm gains, biases) and embeddings stay fp32
  * (forward.c's place_weights). A multiply-add is 2 FLOPs; a transcendental
- * (exp, tanh) counts as 1. Per-row work (a norm's square root, a softmax's
+ * (exp, tanh) or a compare (a running max) counts as 1. Per-row work (a norm's square root, a softmax's
  * final reciprocal) is ignored: it is C times smaller than the per-element
  * work counted. Index arrays (token ids, positions, slots, block tables) are
  * charged once, to upload_inputs, not to every op that reads them. */
@@ -72,7 +72,7 @@ static void matmul_cost(const gs_cost_config *c, double rows, double k, double m
 int gs_op_cost_of(const gs_cost_config *c, const char *name, const gs_step_shape *st, gs_op_cost *o)
 {
     const gs_model_shape *s = &c->shape;
-    const double n = (double)st->n_tokens, R = (double)st->n_logits;
+    const double n = (double)st->n_tokens, R = (double)st->n_logits, I = (double)st->n_ids;
     const double C = s->n_embd, H = s->n_hidden, V = s->vocab, nh = s->n_head;
     const double KV = gs_shape_kv_dim(s), Q3 = gs_shape_qkv_dim(s), Q = gs_shape_q_dim(s);
     const int gpt2 = s->arch == GS_ARCH_GPT2, bias = gpt2;
@@ -155,8 +155,15 @@ int gs_op_cost_of(const gs_cost_config *c, const char *name, const gs_step_shape
          * head is wte itself; in half precision it gets its own copy). */
         matmul_cost(c, R, C, V, 0, o);
     } else if (strcmp(name, "download_logits") == 0) {
-        /* Device to host: R rows of V fp32 logits. */
-        o->act_bytes = R * V * F32;
+        /* Device to host: the rows of V fp32 logits whose ids were not picked in the pass. */
+        o->act_bytes = (R - I) * V * F32;
+    } else if (strcmp(name, "sample_argmax") == 0) {
+        /* Greedy ids of I rows: each logit read and compared once, one id written. */
+        o->flops = I * V;
+        o->act_bytes = I * V * F32 + I * 4;
+    } else if (strcmp(name, "download_ids") == 0) {
+        /* Device to host: one int per row instead of V floats. */
+        o->act_bytes = I * 4;
     } else {
         return -1;
     }
@@ -215,7 +222,12 @@ void gs_step_cost(const gs_cost_config *c, const gs_step_shape *st, gs_op_cost *
         add_op(c, "gather_last", st, 1, t);
         add_op(c, "norm_final", st, 1, t);
         add_op(c, "matmul_logits", st, 1, t);
-        add_op(c, "download_logits", st, 1, t);
+        if (st->n_ids > 0) {
+            add_op(c, "sample_argmax", st, 1, t);
+            add_op(c, "download_ids", st, 1, t);
+        }
+        if (st->n_logits > st->n_ids)
+            add_op(c, "download_logits", st, 1, t);
     }
 }
 

@@ -8,8 +8,9 @@
  * figures, never measured ones; the roofline (peaks.h) and the profile report
  * compare them with measured times and, on CUDA, measured DRAM bytes.
  *
- * Names: n tokens this step, R rows that get logits, C n_embd, H n_hidden,
- * V vocab, KV kv_dim (n_kv_head * head_dim), Q3 qkv_dim (C + 2 KV). */
+ * Names: n tokens this step, R rows that get logits (I of them read back as
+ * greedy ids only), C n_embd, H n_hidden, V vocab, KV kv_dim (n_kv_head *
+ * head_dim), Q3 qkv_dim (C + 2 KV). */
 #ifndef GS_OP_COST_H
 #define GS_OP_COST_H
 
@@ -34,6 +35,8 @@ typedef struct gs_step_shape {
     int64_t n_tokens;   /* new tokens: rows through every per-token op */
     int64_t n_seqs;     /* sequences with tokens this step */
     int64_t n_logits;   /* rows that get logits (gather_last, norm_final, matmul_logits) */
+    int64_t n_ids;      /* of those, rows whose greedy id is picked in the pass (sample_argmax)
+                         * and read back instead of the row's logits (download_ids) */
     int64_t attn_pairs; /* sum over new tokens of the positions each attends (window, sinks applied) */
     int64_t attn_keys;  /* sum over sequences of the distinct cache positions their tokens read */
 } gs_step_shape;
@@ -59,7 +62,8 @@ int gs_op_cost_of(const gs_cost_config *c, const char *name, const gs_step_shape
 
 /* The whole step: every op instance forward.c runs for this configuration
  * (per-layer ops times n_layer, the fused or unfused residual/norm chain,
- * the logits ops only when n_logits > 0). */
+ * the logits ops only when n_logits > 0: sample_argmax and download_ids
+ * for the n_ids rows, download_logits for the others). */
 void gs_step_cost(const gs_cost_config *c, const gs_step_shape *st, gs_op_cost *total);
 
 /* Arithmetic intensity, FLOPs per byte (0 when no bytes). */

@@ -26,7 +26,8 @@ static int grow(void *arrp, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
-enum { SH_TOKENS = 1, SH_SEQS = 2, SH_LOGITS = 4, SH_PAIRS = 8, SH_KEYS = 16 };
+/* step.ids is optional: traces written before it read as 0 (logits read back). */
+enum { SH_TOKENS = 1, SH_SEQS = 2, SH_LOGITS = 4, SH_PAIRS = 8, SH_KEYS = 16, SH_IDS = 32 };
 #define SH_NEEDED (SH_TOKENS | SH_LOGITS | SH_PAIRS | SH_KEYS)
 
 typedef struct step_rec {
@@ -161,7 +162,7 @@ static int visit(void *ctx, uint64_t index, const gs_event *ev)
             const char *name;
             unsigned bit;
         } keys[] = {{"step.tokens", SH_TOKENS}, {"step.seqs", SH_SEQS}, {"step.logits", SH_LOGITS},
-                    {"step.attn_pairs", SH_PAIRS}, {"step.attn_ctx", SH_KEYS}};
+                    {"step.attn_pairs", SH_PAIRS}, {"step.attn_ctx", SH_KEYS}, {"step.ids", SH_IDS}};
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
             if (strcmp(name, keys[k].name) != 0)
                 continue;
@@ -174,6 +175,7 @@ static int visit(void *ctx, uint64_t index, const gs_event *ev)
             case SH_SEQS: r->shape.n_seqs = v; break;
             case SH_LOGITS: r->shape.n_logits = v; break;
             case SH_PAIRS: r->shape.attn_pairs = v; break;
+            case SH_IDS: r->shape.n_ids = v; break;
             default: r->shape.attn_keys = v; break;
             }
             r->shape_mask |= keys[k].bit;

@@ -45,9 +45,11 @@ static int by_prob_desc(const void *a, const void *b)
     return x->i - y->i;
 }
 
+int gs_sampler_is_greedy(const gs_sampler *s) { return s->temperature <= 0.0f; }
+
 int gs_sample(const gs_sampler *s, const float *logits, int vocab, gs_rng *rng, float *scratch)
 {
-    if (s->temperature <= 0.0f)
+    if (gs_sampler_is_greedy(s))
         return gs_sample_argmax(logits, vocab);
     float *p = scratch;
     float mx = logits[0];

@@ -14,6 +14,8 @@ typedef struct gs_sampler {
 } gs_sampler;
 
 int gs_sample_argmax(const float *logits, int vocab);
+/* Whether gs_sample is gs_sample_argmax for this sampler (temperature 0). */
+int gs_sampler_is_greedy(const gs_sampler *s);
 /* scratch: 2*vocab floats (probabilities and a sort buffer). */
 int gs_sample(const gs_sampler *s, const float *logits, int vocab, gs_rng *rng, float *scratch);
 

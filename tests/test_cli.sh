@@ -66,8 +66,15 @@ if [ -f "$MODELS/stories260K.bin" ]; then
     st=$?
     [ $st -eq 0 ] && [ "$(cat "$TMP/ids")" = "461 461 401 401 401 461 378 455" ]
     ok $? "generate stories260K greedy prints run.c's first 8 ids"
+    # --logits-out reads every step's logits back; without it only the greedy
+    # ids come back. Same ids, and each written row's argmax is its id.
+    "$GS" generate --model "$MODELS/stories260K.bin" -n 8 --logits-out "$TMP/st.f32" >"$TMP/ids2" 2>"$TMP/err" &&
+    cmp -s "$TMP/ids" "$TMP/ids2" &&
+    [ "$(od -An -v -f -w2048 "$TMP/st.f32" |
+        awk '{b = 1; for (i = 2; i <= NF; i++) if ($i + 0 > $b + 0) b = i; printf("%s%d", (NR > 1 ? " " : ""), b - 1)}')" = "$(cat "$TMP/ids")" ]
+    ok $? "generate --logits-out: the same ids, each the argmax of its written row (512 logits)"
 else
-    n=$((n + 1)); echo "ok $n # SKIP stories260K.bin not found in $MODELS"
+    n=$((n + 2)); echo "ok $((n - 1)) # SKIP stories260K.bin not found in $MODELS"; echo "ok $n # SKIP stories260K.bin not found in $MODELS"
 fi
 
 # YAML configuration.

@@ -1,11 +1,14 @@
 /* test_engine.c - the scheduler: batching, chunked prefill, preemption and
- * recompute must not change what each request generates. */
+ * recompute must not change what each request generates; nor must greedy
+ * ids picked in the forward pass instead of on the host. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "engine.h"
+#include "model_load.h"
 #include "presets.h"
 #include "rng.h"
 #include "sampler.h"
@@ -176,7 +179,7 @@ static void check_batch_shape(gs_backend *be)
     int rc = gs_engine_step(&e, &err);
     const gs_step_shape *b = &e.last.batch;
     tap_ok(rc == GS_OK && b->n_tokens == 6 && b->n_seqs == 2 && b->n_logits == 1 && b->attn_pairs == 16 &&
-               b->attn_keys == 6,
+               b->attn_keys == 6 && b->n_ids == 1,
            "step 0: 6 tokens of 2 sequences, 1 logit row, 16 pairs, 6 keys (got %lld %lld %lld %lld %lld)",
            (long long)b->n_tokens, (long long)b->n_seqs, (long long)b->n_logits, (long long)b->attn_pairs,
            (long long)b->attn_keys);
@@ -188,6 +191,118 @@ static void check_batch_shape(gs_backend *be)
            "step 1: 3 tokens, 2 logit rows, 10 pairs, 8 keys (got %lld %lld %lld %lld)", (long long)b->n_tokens,
            (long long)b->n_logits, (long long)b->attn_pairs, (long long)b->attn_keys);
     gs_engine_destroy(&e);
+    gs_model_free(&m);
+}
+
+/* ---- greedy ids picked in the pass vs logits sampled on the host ---- */
+#define IDS_REQ 4
+#define IDS_GEN 24
+
+typedef struct ids_run {
+    int tokens[IDS_REQ][IDS_GEN];
+    long id_rows, logit_rows;                          /* summed over the steps */
+    long sample_argmax, download_ids, download_logits; /* op instances */
+} ids_run;
+
+static long ops_named(const gs_op_table *t, const char *name)
+{
+    for (int i = 0; i < t->n_rows; i++)
+        if (t->rows[i].level == GS_RANGE_OP && strcmp(t->rows[i].name, name) == 0)
+            return t->rows[i].count;
+    return 0;
+}
+
+/* IDS_REQ requests of different prompt lengths through one engine. */
+static int run_ids(gs_backend *be, const gs_model *m, int batch, int keep_logits, float temperature, ids_run *out,
+                   gs_error *err)
+{
+    gs_engine e;
+    gs_engine_config c;
+    gs_engine_config_defaults(&c);
+    c.max_batch = batch;
+    c.keep_logits = keep_logits;
+    c.sampler.temperature = temperature;
+    int rc = gs_engine_init(&e, be, m, &c, err);
+    if (rc)
+        return rc;
+    memset(out, 0, sizeof *out);
+    gs_op_table ops;
+    gs_op_table_init(&ops);
+    gs_ranges_add_sink(&e.ranges, gs_op_table_sink(&ops));
+    int ids[IDS_REQ], prompt[16];
+    for (int q = 0; q < IDS_REQ; q++) {
+        prompt[0] = 1; /* BOS, then a few ids of the 512 */
+        for (int i = 1; i < 1 + 3 * q; i++)
+            prompt[i] = (q * 37 + i * 11 + 5) % m->shape.vocab;
+        ids[q] = gs_engine_submit(&e, prompt, 1 + 3 * q, IDS_GEN, err);
+    }
+    while (rc == GS_OK && gs_engine_busy(&e)) {
+        rc = gs_engine_step(&e, err);
+        out->id_rows += e.last.batch.n_ids;
+        out->logit_rows += e.last.batch.n_logits;
+    }
+    for (int q = 0; rc == GS_OK && q < IDS_REQ; q++) {
+        const gs_request *r = gs_engine_request(&e, ids[q]);
+        memcpy(out->tokens[q], r->tokens + r->n_prompt, sizeof out->tokens[q]);
+    }
+    out->sample_argmax = ops_named(&ops, "sample_argmax");
+    out->download_ids = ops_named(&ops, "download_ids");
+    out->download_logits = ops_named(&ops, "download_logits");
+    gs_engine_destroy(&e);
+    return rc;
+}
+
+/* stories260K, a trained model (its logits have the near ties a different
+ * rule would break differently): the same tokens from ids picked in the pass
+ * (the CPU backend's argmax_rows), from logits read back (keep_logits) and
+ * from a backend without the op (the engine falls back to the logits). */
+static void check_greedy_ids(gs_backend *be)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/stories260K.bin", tap_models_dir());
+    gs_model m;
+    gs_error err = {0};
+    if (gs_model_load(&m, path, GS_FORMAT_AUTO, NULL, &err) != GS_OK) {
+        tap_ok(0, "stories260K loads: %s", err.msg);
+        return;
+    }
+    gs_backend_ops no_argmax = *be->ops;
+    no_argmax.argmax_rows = NULL;
+    const gs_backend_ops *own = be->ops;
+    ids_run first;
+    for (int batch = 1; batch <= IDS_REQ; batch += IDS_REQ - 1) {
+        ids_run logits, ids, fallback;
+        int rc = run_ids(be, &m, batch, 1, 0.0f, &logits, &err);
+        rc = rc ? rc : run_ids(be, &m, batch, 0, 0.0f, &ids, &err);
+        be->ops = &no_argmax;
+        int rc2 = rc ? rc : run_ids(be, &m, batch, 0, 0.0f, &fallback, &err);
+        be->ops = own;
+        tap_ok(rc == GS_OK && memcmp(logits.tokens, ids.tokens, sizeof ids.tokens) == 0,
+               "stories260K batch %d: greedy ids picked in the pass generate the tokens of logits sampled on the host %s",
+               batch, err.msg);
+        tap_ok(rc == GS_OK && ids.id_rows == ids.logit_rows && ids.id_rows > 0 && ids.sample_argmax > 0 &&
+                   ids.download_ids == ids.sample_argmax && ids.download_logits == 0 && logits.id_rows == 0 &&
+                   logits.sample_argmax == 0 && logits.download_ids == 0 && logits.download_logits > 0,
+               "stories260K batch %d: %ld rows read back as ids (sample_argmax %ld, download_ids %ld, no "
+               "download_logits); with keep_logits none (download_logits %ld)",
+               batch, ids.id_rows, ids.sample_argmax, ids.download_ids, logits.download_logits);
+        tap_ok(rc2 == GS_OK && memcmp(logits.tokens, fallback.tokens, sizeof ids.tokens) == 0 &&
+                   fallback.id_rows == 0 && fallback.sample_argmax == 0 && fallback.download_logits > 0,
+               "stories260K batch %d: a backend without argmax_rows reads the logits back, the same tokens %s", batch,
+               err.msg);
+        if (batch == 1)
+            first = ids;
+        else
+            tap_ok(rc == GS_OK && memcmp(first.tokens, ids.tokens, sizeof ids.tokens) == 0,
+                   "stories260K: ids picked in the pass, batch %d generates batch 1's tokens", batch);
+    }
+    /* Not greedy: the logits are needed on the host whatever keep_logits says. */
+    ids_run hot, hot_keep;
+    int rc = run_ids(be, &m, IDS_REQ, 0, 0.8f, &hot, &err);
+    rc = rc ? rc : run_ids(be, &m, IDS_REQ, 1, 0.8f, &hot_keep, &err);
+    tap_ok(rc == GS_OK && hot.id_rows == 0 && hot.sample_argmax == 0 &&
+               memcmp(hot.tokens, hot_keep.tokens, sizeof hot.tokens) == 0,
+           "stories260K at temperature 0.8: logits read back and sampled on the host, as with keep_logits %s", err.msg);
     gs_model_free(&m);
 }
 
@@ -235,6 +350,7 @@ int main(void)
     check_model(be2, "llama-tiny");
     check_bad_requests(be2);
     check_batch_shape(be2);
+    check_greedy_ids(be2);
     gs_backend_destroy(be1);
     gs_backend_destroy(be2);
     return tap_done();

@@ -4,7 +4,10 @@
  *  - tiny GPT-2 and Llama models made and evaluated by Hugging Face
  *    transformers (tests/data/README.md): logits at every position agree;
  *  - the paged, batched forward agrees with a plain per-sequence forward
- *    built from the reference kernels (contiguous cache, no batching). */
+ *    built from the reference kernels (contiguous cache, no batching);
+ *  - a step asked for greedy ids returns the argmax of the logits it would
+ *    have read back, under ops of its own, and a backend without
+ *    argmax_rows refuses the request. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,7 @@
 #include "presets.h"
 #include "residual.h"
 #include "rope.h"
+#include "sampler.h"
 #include "tap.h"
 #include "test_support.h"
 
@@ -183,6 +187,7 @@ static void test_against_plain(gs_backend *be, const char *preset)
     gs_engine_config_defaults(&c);
     c.max_batch = 2;
     c.kv_block_size = 4;
+    c.keep_logits = 1; /* the test reads h_logits */
     gs_engine_init(&e, be, &m, &c, &err);
     /* n_gen 1: the only sampled token comes from the prefill logits; compare those. */
     gs_engine_submit(&e, a, NA, 1, &err);
@@ -221,7 +226,9 @@ static void test_against_plain(gs_backend *be, const char *preset)
     for (int t = 0; t < NA && rc == GS_OK; t++) {
         kv_cache_seq_grow(&kv, seq, 1);
         int slot = kv_cache_slot(&kv, seq, t), zero = 0;
-        gs_step_batch sb = {1, &a[t], &t, &seq, &slot, kv.tables, 1, kv.max_blocks_per_seq, 1, &zero};
+        gs_step_batch sb = {.n = 1, .tokens = &a[t], .pos = &t, .seq_row = &seq, .slot = &slot,
+                            .block_tables = kv.tables, .n_rows = 1, .table_stride = kv.max_blocks_per_seq,
+                            .n_logits = 1, .logit_rows = &zero};
         rc = gs_forward_step(&f, &sb, last, &err);
     }
     double ed = gs_test_rel_err(last, ra, V);
@@ -232,6 +239,78 @@ static void test_against_plain(gs_backend *be, const char *preset)
     free(last);
     free(ra);
     free(rb);
+    gs_model_free(&m);
+}
+
+static long op_count(const gs_op_table *t, const char *name)
+{
+    for (int i = 0; i < t->n_rows; i++)
+        if (t->rows[i].level == GS_RANGE_OP && strcmp(t->rows[i].name, name) == 0)
+            return t->rows[i].count;
+    return 0;
+}
+
+/* A prefill step of T tokens with every row scored, run twice on the same
+ * cache slots (the second recomputes the first exactly): once reading back
+ * logits, once asking for ids. */
+static void test_ids(gs_backend *be, const char *preset)
+{
+    enum { T = 12, BS = 4 };
+    gs_model m;
+    gs_error err = {0};
+    gs_model_alloc(&m, &gs_preset_find(preset)->shape, &err);
+    gs_model_init_synthetic(&m, 11);
+    int V = m.shape.vocab, per_seq = (m.shape.n_ctx + BS - 1) / BS;
+    gs_kv_cache kv;
+    kv_cache_init(&kv, per_seq, BS, 1, per_seq, &err);
+    gs_ranges ranges;
+    gs_ranges_init(&ranges);
+    gs_op_table ops;
+    gs_op_table_init(&ops);
+    gs_ranges_add_sink(&ranges, gs_op_table_sink(&ops));
+    gs_forward f;
+    int rc = gs_forward_init(&f, be, &m, GS_DTYPE_F32, &ranges, T, T, per_seq, BS, &err);
+    int seq = kv_cache_seq_open(&kv);
+    kv_cache_seq_grow(&kv, seq, T);
+    int tok[T], pos[T], row[T], slot[T], lr[T], want[T], got[T];
+    for (int i = 0; i < T; i++) {
+        tok[i] = (i * 29 + 3) % V;
+        pos[i] = i;
+        row[i] = seq;
+        slot[i] = kv_cache_slot(&kv, seq, i);
+        lr[i] = i;
+        got[i] = -1;
+    }
+    float *logits = malloc((size_t)T * V * sizeof(float));
+    gs_step_batch b = {.n = T, .tokens = tok, .pos = pos, .seq_row = row, .slot = slot, .block_tables = kv.tables,
+                       .n_rows = kv.max_seqs, .table_stride = kv.max_blocks_per_seq, .n_logits = T, .logit_rows = lr};
+    if (rc == GS_OK)
+        rc = gs_forward_step(&f, &b, logits, &err);
+    for (int i = 0; i < T; i++)
+        want[i] = gs_sample_argmax(logits + (size_t)i * V, V);
+    b.ids_out = got;
+    /* No logits buffer: the ids path must not touch it. */
+    int rc2 = rc ? rc : gs_forward_step(&f, &b, NULL, &err);
+    tap_ok(rc == GS_OK && rc2 == GS_OK && gs_forward_picks_ids(&f) && memcmp(want, got, sizeof want) == 0,
+           "%s: a step asked for ids returns the argmax of each of its %d logit rows %s", preset, T, err.msg);
+    tap_ok(op_count(&ops, "sample_argmax") == 1 && op_count(&ops, "download_ids") == 1 &&
+               op_count(&ops, "download_logits") == 1 && ranges.nesting_errors == 0,
+           "%s: the ids step runs sample_argmax and download_ids instead of download_logits", preset);
+
+    /* The same backend without the op: refused, not answered with logits. */
+    gs_backend_ops no_argmax = *be->ops;
+    no_argmax.argmax_rows = NULL;
+    const gs_backend_ops *saved = be->ops;
+    be->ops = &no_argmax;
+    gs_error e2 = {0};
+    int rc3 = gs_forward_step(&f, &b, logits, &e2);
+    int picks = gs_forward_picks_ids(&f);
+    be->ops = saved;
+    tap_ok(rc3 == GS_ERR_RUNTIME && !picks && strstr(e2.msg, "argmax_rows") != NULL,
+           "%s: without argmax_rows, asking for ids fails clearly: %s", preset, e2.msg);
+    free(logits);
+    gs_forward_destroy(&f);
+    kv_cache_destroy(&kv);
     gs_model_free(&m);
 }
 
@@ -248,6 +327,8 @@ int main(void)
     test_hf_fixture(be, "llama_tiny");
     test_against_plain(be, "gpt2-tiny");
     test_against_plain(be, "llama-tiny");
+    test_ids(be, "gpt2-tiny");
+    test_ids(be, "llama-tiny");
     gs_backend_destroy(be);
     return tap_done();
 }

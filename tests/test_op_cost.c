@@ -169,6 +169,23 @@ static void test_llama_decode(void)
     /* naive adds scores written and read: 2 * 4 heads * 10 pairs * 4 B */
     check(&c, "attention", &st, 4 * 8 * 10 + 5 * 4 * 10, 2 * 2 * 8 * 4 + 10 * 2 * 4 * 2 + 2 * 4 * 10 * 4,
           "llama naive");
+
+    /* Greedy ids picked in the pass: both rows' logits read and compared
+     * once (2*10 compares, 2*10*4 B) and an id written each (2*4 B); only
+     * the ids cross back (2*4 B) and download_logits has nothing to move. */
+    gs_op_cost logits_step, ids_step;
+    gs_step_cost(&c, &st, &logits_step);
+    st.n_ids = 2;
+    const char *wi = "llama decode n=2, ids";
+    check(&c, "sample_argmax", &st, 2 * 10, 2 * 10 * 4 + 2 * 4, wi);
+    check(&c, "download_ids", &st, 0, 2 * 4, wi);
+    check(&c, "download_logits", &st, 0, 0, wi);
+    gs_step_cost(&c, &st, &ids_step);
+    /* The step swaps download_logits (2*10*4 B) for sample_argmax and download_ids (88 + 8 B). */
+    tap_ok(ids_step.bytes == logits_step.bytes - 2 * 10 * 4 + (2 * 10 * 4 + 2 * 4) + 2 * 4 &&
+               ids_step.flops == logits_step.flops + 2 * 10,
+           "a step reading back ids: sample_argmax and download_ids replace download_logits (%.0f B, %.0f FLOPs)",
+           ids_step.bytes, ids_step.flops);
 }
 
 /* Independent count: mark the visible positions of every token. */
@@ -242,6 +259,14 @@ static void test_real_shapes(void)
     tap_ok(fabs(t.flops / two_n - 1) < 0.01, "gpt2-124m decode FLOPs %.3g ~ 2N %.3g", t.flops, two_n);
     tap_ok(gs_op_cost_intensity(&t) < 1.0, "gpt2-124m decode is memory-bound by the model (AI %.2f)",
            gs_op_cost_intensity(&t));
+    /* Batch 16, greedy: 16 x 50257 fp32 logits (3.2 MB) cross PCIe, or 16 ids (64 B). */
+    gs_step_shape b16 = {.n_tokens = 16, .n_seqs = 16, .n_logits = 16};
+    gs_op_cost dl, di;
+    gs_op_cost_of(&c, "download_logits", &b16, &dl);
+    b16.n_ids = 16;
+    gs_op_cost_of(&c, "download_ids", &b16, &di);
+    tap_ok(dl.bytes == 16.0 * 50257 * 4 && di.bytes == 64,
+           "gpt2-124m batch 16: logits read back are %.0f B, greedy ids %.0f B", dl.bytes, di.bytes);
 
     /* Prefill of 512 tokens: weights read once for all of them, so the
      * intensity grows with the batch. */

@@ -61,7 +61,8 @@ int gs_test_forward_all_kv(gs_backend *be, const gs_model *m, int attn_variant, 
         slot[i] = kv_cache_slot(&kv, seq, i);
         lr[i] = i;
     }
-    gs_step_batch b = {n, ids, pos, row, slot, kv.tables, kv.max_seqs, kv.max_blocks_per_seq, n, lr};
+    gs_step_batch b = {.n = n, .tokens = ids, .pos = pos, .seq_row = row, .slot = slot, .block_tables = kv.tables,
+                       .n_rows = kv.max_seqs, .table_stride = kv.max_blocks_per_seq, .n_logits = n, .logit_rows = lr};
     rc = gs_forward_step(&f, &b, logits, err);
     free(pos);
     free(row);

@@ -53,6 +53,9 @@ run profiler "$BUILD/tests/gpu/test_cuda_profiler"
 a=$("$GS" generate --backend cpu --model "${GS_MODELS_DIR:-../shared/models}/stories260K.bin" -n 64)
 b=$("$GS" generate --backend cuda --model "${GS_MODELS_DIR:-../shared/models}/stories260K.bin" -n 64)
 [ -n "$a" ] && [ "$a" = "$b" ]; check $? "gptscope generate: 64 greedy ids equal on cuda and cpu"
+# --logits-out reads the logits back; without it the GPU picks the ids in the step.
+c=$("$GS" generate --backend cuda --model "${GS_MODELS_DIR:-../shared/models}/stories260K.bin" -n 64 --logits-out "$BUILD/gpu-logits.f32")
+[ -n "$c" ] && [ "$c" = "$b" ]; check $? "gptscope generate on cuda: the same 64 ids with --logits-out (logits read back) as without"
 "$GS" bench --backend cuda --model gpt2-124m --batch 4096 --prompt-len 1024 --gen-len 1 >"$BUILD/gpu-oom.txt" 2>&1
 st=$?
 cat "$BUILD/gpu-oom.txt"

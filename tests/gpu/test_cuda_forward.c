@@ -1,6 +1,10 @@
 /* test_cuda_forward.c - the whole model on the GPU against the CPU path and
  * against Hugging Face transformers' fixtures (GPU machine only).
- *  - stories260K greedy ids on the GPU (fp32) equal the CPU path's, 256 tokens;
+ *  - stories260K greedy ids on the GPU (fp32) equal the CPU path's, 256 tokens,
+ *    whether the GPU picks the ids in the step or reads the logits back;
+ *  - greedy ids picked on the GPU (argmax inside the step and its CUDA graph)
+ *    generate the tokens of logits read back and sampled on the host: graphs
+ *    off and on, batch 1 and 4, fp32 and fp16 weights;
  *  - tiny GPT-2 / Llama logits at every position match transformers;
  *  - GPU and CPU logits agree for synthetic models, both attention variants,
  *    through the batching engine (mixed prefill and decode, preemption);
@@ -23,14 +27,17 @@
 #include "test_support.h"
 
 
-/* Greedy generation from a prompt; returns the request's tokens (prompt + generated). */
-static int generate(gs_backend *be, const gs_model *m, int variant, int graphs, const int *prompt, int n_prompt,
-                    int n_gen, int *out, gs_error *err)
+/* Greedy generation from a prompt; returns the request's tokens (prompt + generated).
+ * keep_logits: the logits are read back and sampled on the host, else the
+ * backend picks the ids in the step. */
+static int generate(gs_backend *be, const gs_model *m, int variant, int graphs, int keep_logits, const int *prompt,
+                    int n_prompt, int n_gen, int *out, gs_error *err)
 {
     gs_engine e;
     gs_engine_config c;
     gs_engine_config_defaults(&c);
     c.max_batch = 1;
+    c.keep_logits = keep_logits;
     int rc = gs_engine_init(&e, be, m, &c, err);
     if (rc)
         return rc;
@@ -44,6 +51,8 @@ static int generate(gs_backend *be, const gs_model *m, int variant, int graphs, 
     return rc;
 }
 
+static void test_ids_path(gs_backend *gpu, const gs_model *m, const char *name);
+
 static void test_stories(gs_backend *gpu, gs_backend *cpu)
 {
     char path[1024];
@@ -55,21 +64,28 @@ static void test_stories(gs_backend *gpu, gs_backend *cpu)
         return;
     }
     int bos = 1, a[257], b[257];
-    int rc = generate(cpu, &m, GS_ATTN_NAIVE, 0, &bos, 1, 256, a, &err);
-    for (int k = 0; k < 3; k++) {
-        int v = k ? GS_ATTN_FUSED : GS_ATTN_NAIVE, graphs = k == 2;
-        int rc2 = generate(gpu, &m, v, graphs, &bos, 1, 256, b, &err);
+    /* The reference: the CPU's logits read back and argmaxed on the host. */
+    int rc = generate(cpu, &m, GS_ATTN_NAIVE, 0, 1, &bos, 1, 256, a, &err);
+    /* k: naive, fused, fused + graphs with the ids picked on the GPU; then
+     * fused and fused + graphs with the logits read back. */
+    for (int k = 0; k < 5; k++) {
+        int v = k ? GS_ATTN_FUSED : GS_ATTN_NAIVE, graphs = k == 2 || k == 4, keep = k >= 3;
+        int rc2 = generate(gpu, &m, v, graphs, keep, &bos, 1, 256, b, &err);
         int same = 0;
         while (same < 256 && a[1 + same] == b[1 + same])
             same++;
         tap_ok(rc == GS_OK && rc2 == GS_OK && same == 256,
-               "stories260K greedy on the GPU (%s attention%s) equals the CPU for 256 tokens (%d agree) %s",
-               v ? "fused" : "naive", graphs ? ", CUDA graphs" : "", same, err.msg);
+               "stories260K greedy on the GPU (%s attention%s, %s) equals the CPU for 256 tokens (%d agree) %s",
+               v ? "fused" : "naive", graphs ? ", CUDA graphs" : "", keep ? "logits read back" : "ids picked on the GPU",
+               same, err.msg);
     }
+    test_ids_path(gpu, &m, "stories260K");
     gs_model_free(&m);
 }
 
 /* Greedy tokens of n_req requests run together through the engine. */
+static long last_id_rows; /* logit rows the last engine_tokens_g run read back as ids */
+
 static int engine_tokens_g(gs_backend *be, const gs_model *m, int variant, int graphs, int batch, int kv_blocks,
                            float *out, int n_req, int plen, int n_gen, gs_error *err);
 
@@ -91,6 +107,7 @@ static int engine_tokens_g(gs_backend *be, const gs_model *m, int variant, int g
     if (graphs & 4)
         c.weight_dtype = GS_DTYPE_F16; /* bit 2: fp16 weight matrices (the GEMV path) */
     c.kv_dtype = (graphs >> 3) & 3;    /* bits 3-4: the KV-cache element type (GS_KV_*) */
+    c.keep_logits = (graphs & 32) != 0; /* bit 5: logits read back and sampled on the host */
     int rc = gs_engine_init(&e, be, m, &c, err);
     if (rc)
         return rc;
@@ -105,7 +122,11 @@ static int engine_tokens_g(gs_backend *be, const gs_model *m, int variant, int g
         gs_engine_submit(&e, prompt, plen - q, n_gen, err);
     }
     free(prompt);
-    rc = gs_engine_run(&e, err);
+    last_id_rows = 0;
+    while (rc == GS_OK && gs_engine_busy(&e)) {
+        rc = gs_engine_step(&e, err);
+        last_id_rows += e.last.batch.n_ids;
+    }
     for (int q = 0; rc == GS_OK && q < n_req; q++) {
         const gs_request *r = gs_engine_request(&e, q);
         for (int i = 0; i < n_gen; i++)
@@ -160,8 +181,35 @@ static void test_synthetic(gs_backend *gpu, gs_backend *cpu, const char *preset)
                "tokens %s",
                preset, kvn[kt], err.msg);
     }
+    test_ids_path(gpu, &m, preset);
     /* Prefill logits, all positions, GPU vs CPU, fp32. */
     gs_model_free(&m);
+}
+
+/* The same requests with the ids picked on the GPU (the argmax recorded in
+ * the step's graph when graphed; graph keys tell such steps from steps that
+ * return logits) and with the logits read back and sampled on the host.
+ * Batch 4 shrinks as requests finish, so several shapes of each are
+ * recorded and replayed. */
+static void test_ids_path(gs_backend *gpu, const gs_model *m, const char *name)
+{
+    enum { NREQ = 4, PLEN = 30, NGEN = 16 };
+    float want[NREQ * NGEN], got[NREQ * NGEN];
+    gs_error err = {0};
+    for (int f = 0; f < 4; f++) {
+        int flags = (f & 1) | (f & 2 ? 4 : 0); /* bit 0: CUDA graphs, bit 2: fp16 weights (the GEMV path) */
+        for (int batch = 1; batch <= NREQ; batch += NREQ - 1) {
+            int ra = engine_tokens_g(gpu, m, GS_ATTN_FUSED, flags | 32, batch, 0, want, NREQ, PLEN, NGEN, &err);
+            long logit_run_ids = last_id_rows;
+            int rb = ra ? ra : engine_tokens_g(gpu, m, GS_ATTN_FUSED, flags, batch, 0, got, NREQ, PLEN, NGEN, &err);
+            long ids = last_id_rows;
+            tap_ok(ra == GS_OK && rb == GS_OK && logit_run_ids == 0 && ids == (long)NREQ * NGEN &&
+                       memcmp(want, got, sizeof want) == 0,
+                   "%s, batch %d, %s weights%s: ids picked on the GPU (%ld rows) generate the tokens of logits read "
+                   "back %s",
+                   name, batch, flags & 4 ? "fp16" : "fp32", flags & 1 ? ", CUDA graphs" : "", ids, err.msg);
+        }
+    }
 }
 
 
