@@ -1,7 +1,8 @@
 /* gpu_test_util.h - what the GPU tests share: a seeded xorshift64* generator
  * (GS_TEST_SEED replays a run), host allocation that bails out, CUDA calls
- * that bail out, device buffers with 0xFF guard zones, and the checks on a
- * kernel's result. Each test is its own program: everything here is static.
+ * that bail out, device buffers with 0xFF guard zones, the host's fp16 / bf16
+ * conversions and GELU, and the checks on a kernel's result. Each test is its
+ * own program: everything here is static.
  * Include after <cuda_runtime_api.h>; GUARD (4-byte elements of 0xFF on each
  * side of a device buffer) may be defined first. */
 #ifndef GS_GPU_TEST_UTIL_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -157,6 +159,80 @@ static __attribute__((unused)) int ran_ok(int rc, char *why, size_t cap)
         return 0;
     }
     return 1;
+}
+
+/* ---- half precision on the host: the reference twins of the device's
+ * conversions (__float2half_rn, __float2bfloat16_rn and the widenings) ---- */
+
+static __attribute__((unused)) uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static __attribute__((unused)) float u2f(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* fp32 -> fp16, round to nearest even; every NaN -> 0x7FFF. */
+static __attribute__((unused)) uint16_t host_f2h(float f)
+{
+    const uint32_t x = f2u(f);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    const uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u)
+        return 0x7fff;
+    if (ax >= 0x477ff000u) /* >= 65520 = 65504 + half an ulp: rounds to inf (and inf itself) */
+        return sign | 0x7c00u;
+    if (ax >= 0x38800000u) { /* >= 2^-14: a normal half */
+        uint32_t r = ax - (112u << 23); /* exponent bias 127 -> 15 */
+        r += 0xfffu + ((r >> 13) & 1u); /* round the 13 dropped bits, ties to even; a carry bumps the exponent */
+        return sign | (uint16_t)(r >> 13);
+    }
+    /* a subnormal half (units of 2^-24) or zero: value = mant * 2^(e - 150) = mant * 2^-shift units */
+    const uint32_t e = ax >> 23;
+    if (e < 102) /* < 2^-25: below half the smallest subnormal, rounds to zero (fp32 subnormals too) */
+        return sign;
+    const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - e; /* 14 .. 24 */
+    uint32_t q = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+    if (rem > halfway || (rem == halfway && (q & 1u)))
+        q++; /* may reach 0x400, the smallest normal: the right encoding */
+    return sign | (uint16_t)q;
+}
+
+/* fp32 -> bf16, round to nearest even; every NaN -> 0x7FFF. */
+static __attribute__((unused)) uint16_t host_f2bf(float f)
+{
+    const uint32_t x = f2u(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return 0x7fff;
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+static __attribute__((unused)) float host_h2f(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t e = (h >> 10) & 0x1f, mant = h & 0x3ffu;
+    if (e == 0x1f)
+        return u2f(sign | 0x7f800000u | (mant << 13));
+    if (e == 0) /* zero or subnormal: mant * 2^-24, exact in fp32 */
+        return (sign ? -1.0f : 1.0f) * (float)mant * 0x1p-24f;
+    return u2f(sign | ((e + 112) << 23) | (mant << 13));
+}
+
+static __attribute__((unused)) float host_bf2f(uint16_t h) { return u2f((uint32_t)h << 16); }
+
+/* GELU, the tanh form of the gelu kernel (activation.cuh), in double. */
+static __attribute__((unused)) double gelu_ref(double v)
+{
+    const double s = 0.7978845608028654;
+    return 0.5 * v * (1.0 + tanh(s * (v + 0.044715 * v * v * v)));
 }
 
 /* For qsort: medians of timings. */

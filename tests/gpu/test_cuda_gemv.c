@@ -48,72 +48,6 @@ static void *dmalloc(size_t bytes)
     return p;
 }
 
-/* ---- the host's conversions (the reference twins of the device's) ---- */
-
-static uint32_t f2u(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static float u2f(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-/* fp32 -> fp16, round to nearest even; every NaN -> 0x7FFF. */
-static uint16_t host_f2h(float f)
-{
-    const uint32_t x = f2u(f);
-    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    const uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u)
-        return 0x7fff;
-    if (ax >= 0x477ff000u) /* >= 65520 = 65504 + half an ulp: rounds to inf (and inf itself) */
-        return sign | 0x7c00u;
-    if (ax >= 0x38800000u) { /* >= 2^-14: a normal half */
-        uint32_t r = ax - (112u << 23); /* exponent bias 127 -> 15 */
-        r += 0xfffu + ((r >> 13) & 1u); /* round the 13 dropped bits, ties to even; a carry bumps the exponent */
-        return sign | (uint16_t)(r >> 13);
-    }
-    /* a subnormal half (units of 2^-24) or zero: value = mant * 2^(e - 150) = mant * 2^-shift units */
-    const uint32_t e = ax >> 23;
-    if (e < 102) /* < 2^-25: below half the smallest subnormal, rounds to zero (fp32 subnormals too) */
-        return sign;
-    const uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
-    const uint32_t shift = 126 - e; /* 14 .. 24 */
-    uint32_t q = mant >> shift;
-    const uint32_t rem = mant & ((1u << shift) - 1), halfway = 1u << (shift - 1);
-    if (rem > halfway || (rem == halfway && (q & 1u)))
-        q++; /* may reach 0x400, the smallest normal: the right encoding */
-    return sign | (uint16_t)q;
-}
-
-/* fp32 -> bf16, round to nearest even; every NaN -> 0x7FFF. */
-static uint16_t host_f2bf(float f)
-{
-    const uint32_t x = f2u(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u)
-        return 0x7fff;
-    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
-
-static float host_h2f(uint16_t h)
-{
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    const uint32_t e = (h >> 10) & 0x1f, mant = h & 0x3ffu;
-    if (e == 0x1f)
-        return u2f(sign | 0x7f800000u | (mant << 13));
-    if (e == 0) /* zero or subnormal: mant * 2^-24, exact in fp32 */
-        return (sign ? -1.0f : 1.0f) * (float)mant * 0x1p-24f;
-    return u2f(sign | ((e + 112) << 23) | (mant << 13));
-}
-
-static float host_bf2f(uint16_t h) { return u2f((uint32_t)h << 16); }
-
 /* ---- cuda_convert_to_half ---- */
 
 static void test_convert(int is_bf16)
@@ -280,12 +214,6 @@ static void test_gemv_shape(int k, int m, int is_bf16)
  * plus bias, then GELU (tanh form) or added to a residual already in out.
  * Shapes of GPT-2's matmul_up (GELU) and matmul_out / matmul_down
  * (accumulate), plus a ragged one; rows past n stay untouched. */
-static double gelu_ref(double v)
-{
-    const double s = 0.7978845608028654;
-    return 0.5 * v * (1.0 + tanh(s * (v + 0.044715 * v * v * v)));
-}
-
 static void test_epilogue(int k, int m, int epi, int is_bf16)
 {
     static const int ns[] = {1, 3, 16};

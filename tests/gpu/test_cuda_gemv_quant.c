@@ -59,12 +59,6 @@ enum { PATH_AUTO, PATH_GEMV, PATH_GEMM };
 static const char *path_name[] = {"matmul", "gemv", "gemm"};
 static const char *epi_name[] = {"none", "gelu", "accumulate"};
 
-static double gelu_ref(double v)
-{
-    const double s = 0.7978845608028654;
-    return v / (1.0 + exp(-2.0 * s * (v + 0.044715 * v * v * v)));
-}
-
 /* One call: fresh inputs, the kernel, the comparison. wq: the block on the
  * device; deq: the twin's weights [m][k]. */
 static void run_case(gs_dtype dt, const void *wq, const float *deq, int m, int k, int n, int path, int with_bias,
