@@ -55,6 +55,7 @@
 #include "check_cuda.cuh"
 #include "gemv_common.cuh"
 #include "gemv_cuda.h"
+#include "gemv_mma_cuda.h"
 #include "norm_stats.cuh"
 #include "pdl.cuh"
 
@@ -407,6 +408,17 @@ extern "C" int cuda_gemv_half_ex(float *out, const float *in, const void *w, int
 {
     if (n <= 0 || m <= 0)
         return 0;
+    // GS_GEMV_MMA=1: 5 to 16 rows on the tensor-core GEMV (gemv_mma.cu), where
+    // fp32 FMAs bind this kernel; opt-in until measured on the device.
+    static std::atomic<int> mma{-1};
+    int use_mma = mma.load(std::memory_order_relaxed);
+    if (use_mma < 0) {
+        const char *e = getenv("GS_GEMV_MMA");
+        use_mma = e && e[0] == '1';
+        mma.store(use_mma, std::memory_order_relaxed);
+    }
+    if (use_mma && n > 4 && n <= GEMV_NMAX)
+        return cuda_gemv_mma(out, in, w, is_bf16, bias, n, k, m, epilogue, norm, stream);
     int sms = 0;
     CUDA_TRY(gs_cuda_sm_count(&sms));
     const uint16_t *w16 = static_cast<const uint16_t *>(w);
