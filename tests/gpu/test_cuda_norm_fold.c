@@ -40,12 +40,6 @@
 
 static const char *epi_name[] = {"none", "gelu", "accumulate"};
 
-static double gelu_ref(double v)
-{
-    const double s = 0.7978845608028654;
-    return 0.5 * v * (1.0 + tanh(s * (v + 0.044715 * v * v * v)));
-}
-
 /* One product with weights already on the device (d_w: fp16/bf16 words or a
  * packed block) and their stored values deq[m][k] on the host. */
 static int product(gs_dtype dt, float *out, const float *in, const void *d_w, const float *bias, int n, int k, int m,
