@@ -38,6 +38,7 @@ void gs_cupti_stop(gs_cupti *c) { (void)c; }
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda/device.h"
 #include "ranges.h"
 
 #define BUFFER_BYTES (4u << 20)
@@ -384,6 +385,11 @@ int gs_cupti_start(gs_cupti **out, gs_error *err)
     c->tracing = 1;
     /* Deliver completed buffers at least this often, so live views stay fresh. */
     TRY_CUPTI(cuptiActivityFlushPeriod(50));
+    /* A kernel launched programmatically (kernels/cuda/pdl.cuh) starts before
+     * the one ahead of it ends and waits inside: its recorded duration would
+     * hold the other's tail, and per-kernel sums would count it twice. While
+     * this process records kernels, it launches them the ordinary way. */
+    gs_cuda_allow_programmatic_launch(0);
     *out = c;
     return GS_OK;
 fail:

@@ -1,7 +1,9 @@
 // device.cu - device discovery through the CUDA runtime, behind a C interface.
 // Kept in kernels/cuda so every CUDA translation unit is built by nvcc; it
 // launches no kernel, so it runs (and fails politely) on machines without a GPU.
+#include <atomic>
 #include <cuda_runtime.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,3 +65,21 @@ unsigned long long gs_cuda_launch_count = 0;
 }
 
 extern "C" unsigned long long gs_cuda_launches(void) { return gs_cuda_launch_count; }
+
+// -1: not decided yet (the environment decides on first use).
+static std::atomic<int> programmatic_launch{-1};
+
+extern "C" void gs_cuda_allow_programmatic_launch(int on) { programmatic_launch.store(on ? 1 : 0); }
+
+extern "C" int gs_cuda_programmatic_launch_allowed(void)
+{
+    int v = programmatic_launch.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("GS_PDL");
+        int want = !(e && e[0] == '0');
+        // A collector that said no first keeps its no.
+        programmatic_launch.compare_exchange_strong(v, want);
+        v = programmatic_launch.load(std::memory_order_relaxed);
+    }
+    return v;
+}

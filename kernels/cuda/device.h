@@ -27,6 +27,11 @@ unsigned long long gs_cuda_launches(void);
 int gs_cuda_device_count(void);
 /* The runtime and driver versions (e.g. 13000), 0 when unknown. */
 void gs_cuda_versions(int *runtime, int *driver);
+/* Programmatic dependent launch of the decode kernels (pdl.cuh): allowed by
+ * default (GS_PDL=0 in the environment forbids it); the CUPTI collector turns
+ * it off while kernels are recorded, so each kernel's duration is its own. */
+void gs_cuda_allow_programmatic_launch(int on);
+int gs_cuda_programmatic_launch_allowed(void);
 
 #ifdef __cplusplus
 }

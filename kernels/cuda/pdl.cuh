@@ -12,11 +12,12 @@
 // gs_pdl_trigger does nothing when no dependent was launched with the
 // attribute, so a kernel may carry both and be launched either way. Below
 // sm_90 both compile to nothing (PTX for older targets, never taken here).
-// GS_PDL=0 in the environment launches every kernel the ordinary way (A/B).
+// GS_PDL=0 in the environment launches every kernel the ordinary way (A/B),
+// and so does a process whose kernels CUPTI records (device.h says why).
 #pragma once
-#include <atomic>
 #include <cuda_runtime.h>
-#include <stdlib.h>
+
+#include "device.h"
 
 static __device__ __forceinline__ void gs_pdl_wait()
 {
@@ -32,19 +33,9 @@ static __device__ __forceinline__ void gs_pdl_trigger()
 #endif
 }
 
-// Whether launches take the attribute: read once (GS_PDL=0 turns it off).
-// Threads may race to the first read; they store the same value.
-static inline bool gs_pdl_enabled()
-{
-    static std::atomic<int> on{-1};
-    int v = on.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char *e = getenv("GS_PDL");
-        v = !(e && e[0] == '0');
-        on.store(v, std::memory_order_relaxed);
-    }
-    return v != 0;
-}
+// Whether launches take the attribute (device.h: GS_PDL=0, or kernels being
+// recorded by CUPTI, turn it off).
+static inline bool gs_pdl_enabled() { return gs_cuda_programmatic_launch_allowed() != 0; }
 
 // kernel<<<grid, block, smem, stream>>>(args...) with the programmatic
 // serialization attribute; the kernel must call gs_pdl_wait (see above).
