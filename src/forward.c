@@ -345,6 +345,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         .window = f->window, .n_sink = f->n_sink, .variant = f->attn_variant,
         .kv_dtype = f->kv_dtype,
         .half_ok = f->w.wdt != GS_DTYPE_F32, /* half-precision weights: attention may use fp16 operands */
+        .token_seq_host = b->seq_row, /* the backend may skip kernels no row of this step needs */
     };
     /* Decode-shaped steps are recorded once per shape as a CUDA graph and
      * replayed untouched: the ~150 launches of a step then cost one. What the
@@ -364,6 +365,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         while (bucket < aa.max_pos && bucket < ctx)
             bucket *= 2;
         aa.max_pos = bucket < ctx ? bucket : ctx;
+        aa.token_seq_host = NULL; /* a replay serves other steps of this key, whose rows differ */
         graph_key = (uint64_t)n | (uint64_t)b->n_logits << 8 | (uint64_t)aa.max_pos << 16 |
                     (uint64_t)(f->attn_variant & 3) << 40 | (uint64_t)(f->fuse ? 1 : 0) << 42 |
                     ((uint64_t)f->n_sink & 0xff) << 43 | ((uint64_t)f->window & 0x1fff) << 51;

@@ -73,7 +73,11 @@
 //   tiles; a decode batch's rows would each cost the prefill kernel a pass of
 //   its own (at b=128 that was slower than naive) and go to the decode kernel,
 //   which has a block per (row, head group) and so parallelism to spare. Both
-//   kernels are launched; each leaves the other's rows alone.
+//   kernels are launched; each leaves the other's rows alone. When the caller
+//   passes the host's copy of token_seq (a->token_seq_host), the host applies
+//   the same rule first and skips a kernel that would find no row: a prefill
+//   of 1024 tokens launched 12288 decode blocks that all left (13.6 us a
+//   GPT-2 layer on the H100).
 //
 // Shared by both fused kernels (fl_load_tile, fl_attend_tile): a tile is 64
 // positions (32 for head_dim > 128). First the positions' cache rows go into
@@ -131,9 +135,9 @@
 // tc_prefill_kernel: not measured yet; predicted (tests/bench/PERFORMANCE.md)
 // 15-30 us for the GPT-2 prefill of 1024 tokens (fp32 or fp16 KV), against
 // 213 us, i.e. 50-100 TFLOP/s.
-// A hybrid call pays ~15-20 us for the decode kernel's blocks that find their
-// row is the prefill kernel's and leave (a prefill of 1024 tokens: 12288
-// blocks); a compacted row list would save it.
+// A hybrid call without token_seq_host pays ~14-20 us for the decode kernel's
+// blocks that find their row is the prefill kernel's and leave (a prefill of
+// 1024 tokens: 12288 blocks); with it, a pure prefill launches none of them.
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -1174,6 +1178,37 @@ static fl_plan fused_plan(const gs_attn_args *a)
     return p;
 }
 
+// Which of the hybrid's kernels have rows: the device rule (a row whose
+// sequence has fewer than FL_PF_SHARE rows in its FL_PF_ROWS tile is
+// flash_decode_kernel's; another with a sequence >= 0 is the prefill
+// kernel's) on the host's copy of token_seq. Without one, both launch and
+// each finds its rows on the device.
+struct fl_rows {
+    bool decode, prefill;
+};
+
+static fl_rows hybrid_rows(const gs_attn_args *a)
+{
+    const int *seq = a->token_seq_host;
+    fl_rows r = {seq == NULL, seq == NULL};
+    for (int t0 = 0; seq && t0 < a->n_tokens && !(r.decode && r.prefill); t0 += FL_PF_ROWS) {
+        const int end = a->n_tokens - t0 < FL_PF_ROWS ? a->n_tokens : t0 + FL_PF_ROWS;
+        int uniform = 1;  // the common tile, one sequence's: every row's share is the tile's size
+        for (int t = t0 + 1; t < end && uniform; t++)
+            uniform = seq[t] == seq[t0];
+        for (int t = t0; t < end; t++) {
+            int share = uniform ? end - t0 : 0;
+            for (int r2 = t0; r2 < end && !uniform; r2++)
+                share += seq[r2] == seq[t];
+            if (share < FL_PF_SHARE)
+                r.decode = true;
+            else if (seq[t] >= 0)
+                r.prefill = true;
+        }
+    }
+    return r;
+}
+
 static size_t fused_scratch_bytes(const gs_attn_args *a)
 {
     if (a->head_dim > FL_MAX_HEAD_DIM)
@@ -1719,7 +1754,8 @@ static int fused_launch(float *out, const float *qkv, const void *k_cache, const
 {
     const int hd = a->head_dim, hd4 = (hd + 3) / 4 * 4;
     const int ks = (hd4 / 4) % 2 ? hd4 : hd4 + 4;  // an odd number of float4s per K row: no bank conflicts
-    {
+    const fl_rows rows = p->hybrid ? hybrid_rows(a) : fl_rows{true, false};
+    if (rows.decode) {
         // Tiles of 64 positions: one warp a head taking all (SPL 2), or two
         // taking 32 each; 32 positions for head_dim > 128.
         constexpr int SPL = DPL == 8 ? 1 : 2;
@@ -1747,19 +1783,19 @@ static int fused_launch(float *out, const float *qkv, const void *k_cache, const
             CUDA_LAUNCHED();
         }
     }
-    if (p->hybrid && tc_eligible(a, k_cache, v_cache))  // half precision allowed: the tensor-core prefill
+    if (!rows.prefill)
+        return 0;
+    if (tc_eligible(a, k_cache, v_cache))  // half precision allowed: the tensor-core prefill
         return tc_launch<KT>(out, qkv, k_cache, v_cache, a, scale, stream);
-    if (p->hybrid) {
-        constexpr int SPL = DPL == 8 ? 1 : 2;  // tiles of 64 positions, 32 for head_dim > 128
-        constexpr int T = 32 * SPL;
-        const size_t smem = fl_smem_bytes(T, ks, hd4, FL_PF_ROWS, SPL);
-        auto kernel = flash_prefill_kernel<DPL, SPL, VEC, KT>;
-        if (int rc = fl_smem_limit(kernel, smem))
-            return rc;
-        dim3 grid((unsigned)((a->n_tokens + FL_PF_ROWS - 1) / FL_PF_ROWS), (unsigned)a->n_head);
-        kernel<<<grid, FL_ROWS * 32, smem, stream>>>(out, qkv, k_cache, v_cache, *a, hd4, ks, scale, 1);
-        CUDA_LAUNCHED();
-    }
+    constexpr int SPL = DPL == 8 ? 1 : 2;  // tiles of 64 positions, 32 for head_dim > 128
+    constexpr int T = 32 * SPL;
+    const size_t smem = fl_smem_bytes(T, ks, hd4, FL_PF_ROWS, SPL);
+    auto kernel = flash_prefill_kernel<DPL, SPL, VEC, KT>;
+    if (int rc = fl_smem_limit(kernel, smem))
+        return rc;
+    dim3 grid((unsigned)((a->n_tokens + FL_PF_ROWS - 1) / FL_PF_ROWS), (unsigned)a->n_head);
+    kernel<<<grid, FL_ROWS * 32, smem, stream>>>(out, qkv, k_cache, v_cache, *a, hd4, ks, scale, 1);
+    CUDA_LAUNCHED();
     return 0;
 }
 
