@@ -50,8 +50,8 @@ typedef struct gs_backend_ops {
                    const float *bias, int n, int k, int m);
     /* Optional: the product with a fused epilogue, GS_EPI_GELU (out = gelu(v))
      * or GS_EPI_ACCUMULATE (out += v), v = in . w^T + bias. Only where
-     * matmul_ex_fits says so (the CUDA GEMV: half weights, few rows); in must
-     * not overlap out. */
+     * matmul_ex_fits says so (CUDA: half-precision or quantized weights, any
+     * number of rows); in must not overlap out. */
     void (*matmul_ex)(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
                       const float *bias, int n, int k, int m, int epilogue);
     int (*matmul_ex_fits)(gs_backend *be, gs_dtype wdt, int n);

@@ -396,10 +396,11 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
      * over the residual stream instead of two); the normed rows then live in
      * att, which is free at those points. The first norm has no residual
      * before it and the last residual feeds the gathered final norm. */
-    /* With the GEMV's epilogues (CUDA, half weights, decode-sized steps),
-     * fusion instead puts the residual adds and GELU inside the products
-     * (x += W h + b; h = gelu(W x + b)): three fewer kernels a layer and no
-     * extra pass over the residual stream; the norms then run on their own. */
+    /* With the products' epilogues (CUDA, half-precision or quantized
+     * weights: the GEMV in decode, cuBLASLt in prefill), fusion instead puts
+     * the residual adds and GELU inside the products (x += W h + b;
+     * h = gelu(W x + b)): fewer kernels a layer and no extra pass over the
+     * residual stream; the norms then run on their own. */
     int epi = f->fuse && op->matmul_ex && op->matmul_ex_fits && op->matmul_ex_fits(be, f->w.wdt, n);
     int fuse = f->fuse && op->residual_norm && !epi;
     int rms = s->arch == GS_ARCH_LLAMA;
