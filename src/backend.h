@@ -51,10 +51,24 @@ typedef struct gs_backend_ops {
     /* Optional: the product with a fused epilogue, GS_EPI_GELU (out = gelu(v))
      * or GS_EPI_ACCUMULATE (out += v), v = in . w^T + bias. Only where
      * matmul_ex_fits says so (CUDA: half-precision or quantized weights, any
-     * number of rows); in must not overlap out. */
-    void (*matmul_ex)(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+     * number of rows); in must not overlap out. in holds fp32 rows, or with
+     * GS_EPI_IN_HALF or'ed into epilogue, rows in wdt (fp16/bf16) as
+     * norm_half and gelu_half write them: only where half_in_fits says so. */
+    void (*matmul_ex)(gs_backend *be, float *out, const void *in, const void *w, gs_dtype wdt,
                       const float *bias, int n, int k, int m, int epilogue);
     int (*matmul_ex_fits)(gs_backend *be, gs_dtype wdt, int n);
+    /* Optional: 1 when matmul_ex over n rows of wdt weights (fp16/bf16) takes
+     * GS_EPI_IN_HALF rows (the backend would round fp32 rows to wdt itself:
+     * CUDA's tensor-core products), so norm_half and gelu_half can write
+     * them in the pass that computes them instead of a conversion pass. */
+    int (*half_in_fits)(gs_backend *be, gs_dtype wdt, int n);
+    /* Optional, with half_in_fits: the norm (RMSNorm when rms, else LayerNorm
+     * with bias b) of n rows, or the GELU of count values, written as wdt
+     * halves: the fp32 result rounded once, as the product would round it.
+     * out must not overlap the input. */
+    void (*norm_half)(gs_backend *be, void *out, const float *in, const float *w, const float *b, int rms, int n,
+                      int C, float eps, gs_dtype wdt);
+    void (*gelu_half)(gs_backend *be, void *out, const float *x, long count, gs_dtype wdt);
     void (*gelu)(gs_backend *be, float *x, long count);
     void (*swiglu)(gs_backend *be, float *up, const float *gate, long count);
     void (*rope)(gs_backend *be, float *qkv, const int *pos, int n, int qkv_stride, int n_head,
@@ -89,7 +103,7 @@ typedef struct gs_backend_ops {
 } gs_backend_ops;
 
 #define GS_GRAPH_NONE (-1)
-enum { GS_EPI_NONE = 0, GS_EPI_GELU = 1, GS_EPI_ACCUMULATE = 2 };
+enum { GS_EPI_NONE = 0, GS_EPI_GELU = 1, GS_EPI_ACCUMULATE = 2, GS_EPI_IN_HALF = 4 };
 
 struct gs_backend {
     const gs_backend_ops *ops;

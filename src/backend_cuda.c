@@ -414,11 +414,22 @@ static int op_matmul_ex_fits(gs_backend *be, gs_dtype wdt, int n)
     return wdt != GS_DTYPE_F32;
 }
 
-static void op_matmul_ex(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+/* Half rows in: where a product would convert its fp32 rows itself. */
+static int op_half_in_fits(gs_backend *be, gs_dtype wdt, int n)
+{
+    (void)be;
+    return (wdt == GS_DTYPE_F16 || wdt == GS_DTYPE_BF16) && n > GEMV_MAX_ROWS;
+}
+
+static void op_matmul_ex(gs_backend *be, float *out, const void *in, const void *w, gs_dtype wdt,
                          const float *bias, int n, int k, int m, int epilogue)
 {
-    if (!op_matmul_ex_fits(be, wdt, n)) {
-        note_failure(be, "matmul_ex", cudaErrorInvalidValue, "fused epilogues need half-precision or quantized weights");
+    const int in_half = (epilogue & GS_EPI_IN_HALF) != 0;
+    epilogue &= ~GS_EPI_IN_HALF;
+    if (!op_matmul_ex_fits(be, wdt, n) || (in_half && !op_half_in_fits(be, wdt, n))) {
+        note_failure(be, "matmul_ex", cudaErrorInvalidValue,
+                     in_half ? "half rows in need fp16/bf16 weights and more than 16 rows"
+                             : "fused epilogues need half-precision or quantized weights");
         return;
     }
     int epi = epilogue == GS_EPI_GELU ? GS_GEMV_EPI_GELU : epilogue == GS_EPI_ACCUMULATE ? GS_GEMV_EPI_ACCUMULATE
@@ -433,7 +444,7 @@ static void op_matmul_ex(gs_backend *be, float *out, const float *in, const void
         check_kernel(be, "gemv_half_ex", cuda_gemv_half_ex(out, in, w, bf16, bias, n, k, m, epi, IMPL(be)->stream));
         return;
     }
-    const void *in_h = half_rows(be, in, (long)n * k, bf16);
+    const void *in_h = in_half ? in : half_rows(be, in, (long)n * k, bf16);
     if (!in_h)
         return;
     lt_matmul(be, out, in_h, w, bf16, bias, n, k, m, epi == GS_GEMV_EPI_ACCUMULATE);
@@ -442,6 +453,18 @@ static void op_matmul_ex(gs_backend *be, float *out, const float *in, const void
      * GELU stays a kernel of ours. */
     if (epi == GS_GEMV_EPI_GELU)
         check_kernel(be, "gelu", cuda_gelu(out, (long)n * m, IMPL(be)->stream));
+}
+
+static void op_norm_half(gs_backend *be, void *out, const float *in, const float *w, const float *b, int rms, int n,
+                         int C, float eps, gs_dtype wdt)
+{
+    check_kernel(be, "norm_half",
+                 cuda_norm_half(out, in, w, b, rms, n, C, eps, wdt == GS_DTYPE_BF16, IMPL(be)->stream));
+}
+
+static void op_gelu_half(gs_backend *be, void *out, const float *x, long count, gs_dtype wdt)
+{
+    check_kernel(be, "gelu_half", cuda_gelu_half(out, x, count, wdt == GS_DTYPE_BF16, IMPL(be)->stream));
 }
 
 static int cuda_upload_weights(gs_backend *be, void *dst, const float *src, size_t count, gs_dtype dt,
@@ -619,6 +642,9 @@ static const gs_backend_ops cuda_ops = {
     .matmul = op_matmul,
     .matmul_ex = op_matmul_ex,
     .matmul_ex_fits = op_matmul_ex_fits,
+    .half_in_fits = op_half_in_fits,
+    .norm_half = op_norm_half,
+    .gelu_half = op_gelu_half,
     .gelu = op_gelu,
     .swiglu = op_swiglu,
     .rope = op_rope,

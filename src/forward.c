@@ -227,6 +227,8 @@ int gs_forward_init_kv(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtyp
     f->h_gate = take(f, T * H * sizeof(float), &f->activation_bytes, &missing);
     f->gathered = take(f, (size_t)max_rows * C * sizeof(float), &f->activation_bytes, &missing);
     f->logits = take(f, (size_t)max_rows * (size_t)s->vocab * sizeof(float), &f->activation_bytes, &missing);
+    if (be->ops->half_in_fits && be->ops->half_in_fits(be, wdt, max_tokens))
+        f->act_half = take(f, T * (H > C ? H : C) * 2, &f->activation_bytes, &missing);
     f->d_tokens = take(f, T * sizeof(int), &f->activation_bytes, &missing);
     f->d_pos = take(f, T * sizeof(int), &f->activation_bytes, &missing);
     f->d_seq = take(f, T * sizeof(int), &f->activation_bytes, &missing);
@@ -274,7 +276,7 @@ void gs_forward_destroy(gs_forward *f)
     if (!be)
         return;
     void *bufs[] = {f->w_f32, f->w_mat, f->x, f->xn, f->att, f->qkv, f->h_up, f->h_gate, f->gathered,
-                    f->logits, f->d_tokens, f->d_pos, f->d_seq, f->d_slot, f->d_logit_rows,
+                    f->logits, f->act_half, f->d_tokens, f->d_pos, f->d_seq, f->d_slot, f->d_logit_rows,
                     f->d_tables};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i])
@@ -403,7 +405,12 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
      * residual stream; the norms then run on their own. */
     int epi = f->fuse && op->matmul_ex && op->matmul_ex_fits && op->matmul_ex_fits(be, f->w.wdt, n);
     int fuse = f->fuse && op->residual_norm && !epi;
-    int rms = s->arch == GS_ARCH_LLAMA;
+    int rms = s->arch == GS_ARCH_LLAMA, gpt2 = s->arch == GS_ARCH_GPT2;
+    /* Where the products would round fp32 rows to half precision themselves
+     * (CUDA's tensor-core products in prefill), the norms and GELU write
+     * those rows directly: one pass each instead of a pass and a conversion,
+     * the same bits. Their rows then live in act_half, not in normed. */
+    int hin = epi && f->act_half && op->half_in_fits(be, f->w.wdt, n) && op->norm_half && (!gpt2 || op->gelu_half);
     float *normed = fuse ? f->att : f->xn;
     for (int l = 0; l < s->n_layer; l++) {
         const gs_fw_layer *w = &f->w.layers[l];
@@ -411,11 +418,17 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
 
         if (!fuse || l == 0) {
             OP_BEGIN(f, "norm_attn", l);
-            norm(f, normed, f->x, w->ln1_w, w->ln1_b, n);
+            if (hin)
+                op->norm_half(be, f->act_half, f->x, w->ln1_w, w->ln1_b, rms, n, C, s->norm_eps, f->w.wdt);
+            else
+                norm(f, normed, f->x, w->ln1_w, w->ln1_b, n);
             OP_END(f, "norm_attn");
         }
         OP_BEGIN(f, "matmul_qkv", l);
-        op->matmul(be, f->qkv, normed, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim);
+        if (hin)
+            op->matmul_ex(be, f->qkv, f->act_half, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim, GS_EPI_IN_HALF);
+        else
+            op->matmul(be, f->qkv, normed, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim);
         OP_END(f, "matmul_qkv");
         if (s->arch == GS_ARCH_LLAMA) {
             OP_BEGIN(f, "rope", l);
@@ -440,7 +453,10 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         OP_END(f, "matmul_out");
         if (epi) {
             OP_BEGIN(f, "norm_mlp", l);
-            norm(f, normed, f->x, w->ln2_w, w->ln2_b, n);
+            if (hin)
+                op->norm_half(be, f->act_half, f->x, w->ln2_w, w->ln2_b, rms, n, C, s->norm_eps, f->w.wdt);
+            else
+                norm(f, normed, f->x, w->ln2_w, w->ln2_b, n);
             OP_END(f, "norm_mlp");
         } else if (fuse) {
             OP_BEGIN(f, "residual_norm_mlp", l);
@@ -455,20 +471,33 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             OP_END(f, "norm_mlp");
         }
         OP_BEGIN(f, "matmul_up", l);
-        if (epi && s->arch == GS_ARCH_GPT2)
+        if (hin) /* GELU follows as gelu_half: one pass for GELU and the down product's rows */
+            op->matmul_ex(be, f->h_up, f->act_half, w->w_up, f->w.wdt, w->b_up, n, C, H, GS_EPI_IN_HALF);
+        else if (epi && gpt2)
             op->matmul_ex(be, f->h_up, normed, w->w_up, f->w.wdt, w->b_up, n, C, H, GS_EPI_GELU);
         else
             op->matmul(be, f->h_up, normed, w->w_up, f->w.wdt, w->b_up, n, C, H);
         OP_END(f, "matmul_up");
-        if (epi && s->arch == GS_ARCH_GPT2) {
+        const void *down_in = f->h_up;
+        int down_epi = GS_EPI_ACCUMULATE;
+        if (hin && gpt2) {
+            OP_BEGIN(f, "gelu", l);
+            op->gelu_half(be, f->act_half, f->h_up, (long)n * H, f->w.wdt);
+            OP_END(f, "gelu");
+            down_in = f->act_half;
+            down_epi |= GS_EPI_IN_HALF;
+        } else if (epi && gpt2) {
             /* GELU ran in matmul_up's epilogue */
-        } else if (s->arch == GS_ARCH_GPT2) {
+        } else if (gpt2) {
             OP_BEGIN(f, "gelu", l);
             op->gelu(be, f->h_up, (long)n * H);
             OP_END(f, "gelu");
         } else {
             OP_BEGIN(f, "matmul_gate", l);
-            op->matmul(be, f->h_gate, normed, w->w_gate, f->w.wdt, NULL, n, C, H);
+            if (hin)
+                op->matmul_ex(be, f->h_gate, f->act_half, w->w_gate, f->w.wdt, NULL, n, C, H, GS_EPI_IN_HALF);
+            else
+                op->matmul(be, f->h_gate, normed, w->w_gate, f->w.wdt, NULL, n, C, H);
             OP_END(f, "matmul_gate");
             OP_BEGIN(f, "swiglu", l);
             op->swiglu(be, f->h_up, f->h_gate, (long)n * H);
@@ -476,7 +505,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         }
         OP_BEGIN(f, "matmul_down", l);
         if (epi)
-            op->matmul_ex(be, f->x, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C, GS_EPI_ACCUMULATE);
+            op->matmul_ex(be, f->x, down_in, w->w_down, f->w.wdt, w->b_down, n, H, C, down_epi);
         else
             op->matmul(be, f->xn, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C);
         OP_END(f, "matmul_down");

@@ -235,8 +235,10 @@ static void test_prefill_logits(gs_backend *gpu, gs_backend *cpu, const char *pr
     }
     /* Half-precision weights: the GEMV path (<= 16 rows) and the tensor-core
      * path, each also fused: the products' epilogues (the GEMV's, cuBLASLt's
-     * bias and residual accumulation) must give the unfused logits up to the
-     * order of the fp32 additions, and the fp32 CPU's within half precision. */
+     * bias and residual accumulation; over 16 rows also the norms and GELU
+     * writing the products' half rows themselves, the same bits) must give
+     * the unfused logits up to the order of the fp32 additions, and the fp32
+     * CPU's within half precision. */
     float *c = malloc((size_t)T * V * sizeof(float));
     for (int d = GS_DTYPE_F16; d <= GS_DTYPE_BF16; d++) {
         for (int rows = 12; rows <= T; rows += T - 12) {

@@ -359,8 +359,10 @@ static void test_epilogue(int k, int m, int epi, int is_bf16)
  *
  * matmul and matmul_ex (none, GELU, accumulate) through the CUDA backend:
  * the GEMV up to 16 rows (fp32 rows of in), cuBLASLt beyond (in rounded to
- * the weights' type first, the bias and the accumulation in its epilogue).
- * The reference rounds exactly as the path does, so only the sums' order is
+ * the weights' type first, the bias and the accumulation in its epilogue);
+ * there, rows given as halves (GS_EPI_IN_HALF) must give the bits of fp32
+ * rows rounded by the product. The reference rounds exactly as the path
+ * does, so only the sums' order is
  * left: 1e-5. One bias sits one float off its alignment (the algorithm is
  * picked per alignment); an accumulating product recorded in a CUDA graph
  * and replayed adds its product once per run. */
@@ -397,8 +399,12 @@ static void test_backend_half(int k, int m, int is_bf16)
     int up = be->ops->upload_weights(be, d_w, w, wcount, dt, &err);
     up |= be->ops->upload(be, d_in, in, (size_t)NB * k * 4);
     up |= be->ops->upload(be, d_bias, bias, (size_t)(m + 1) * 4);
-    tap_ok(up == 0 && be->ops->matmul_ex_fits(be, dt, 1) && be->ops->matmul_ex_fits(be, dt, 1000),
-           "backend %s k=%d m=%d: weights uploaded, matmul_ex_fits at n = 1 and 1000", dn, k, m);
+    tap_ok(up == 0 && be->ops->matmul_ex_fits(be, dt, 1) && be->ops->matmul_ex_fits(be, dt, 1000) &&
+               !be->ops->half_in_fits(be, dt, 16) && be->ops->half_in_fits(be, dt, 17) &&
+               !be->ops->half_in_fits(be, GS_DTYPE_F32, 100),
+           "backend %s k=%d m=%d: weights uploaded, matmul_ex_fits at n = 1 and 1000, half_in_fits from n = 17 (not "
+           "for fp32)",
+           dn, k, m);
     enum { PLAIN, PLAIN_NOBIAS, EX_NONE, EX_GELU, EX_ACC_ODD_BIAS, N_MODES };
     static const char *const mname[] = {"matmul", "matmul (no bias)", "matmul_ex none", "matmul_ex gelu",
                                         "matmul_ex accumulate (bias 4-byte aligned)"};
@@ -439,6 +445,28 @@ static void test_backend_half(int k, int m, int is_bf16)
             const double rel = sqrt(num / den);
             tap_ok(sync == 0 && all_finite(got, (size_t)n * m) && rel < TOL, "backend %s %s n=%d k=%d m=%d (%s): rel err %.2e",
                    dn, mname[mode], n, k, m, half_in ? "cuBLASLt" : "GEMV", rel);
+        }
+        if (half_in) {
+            /* The rows given as halves (GS_EPI_IN_HALF, as norm_half writes
+             * them): the same bits as the product rounding fp32 rows itself. */
+            uint16_t *hin = xmalloc((size_t)n * k * 2);
+            float *got2 = xmalloc((size_t)n * m * sizeof(float));
+            for (size_t i = 0; i < (size_t)n * k; i++)
+                hin[i] = is_bf16 ? host_f2bf(in[i]) : host_f2h(in[i]);
+            void *d_hin = be->ops->alloc(be, (size_t)n * k * 2);
+            be->ops->upload(be, d_hin, hin, (size_t)n * k * 2);
+            be->ops->upload(be, d_out, resid, (size_t)n * m * 4);
+            be->ops->matmul_ex(be, d_out, d_in, d_w, dt, d_bias, n, k, m, GS_EPI_ACCUMULATE);
+            be->ops->download(be, got, d_out, (size_t)n * m * 4);
+            be->ops->upload(be, d_out, resid, (size_t)n * m * 4);
+            be->ops->matmul_ex(be, d_out, d_hin, d_w, dt, d_bias, n, k, m, GS_EPI_ACCUMULATE | GS_EPI_IN_HALF);
+            be->ops->download(be, got2, d_out, (size_t)n * m * 4);
+            const int sync = be->ops->synchronize(be);
+            tap_ok(sync == 0 && be->ops->half_in_fits(be, dt, n) && !memcmp(got, got2, (size_t)n * m * 4),
+                   "backend %s matmul_ex accumulate n=%d k=%d m=%d: half rows in (GS_EPI_IN_HALF) give the same bits",
+                   dn, n, k, m);
+            be->ops->free(be, d_hin);
+            free(hin), free(got2);
         }
         if (n != 64)
             continue;
