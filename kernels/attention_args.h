@@ -36,6 +36,10 @@ typedef struct gs_attn_args {
                               * so attention may use fp16 operands (the CUDA fused prefill then runs
                               * on tensor cores); 0 (a zeroed struct): fp32 arithmetic throughout.
                               * The CPU backend ignores it. */
+    const int *token_seq_host; /* NULL, or token_seq's host copy: lets a backend look at the rows
+                                * before it launches (the CUDA hybrid then skips a kernel that no
+                                * row needs). Leave NULL where the launches are recorded and
+                                * replayed for other rows (a CUDA graph). */
 } gs_attn_args;
 
 enum { GS_ATTN_NAIVE = 0, GS_ATTN_FUSED = 1 };

@@ -58,15 +58,30 @@ typedef struct gs_backend_ops {
                    const float *bias, int n, int k, int m);
     /* Optional: the product with a fused epilogue, GS_EPI_GELU (out = gelu(v))
      * or GS_EPI_ACCUMULATE (out += v), v = in . w^T + bias. Only where
-     * matmul_ex_fits says so (the CUDA GEMV: half weights, few rows); in must
-     * not overlap out. */
-    void (*matmul_ex)(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+     * matmul_ex_fits says so (CUDA: half-precision or quantized weights, any
+     * number of rows); in must not overlap out. in holds fp32 rows, or with
+     * GS_EPI_IN_HALF or'ed into epilogue, rows in wdt (fp16/bf16) as
+     * norm_half and gelu_half write them: only where half_in_fits says so,
+     * and never with a norm. */
+    void (*matmul_ex)(gs_backend *be, float *out, const void *in, const void *w, gs_dtype wdt,
                       const float *bias, int n, int k, int m, int epilogue, const gs_prenorm *norm);
     int (*matmul_ex_fits)(gs_backend *be, gs_dtype wdt, int n);
     /* Whether matmul_ex takes a non-NULL norm for these shapes: in then holds
-     * the raw rows and the product reads norm(in), equal to running the norm
-     * op first (the decode GEMVs normalize as they read: no norm kernel). */
+     * the raw fp32 rows and the product reads norm(in), equal to running the
+     * norm op first (the decode GEMVs normalize as they read: no norm kernel). */
     int (*matmul_norm_fits)(gs_backend *be, gs_dtype wdt, int n);
+    /* Optional: 1 when matmul_ex over n rows of wdt weights (fp16/bf16) takes
+     * GS_EPI_IN_HALF rows (the backend would round fp32 rows to wdt itself:
+     * CUDA's tensor-core products), so norm_half and gelu_half can write
+     * them in the pass that computes them instead of a conversion pass. */
+    int (*half_in_fits)(gs_backend *be, gs_dtype wdt, int n);
+    /* Optional, with half_in_fits: the norm (RMSNorm when rms, else LayerNorm
+     * with bias b) of n rows, or the GELU of count values, written as wdt
+     * halves: the fp32 result rounded once, as the product would round it.
+     * out must not overlap the input. */
+    void (*norm_half)(gs_backend *be, void *out, const float *in, const float *w, const float *b, int rms, int n,
+                      int C, float eps, gs_dtype wdt);
+    void (*gelu_half)(gs_backend *be, void *out, const float *x, long count, gs_dtype wdt);
     void (*gelu)(gs_backend *be, float *x, long count);
     void (*swiglu)(gs_backend *be, float *up, const float *gate, long count);
     void (*rope)(gs_backend *be, float *qkv, const int *pos, int n, int qkv_stride, int n_head,
@@ -106,7 +121,7 @@ typedef struct gs_backend_ops {
 } gs_backend_ops;
 
 #define GS_GRAPH_NONE (-1)
-enum { GS_EPI_NONE = 0, GS_EPI_GELU = 1, GS_EPI_ACCUMULATE = 2 };
+enum { GS_EPI_NONE = 0, GS_EPI_GELU = 1, GS_EPI_ACCUMULATE = 2, GS_EPI_IN_HALF = 4 };
 
 struct gs_backend {
     const gs_backend_ops *ops;

@@ -2,6 +2,12 @@
  * the dense products (what real engines use) and the project's kernels in
  * kernels/cuda for everything else.
  *
+ * Products: fp32 weights go to cublasSgemm; half-precision weights to the
+ * project's GEMV for decode-sized steps (<= GEMV_MAX_ROWS rows) and to
+ * cuBLASLt on tensor cores for larger ones, which adds the bias and the
+ * residual stream (beta = 1, C = D) in its epilogue instead of in kernels
+ * of ours; quantized blocks to the project's kernels at every size.
+ *
  * Ops are void in the backend table, so a failed launch or library call is
  * remembered (the first one, with its name) and reported by the next
  * synchronize: the forward pass checks it once per step. */
@@ -24,6 +30,7 @@ int gs_backend_cuda_create(gs_backend **out, gs_error *err)
 
 #else
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -34,22 +41,43 @@ int gs_backend_cuda_create(gs_backend **out, gs_error *err)
 #include "cuda/ops_cuda.h"
 
 #define GRAPH_CACHE 32
+#define LT_PLANS 64
+#define CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+
+/* What picks a cuBLASLt algorithm: the shape, the types, the epilogue and
+ * the alignment of every pointer (the heuristic reads them: an algorithm
+ * picked for 256-byte aligned data may not run on less). */
+typedef struct lt_key {
+    int n, k, m, bf16, bias, accumulate;
+    unsigned align_w, align_in, align_out, align_bias;
+} lt_key;
+
+/* A kept cuBLASLt product: its descriptors and the heuristic's algorithm. */
+typedef struct lt_plan {
+    lt_key key;
+    int used;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, d;
+    cublasLtMatmulAlgo_t algo;
+} lt_plan;
 
 typedef struct cuda_impl {
     int device;
     cudaStream_t stream;
     cublasHandle_t cublas;
+    cublasLtHandle_t lt;
+    lt_plan lt_plans[LT_PLANS]; /* replaced round robin when full */
+    int lt_next;
     void *attn_scratch;
     size_t attn_scratch_bytes;
     void *half_in;           /* activations converted for half-precision products */
     size_t half_in_bytes;
-    void *cublas_workspace;  /* cuBLAS must not allocate while a graph records */
+    void *cublas_workspace;  /* cuBLAS must not allocate while a graph records; cuBLASLt shares it (one stream) */
     /* Recorded steps kept by key (batch shape, context bucket, variant):
      * replayed untouched, so a decode step costs one launch. */
     struct { uint64_t key; cudaGraphExec_t exec; } graphs[GRAPH_CACHE];
     int next_graph;
     long graph_instantiations, graph_replays;
-    int math_mode;           /* cuBLAS math mode last set, so the hot path sets it only on change */
     int failed;            /* first failure, reported by synchronize */
     char failure[256];
 } cuda_impl;
@@ -82,10 +110,27 @@ static void check_kernel(gs_backend *be, const char *what, int rc)
         note_failure(be, what, rc, cudaGetErrorString((cudaError_t)rc));
 }
 
+static void lt_plan_free(lt_plan *p)
+{
+    if (p->desc)
+        cublasLtMatmulDescDestroy(p->desc);
+    if (p->a)
+        cublasLtMatrixLayoutDestroy(p->a);
+    if (p->b)
+        cublasLtMatrixLayoutDestroy(p->b);
+    if (p->d)
+        cublasLtMatrixLayoutDestroy(p->d);
+    memset(p, 0, sizeof *p);
+}
+
 static void cuda_destroy(gs_backend *be)
 {
     cuda_impl *c = IMPL(be);
     if (c) {
+        for (int i = 0; i < LT_PLANS; i++)
+            lt_plan_free(&c->lt_plans[i]);
+        if (c->lt)
+            cublasLtDestroy(c->lt);
         if (c->attn_scratch)
             cudaFree(c->attn_scratch);
         if (c->half_in)
@@ -214,43 +259,144 @@ static int ensure_scratch(gs_backend *be, void **buf, size_t *have, size_t need,
 
 /* Row-major out[n][m] = in[n][k] . w[m][k]^T is, in cuBLAS's column-major
  * terms, out^T (m x n) = w^T(op T on the k x m view) . in^T (k x n). */
-static void set_math_mode(cuda_impl *c, cublasMath_t mode)
+
+/* The largest power of two up to 256 dividing p's address. */
+static unsigned align_of(const void *p)
 {
-    if (c->math_mode != (int)mode + 1) {
-        cublasSetMathMode(c->cublas, mode);
-        c->math_mode = (int)mode + 1; /* +1: 0 means never set */
+    unsigned a = 256;
+    while (a > 1 && (uintptr_t)p % a)
+        a /= 2;
+    return a;
+}
+
+/* Makes the descriptors of a plan and asks the heuristic for its algorithm. */
+static cublasStatus_t lt_plan_make(cuda_impl *c, lt_plan *p, const lt_key *key, const float *bias)
+{
+    const cudaDataType_t t = key->bf16 ? CUDA_R_16BF : CUDA_R_16F;
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    const cublasLtEpilogue_t epi = key->bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    const cudaDataType_t bias_t = CUDA_R_32F;
+    const uint64_t ws = CUBLAS_WORKSPACE_BYTES;
+    memset(p, 0, sizeof *p);
+    p->key = *key;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    cublasStatus_t st = cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+    if (st == CUBLAS_STATUS_SUCCESS && key->bias)
+        st = cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_t, sizeof bias_t);
+    if (st == CUBLAS_STATUS_SUCCESS && key->bias) /* the heuristic reads its alignment */
+        st = cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    /* Column-major views of the row-major operands: w is k x m (op T), in k x n, out m x n. */
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatrixLayoutCreate(&p->a, t, (uint64_t)key->k, (uint64_t)key->m, key->k);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatrixLayoutCreate(&p->b, t, (uint64_t)key->k, (uint64_t)key->n, key->k);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatrixLayoutCreate(&p->d, CUDA_R_32F, (uint64_t)key->m, (uint64_t)key->n, key->m);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulPreferenceCreate(&pref);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    const struct { cublasLtMatmulPreferenceAttributes_t attr; unsigned v; } aligns[] = {
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key->align_w},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key->align_in},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key->align_out},
+        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key->align_out},
+    };
+    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0] && st == CUBLAS_STATUS_SUCCESS; i++) {
+        const uint32_t v = aligns[i].v;
+        st = cublasLtMatmulPreferenceSetAttribute(pref, aligns[i].attr, &v, sizeof v);
     }
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulAlgoGetHeuristic(c->lt, p->desc, p->a, p->b, p->d, p->d, pref, 1, &res, &found);
+    if (pref)
+        cublasLtMatmulPreferenceDestroy(pref);
+    if (st == CUBLAS_STATUS_SUCCESS && found < 1)
+        st = CUBLAS_STATUS_NOT_SUPPORTED;
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        lt_plan_free(p);
+        return st;
+    }
+    p->algo = res.algo;
+    p->used = 1;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* out[n][m] = in_h[n][k] . w[m][k]^T (+ bias[m]) (+ out, when accumulate) on
+ * tensor cores: fp16/bf16 operands, fp32 sums and output, the bias and the
+ * accumulation applied by cuBLASLt's epilogue (D = A B + beta C + bias with
+ * beta = 1 and C = D = out). Plans are kept by lt_key: the heuristic runs
+ * once per shape, and a call inside a graph recording touches no memory
+ * allocator (the workspace is ours, allocated at create). */
+static void lt_matmul(gs_backend *be, float *out, const void *in_h, const void *w, int bf16, const float *bias,
+                      int n, int k, int m, int accumulate)
+{
+    cuda_impl *c = IMPL(be);
+    lt_key key = {n, k, m, bf16, bias != NULL, accumulate, align_of(w), align_of(in_h), align_of(out),
+                  bias ? align_of(bias) : 256};
+    lt_plan *p = NULL;
+    for (int i = 0; i < LT_PLANS && !p; i++)
+        if (c->lt_plans[i].used && !memcmp(&c->lt_plans[i].key, &key, sizeof key))
+            p = &c->lt_plans[i];
+    cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+    if (!p) {
+        p = &c->lt_plans[c->lt_next];
+        c->lt_next = (c->lt_next + 1) % LT_PLANS;
+        lt_plan_free(p);
+        st = lt_plan_make(c, p, &key, bias);
+    }
+    if (st == CUBLAS_STATUS_SUCCESS && bias)
+        st = cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    const float one = 1.0f, zero = 0.0f;
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmul(c->lt, p->desc, &one, w, p->a, in_h, p->b, accumulate ? &one : &zero, out, p->d, out,
+                            p->d, &p->algo, c->cublas_workspace, CUBLAS_WORKSPACE_BYTES, c->stream);
+    if (st != CUBLAS_STATUS_SUCCESS)
+        note_failure(be, "cuBLASLt matmul", (int)st, cublasGetStatusString(st));
+}
+
+/* Rows of in converted to the weights' half type, in c->half_in; NULL on failure (noted). */
+static const void *half_rows(gs_backend *be, const float *in, long count, int bf16)
+{
+    cuda_impl *c = IMPL(be);
+    if (ensure_scratch(be, &c->half_in, &c->half_in_bytes, (size_t)count * 2, "matmul (half)"))
+        return NULL;
+    int rc = cuda_convert_to_half(c->half_in, in, count, bf16, c->stream);
+    check_kernel(be, "convert_to_half", rc);
+    return rc ? NULL : c->half_in;
 }
 
 static void op_matmul(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
                       const float *bias, int n, int k, int m)
 {
     cuda_impl *c = IMPL(be);
-    const float one = 1.0f, zero = 0.0f;
-    cublasStatus_t st;
     if (gs_dtype_is_quant(wdt)) { /* int8 / int4 blocks: the project's kernels for any n, no cuBLAS */
         check_kernel(be, "matmul_quant",
                      cuda_matmul_quant(out, in, w, gs_dtype_group(wdt), bias, n, k, m, GS_GEMV_EPI_NONE, c->stream));
         return;
     }
-    if (wdt == GS_DTYPE_F32) {
-        set_math_mode(c, CUBLAS_PEDANTIC_MATH); /* fp32 means fp32: no TF32 */
-        st = cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)w, k, in, k, &zero,
-                         out, m);
-    } else {
-        int bf16 = wdt == GS_DTYPE_BF16;
+    if (wdt != GS_DTYPE_F32) {
+        const int bf16 = wdt == GS_DTYPE_BF16;
         if (n <= GEMV_MAX_ROWS) {
             check_kernel(be, "gemv_half", cuda_gemv_half(out, in, w, bf16, bias, n, k, m, c->stream));
             return;
         }
-        if (ensure_scratch(be, &c->half_in, &c->half_in_bytes, (size_t)n * k * 2, "matmul (half)"))
-            return;
-        check_kernel(be, "convert_to_half", cuda_convert_to_half(c->half_in, in, (long)n * k, bf16, c->stream));
-        cudaDataType_t t = bf16 ? CUDA_R_16BF : CUDA_R_16F;
-        set_math_mode(c, CUBLAS_DEFAULT_MATH);
-        st = cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, t, k, c->half_in, t, k, &zero, out,
-                          CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        const void *in_h = half_rows(be, in, (long)n * k, bf16);
+        if (in_h)
+            lt_matmul(be, out, in_h, w, bf16, bias, n, k, m, 0); /* the bias in the epilogue */
+        return;
     }
+    /* fp32 means fp32: the handle's math mode is pedantic (no TF32), set at create. */
+    const float one = 1.0f, zero = 0.0f;
+    cublasStatus_t st = cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, (const float *)w, k, in, k,
+                                    &zero, out, m);
     if (st != CUBLAS_STATUS_SUCCESS) {
         note_failure(be, "cuBLAS matmul", (int)st, cublasGetStatusString(st));
         return;
@@ -262,9 +408,10 @@ static void op_matmul(gs_backend *be, float *out, const float *in, const void *w
 static int op_matmul_ex_fits(gs_backend *be, gs_dtype wdt, int n)
 {
     (void)be;
-    if (gs_dtype_is_quant(wdt))
-        return 1; /* the quantized GEMV and the prefill tile kernel both apply the epilogues */
-    return wdt != GS_DTYPE_F32 && n <= GEMV_MAX_ROWS;
+    (void)n;
+    /* The quantized GEMV and prefill tile kernel apply the epilogues, and so
+     * do the half GEMV (decode) and cuBLASLt (larger steps): all but fp32. */
+    return wdt != GS_DTYPE_F32;
 }
 
 /* Norms fold into the decode GEMVs (half and quantized weights) for a few
@@ -278,11 +425,26 @@ static int op_matmul_norm_fits(gs_backend *be, gs_dtype wdt, int n)
     return wdt != GS_DTYPE_F32 && n <= NORM_FOLD_MAX_ROWS;
 }
 
-static void op_matmul_ex(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+/* Half rows in: where a product would convert its fp32 rows itself. */
+static int op_half_in_fits(gs_backend *be, gs_dtype wdt, int n)
+{
+    (void)be;
+    return (wdt == GS_DTYPE_F16 || wdt == GS_DTYPE_BF16) && n > GEMV_MAX_ROWS;
+}
+
+static void op_matmul_ex(gs_backend *be, float *out, const void *in, const void *w, gs_dtype wdt,
                          const float *bias, int n, int k, int m, int epilogue, const gs_prenorm *norm)
 {
-    if (!op_matmul_ex_fits(be, wdt, n) || (norm && !op_matmul_norm_fits(be, wdt, n))) {
-        note_failure(be, "gemv_half_ex", cudaErrorInvalidValue, "a fused epilogue or norm outside the GEMV's shapes");
+    const int in_half = (epilogue & GS_EPI_IN_HALF) != 0;
+    epilogue &= ~GS_EPI_IN_HALF;
+    /* A folded norm reads fp32 rows, so it never comes with half rows in
+     * (the shapes are disjoint too: at most 4 rows against more than 16). */
+    if (!op_matmul_ex_fits(be, wdt, n) || (in_half && (norm || !op_half_in_fits(be, wdt, n))) ||
+        (norm && !op_matmul_norm_fits(be, wdt, n))) {
+        note_failure(be, "matmul_ex", cudaErrorInvalidValue,
+                     in_half ? "half rows in need fp16/bf16 weights, more than 16 rows and no folded norm"
+                     : norm  ? "a folded norm outside the decode GEMV's shapes"
+                             : "fused epilogues need half-precision or quantized weights");
         return;
     }
     int epi = epilogue == GS_EPI_GELU ? GS_GEMV_EPI_GELU : epilogue == GS_EPI_ACCUMULATE ? GS_GEMV_EPI_ACCUMULATE
@@ -303,8 +465,33 @@ static void op_matmul_ex(gs_backend *be, float *out, const float *in, const void
                          cuda_matmul_quant(out, in, w, gs_dtype_group(wdt), bias, n, k, m, epi, IMPL(be)->stream));
         return;
     }
-    check_kernel(be, "gemv_half_ex",
-                 cuda_gemv_half_ex(out, in, w, wdt == GS_DTYPE_BF16, bias, n, k, m, epi, nf, IMPL(be)->stream));
+    const int bf16 = wdt == GS_DTYPE_BF16;
+    if (n <= GEMV_MAX_ROWS) {
+        check_kernel(be, "gemv_half_ex",
+                     cuda_gemv_half_ex(out, in, w, bf16, bias, n, k, m, epi, nf, IMPL(be)->stream));
+        return;
+    }
+    const void *in_h = in_half ? in : half_rows(be, in, (long)n * k, bf16);
+    if (!in_h)
+        return;
+    lt_matmul(be, out, in_h, w, bf16, bias, n, k, m, epi == GS_GEMV_EPI_ACCUMULATE);
+    /* cuBLASLt's GELU epilogue is its own approximation, not gelu1 of
+     * activation.cuh that the GEMV, the gelu kernel and the CPU twin share:
+     * GELU stays a kernel of ours. */
+    if (epi == GS_GEMV_EPI_GELU)
+        check_kernel(be, "gelu", cuda_gelu(out, (long)n * m, IMPL(be)->stream));
+}
+
+static void op_norm_half(gs_backend *be, void *out, const float *in, const float *w, const float *b, int rms, int n,
+                         int C, float eps, gs_dtype wdt)
+{
+    check_kernel(be, "norm_half",
+                 cuda_norm_half(out, in, w, b, rms, n, C, eps, wdt == GS_DTYPE_BF16, IMPL(be)->stream));
+}
+
+static void op_gelu_half(gs_backend *be, void *out, const float *x, long count, gs_dtype wdt)
+{
+    check_kernel(be, "gelu_half", cuda_gelu_half(out, x, count, wdt == GS_DTYPE_BF16, IMPL(be)->stream));
 }
 
 static int cuda_upload_weights(gs_backend *be, void *dst, const float *src, size_t count, gs_dtype dt,
@@ -488,6 +675,9 @@ static const gs_backend_ops cuda_ops = {
     .matmul_ex = op_matmul_ex,
     .matmul_ex_fits = op_matmul_ex_fits,
     .matmul_norm_fits = op_matmul_norm_fits,
+    .half_in_fits = op_half_in_fits,
+    .norm_half = op_norm_half,
+    .gelu_half = op_gelu_half,
     .gelu = op_gelu,
     .swiglu = op_swiglu,
     .rope = op_rope,
@@ -530,9 +720,14 @@ int gs_backend_cuda_create(gs_backend **out, gs_error *err)
     cublasStatus_t st = cublasCreate(&c->cublas);
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasSetStream(c->cublas, c->stream);
+    if (st == CUBLAS_STATUS_SUCCESS) /* the handle runs only fp32 products: fp32 means fp32, no TF32 */
+        st = cublasSetMathMode(c->cublas, CUBLAS_PEDANTIC_MATH);
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtCreate(&c->lt);
     /* A workspace of our own: cuBLAS may not allocate inside a graph recording. */
-    enum { CUBLAS_WORKSPACE_BYTES = 32 << 20 };
-    if (st == CUBLAS_STATUS_SUCCESS && cudaMalloc(&c->cublas_workspace, CUBLAS_WORKSPACE_BYTES) == cudaSuccess)
+    if (st == CUBLAS_STATUS_SUCCESS && cudaMalloc(&c->cublas_workspace, CUBLAS_WORKSPACE_BYTES) != cudaSuccess)
+        st = CUBLAS_STATUS_ALLOC_FAILED;
+    if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasSetWorkspace(c->cublas, c->cublas_workspace, CUBLAS_WORKSPACE_BYTES);
     if (st != CUBLAS_STATUS_SUCCESS) {
         cuda_destroy(be);

@@ -227,6 +227,8 @@ int gs_forward_init_kv(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtyp
     f->h_gate = take(f, T * H * sizeof(float), &f->activation_bytes, &missing);
     f->gathered = take(f, (size_t)max_rows * C * sizeof(float), &f->activation_bytes, &missing);
     f->logits = take(f, (size_t)max_rows * (size_t)s->vocab * sizeof(float), &f->activation_bytes, &missing);
+    if (be->ops->half_in_fits && be->ops->half_in_fits(be, wdt, max_tokens))
+        f->act_half = take(f, T * (H > C ? H : C) * 2, &f->activation_bytes, &missing);
     f->d_tokens = take(f, T * sizeof(int), &f->activation_bytes, &missing);
     f->d_pos = take(f, T * sizeof(int), &f->activation_bytes, &missing);
     f->d_seq = take(f, T * sizeof(int), &f->activation_bytes, &missing);
@@ -275,7 +277,7 @@ void gs_forward_destroy(gs_forward *f)
     if (!be)
         return;
     void *bufs[] = {f->w_f32, f->w_mat, f->x, f->xn, f->att, f->qkv, f->h_up, f->h_gate, f->gathered,
-                    f->logits, f->d_tokens, f->d_pos, f->d_seq, f->d_slot, f->d_logit_rows,
+                    f->logits, f->act_half, f->d_tokens, f->d_pos, f->d_seq, f->d_slot, f->d_logit_rows,
                     f->d_ids, f->d_tables};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i])
@@ -356,6 +358,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         .window = f->window, .n_sink = f->n_sink, .variant = f->attn_variant,
         .kv_dtype = f->kv_dtype,
         .half_ok = f->w.wdt != GS_DTYPE_F32, /* half-precision weights: attention may use fp16 operands */
+        .token_seq_host = b->seq_row, /* the backend may skip kernels no row of this step needs */
     };
     /* Decode-shaped steps are recorded once per shape as a CUDA graph and
      * replayed untouched: the ~150 launches of a step then cost one. What the
@@ -376,6 +379,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         while (bucket < aa.max_pos && bucket < ctx)
             bucket *= 2;
         aa.max_pos = bucket < ctx ? bucket : ctx;
+        aa.token_seq_host = NULL; /* a replay serves other steps of this key, whose rows differ */
         graph_key = (uint64_t)n | (uint64_t)ids << 7 | (uint64_t)b->n_logits << 8 | (uint64_t)aa.max_pos << 16 |
                     (uint64_t)(f->attn_variant & 3) << 40 | (uint64_t)(f->fuse ? 1 : 0) << 42 |
                     ((uint64_t)f->n_sink & 0xff) << 43 | ((uint64_t)f->window & 0x1fff) << 51;
@@ -406,17 +410,27 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
      * over the residual stream instead of two); the normed rows then live in
      * att, which is free at those points. The first norm has no residual
      * before it and the last residual feeds the gathered final norm. */
-    /* With the GEMV's epilogues (CUDA, half weights, decode-sized steps),
-     * fusion instead puts the residual adds and GELU inside the products
-     * (x += W h + b; h = gelu(W x + b)): three fewer kernels a layer and no
-     * extra pass over the residual stream; the norms then run on their own. */
+    /* With the products' epilogues (CUDA, half-precision or quantized
+     * weights: the GEMV in decode, cuBLASLt in prefill), fusion instead puts
+     * the residual adds and GELU inside the products (x += W h + b;
+     * h = gelu(W x + b)): fewer kernels a layer and no extra pass over the
+     * residual stream; the norms then run on their own. */
     int epi = f->fuse && op->matmul_ex && op->matmul_ex_fits && op->matmul_ex_fits(be, f->w.wdt, n);
     int fuse = f->fuse && op->residual_norm && !epi;
     /* And the GEMVs normalize their input rows as they read them: the norms
      * fold into the products that read them (matmul_qkv, matmul_up/gate,
-     * matmul_logits; those ops' times include them) and run no kernel. */
+     * matmul_logits; those ops' times include them) and run no kernel.
+     * Decode-sized steps only (matmul_norm_fits). */
     int nfold = epi && op->matmul_norm_fits && op->matmul_norm_fits(be, f->w.wdt, n);
-    int rms = s->arch == GS_ARCH_LLAMA;
+    int rms = s->arch == GS_ARCH_LLAMA, gpt2 = s->arch == GS_ARCH_GPT2;
+    /* Where the products would round fp32 rows to half precision themselves
+     * (CUDA's tensor-core products in prefill), the norms and GELU write
+     * those rows directly: one pass each instead of a pass and a conversion,
+     * the same bits. Their rows then live in act_half, not in normed. Never
+     * with nfold: a folded norm reads the fp32 residual rows (the backend's
+     * shapes keep the two apart, this says so here too). */
+    int hin = epi && !nfold && f->act_half && op->half_in_fits && op->half_in_fits(be, f->w.wdt, n) &&
+              op->norm_half && (!gpt2 || op->gelu_half);
     float *normed = fuse ? f->att : f->xn;
     for (int l = 0; l < s->n_layer; l++) {
         const gs_fw_layer *w = &f->w.layers[l];
@@ -427,12 +441,18 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             /* norm_attn runs inside matmul_qkv */
         } else if (!fuse || l == 0) {
             OP_BEGIN(f, "norm_attn", l);
-            norm(f, normed, f->x, w->ln1_w, w->ln1_b, n);
+            if (hin)
+                op->norm_half(be, f->act_half, f->x, w->ln1_w, w->ln1_b, rms, n, C, s->norm_eps, f->w.wdt);
+            else
+                norm(f, normed, f->x, w->ln1_w, w->ln1_b, n);
             OP_END(f, "norm_attn");
         }
         OP_BEGIN(f, "matmul_qkv", l);
         if (nfold)
             op->matmul_ex(be, f->qkv, f->x, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim, GS_EPI_NONE, &ln1);
+        else if (hin)
+            op->matmul_ex(be, f->qkv, f->act_half, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim, GS_EPI_IN_HALF,
+                          NULL);
         else
             op->matmul(be, f->qkv, normed, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim);
         OP_END(f, "matmul_qkv");
@@ -461,7 +481,10 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             /* norm_mlp runs inside matmul_up (and matmul_gate) */
         } else if (epi) {
             OP_BEGIN(f, "norm_mlp", l);
-            norm(f, normed, f->x, w->ln2_w, w->ln2_b, n);
+            if (hin)
+                op->norm_half(be, f->act_half, f->x, w->ln2_w, w->ln2_b, rms, n, C, s->norm_eps, f->w.wdt);
+            else
+                norm(f, normed, f->x, w->ln2_w, w->ln2_b, n);
             OP_END(f, "norm_mlp");
         } else if (fuse) {
             OP_BEGIN(f, "residual_norm_mlp", l);
@@ -478,16 +501,26 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         OP_BEGIN(f, "matmul_up", l);
         const float *mlp_in = nfold ? f->x : normed;
         const gs_prenorm *mlp_norm = nfold ? &ln2 : NULL;
-        if (epi && s->arch == GS_ARCH_GPT2)
+        if (hin) /* GELU follows as gelu_half: one pass for GELU and the down product's rows */
+            op->matmul_ex(be, f->h_up, f->act_half, w->w_up, f->w.wdt, w->b_up, n, C, H, GS_EPI_IN_HALF, NULL);
+        else if (epi && gpt2)
             op->matmul_ex(be, f->h_up, mlp_in, w->w_up, f->w.wdt, w->b_up, n, C, H, GS_EPI_GELU, mlp_norm);
         else if (nfold)
             op->matmul_ex(be, f->h_up, mlp_in, w->w_up, f->w.wdt, w->b_up, n, C, H, GS_EPI_NONE, mlp_norm);
         else
             op->matmul(be, f->h_up, normed, w->w_up, f->w.wdt, w->b_up, n, C, H);
         OP_END(f, "matmul_up");
-        if (epi && s->arch == GS_ARCH_GPT2) {
+        const void *down_in = f->h_up;
+        int down_epi = GS_EPI_ACCUMULATE;
+        if (hin && gpt2) {
+            OP_BEGIN(f, "gelu", l);
+            op->gelu_half(be, f->act_half, f->h_up, (long)n * H, f->w.wdt);
+            OP_END(f, "gelu");
+            down_in = f->act_half;
+            down_epi |= GS_EPI_IN_HALF;
+        } else if (epi && gpt2) {
             /* GELU ran in matmul_up's epilogue */
-        } else if (s->arch == GS_ARCH_GPT2) {
+        } else if (gpt2) {
             OP_BEGIN(f, "gelu", l);
             op->gelu(be, f->h_up, (long)n * H);
             OP_END(f, "gelu");
@@ -495,6 +528,8 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             OP_BEGIN(f, "matmul_gate", l);
             if (nfold)
                 op->matmul_ex(be, f->h_gate, mlp_in, w->w_gate, f->w.wdt, NULL, n, C, H, GS_EPI_NONE, mlp_norm);
+            else if (hin)
+                op->matmul_ex(be, f->h_gate, f->act_half, w->w_gate, f->w.wdt, NULL, n, C, H, GS_EPI_IN_HALF, NULL);
             else
                 op->matmul(be, f->h_gate, normed, w->w_gate, f->w.wdt, NULL, n, C, H);
             OP_END(f, "matmul_gate");
@@ -504,7 +539,7 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         }
         OP_BEGIN(f, "matmul_down", l);
         if (epi)
-            op->matmul_ex(be, f->x, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C, GS_EPI_ACCUMULATE, NULL);
+            op->matmul_ex(be, f->x, down_in, w->w_down, f->w.wdt, w->b_down, n, H, C, down_epi, NULL);
         else
             op->matmul(be, f->xn, f->h_up, w->w_down, f->w.wdt, w->b_down, n, H, C);
         OP_END(f, "matmul_down");

@@ -62,6 +62,9 @@ typedef struct gs_forward {
     gs_fw_weights w;
     /* activations */
     float *x, *xn, *qkv, *att, *h_up, *h_gate, *gathered, *logits;
+    /* [max_tokens][max(n_embd, n_hidden)] in wdt, or NULL: the norms' and
+     * GELU's rows for products that take half-precision rows (half_in_fits) */
+    void *act_half;
     int *d_tokens, *d_pos, *d_seq, *d_slot, *d_tables, *d_logit_rows, *d_ids;
     /* [n_layer] each [n_blocks*block_size][kv_dim] of kv_dtype elements
      * (kernels/kv_format.h); for GS_KV_I8 also k_scale/v_scale [n_layer] each

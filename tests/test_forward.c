@@ -141,7 +141,7 @@ static void ref_forward_last(const gs_model *m, const int *ids, int n, float *lo
             memcpy(vl + (size_t)t * KV, qkv + C + KV, KV * sizeof(float));
             int seq = 0;
             gs_attn_args a = {1, s->n_head, s->n_kv_head, hd, QKV, n, 1, t + 1, &seq, &t, &table, 0, 0, GS_ATTN_NAIVE,
-                              GS_KV_F32, NULL, NULL, 0};
+                              GS_KV_F32, NULL, NULL, 0, NULL};
             cpu_attention_ref(att, qkv, kl, vl, &a);
             cpu_matmul_ref(xn, att, w->wo, w->bo, 1, C, C);
             for (int i = 0; i < C; i++)

@@ -32,6 +32,12 @@ int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, gs_
 int gs_test_forward_all_kv(gs_backend *be, const gs_model *m, int attn_variant, gs_dtype wdt, int kv_dtype,
                            const int *ids, int n, float *logits, gs_error *err)
 {
+    return gs_test_forward_all_fuse(be, m, attn_variant, wdt, kv_dtype, 0, ids, n, logits, err);
+}
+
+int gs_test_forward_all_fuse(gs_backend *be, const gs_model *m, int attn_variant, gs_dtype wdt, int kv_dtype,
+                             int fuse, const int *ids, int n, float *logits, gs_error *err)
+{
     const int bs = 4;
     int per_seq = (m->shape.n_ctx + bs - 1) / bs;
     gs_kv_cache kv;
@@ -47,6 +53,7 @@ int gs_test_forward_all_kv(gs_backend *be, const gs_model *m, int attn_variant, 
         return rc;
     }
     f.attn_variant = attn_variant;
+    f.fuse = fuse;
     /* Interleave a second sequence's blocks so ours are not contiguous. */
     int other = kv_cache_seq_open(&kv), seq = kv_cache_seq_open(&kv);
     for (int i = 0; i < n; i++) {

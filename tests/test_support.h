@@ -18,6 +18,9 @@ int gs_test_forward_all(gs_backend *be, const gs_model *m, int attn_variant, gs_
 /* The same with a KV cache of kv_dtype elements (GS_KV_*). */
 int gs_test_forward_all_kv(gs_backend *be, const gs_model *m, int attn_variant, gs_dtype wdt, int kv_dtype,
                            const int *ids, int n, float *logits, gs_error *err);
+/* The same with fusion (gs_forward.fuse) on when fuse is 1. */
+int gs_test_forward_all_fuse(gs_backend *be, const gs_model *m, int attn_variant, gs_dtype wdt, int kv_dtype,
+                             int fuse, const int *ids, int n, float *logits, gs_error *err);
 
 /* Reads the Hugging Face fixture NAME from $GS_TEST_DATA (tests/data): the
  * model, T token ids and the [T][vocab] reference logits (malloc'ed). */

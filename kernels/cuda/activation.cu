@@ -1,7 +1,10 @@
 // activation.cu - the CUDA twins of kernels/cpu/activation.c, plus the bias
 // epilogue of the cuBLAS products.
 //
-// gelu_kernel<VEC>:   x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place.
+// gelu_kernel<VEC, OT>: x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in
+//   place (OT fp32), or written to another array as the fp16/bf16 rows a
+//   half-precision product reads (cuda_gelu_half: half_out.cuh's rounding, so
+//   equal to the fp32 GELU converted, in one pass instead of two).
 // swiglu_kernel<VEC>: up = silu(up) * gate, silu(v) = v / (1 + exp(-v)), in place.
 //   Elementwise and memory bound: a grid-stride loop over float4s (one 16-byte
 //   access per thread per step) with 64-bit indices, since n * hidden passes
@@ -23,6 +26,7 @@
 
 #include "activation.cuh"
 #include "check_cuda.cuh"
+#include "half_out.cuh"
 #include "ops_cuda.h"
 
 #define ELT_THREADS 256
@@ -49,27 +53,28 @@ static __device__ __forceinline__ float swiglu1(float v, float g)
     return v * g;
 }
 
-template <bool VEC>
-__global__ void __launch_bounds__(ELT_THREADS) gelu_kernel(float *x, long count)
+// out == x for fp32 (in place); a half out must not overlap x.
+template <bool VEC, int OT>
+__global__ void __launch_bounds__(ELT_THREADS) gelu_kernel(void *out, const float *x, long count)
 {
     const long stride = (long)gridDim.x * blockDim.x;
     const long tid = (long)blockIdx.x * blockDim.x + threadIdx.x;
     long done = 0;
     if constexpr (VEC) {
         const long n4 = count / 4;
-        float4 *x4 = reinterpret_cast<float4 *>(x);
+        const float4 *x4 = reinterpret_cast<const float4 *>(x);
         for (long i = tid; i < n4; i += stride) {
             float4 v = x4[i];
             v.x = gelu1(v.x);
             v.y = gelu1(v.y);
             v.z = gelu1(v.z);
             v.w = gelu1(v.w);
-            x4[i] = v;
+            out_store4<OT>(out, (size_t)i, v);
         }
         done = n4 * 4;
     }
     for (long i = done + tid; i < count; i += stride)  // the tail, or everything when !VEC
-        x[i] = gelu1(x[i]);
+        out_store1<OT>(out, (size_t)i, gelu1(x[i]));
 }
 
 template <bool VEC>
@@ -133,16 +138,29 @@ static int elt_blocks(long units)
     return b < 1 ? 1 : b > ELT_MAX_BLOCKS ? ELT_MAX_BLOCKS : (int)b;
 }
 
-extern "C" int cuda_gelu(float *x, long count, cudaStream_t stream)
+template <int OT>
+static int gelu_launch(void *out, const float *x, long count, cudaStream_t stream)
 {
     if (count <= 0)
         return 0;
-    if (aligned16(x))
-        gelu_kernel<true><<<elt_blocks(count / 4), ELT_THREADS, 0, stream>>>(x, count);
+    // Four outputs a store: 16 bytes of fp32, 8 of halves.
+    const bool out_ok = OT == GS_OUT_F32 ? aligned16(out) : ((uintptr_t)out & 7) == 0;
+    if (aligned16(x) && out_ok)
+        gelu_kernel<true, OT><<<elt_blocks(count / 4), ELT_THREADS, 0, stream>>>(out, x, count);
     else
-        gelu_kernel<false><<<elt_blocks(count), ELT_THREADS, 0, stream>>>(x, count);
+        gelu_kernel<false, OT><<<elt_blocks(count), ELT_THREADS, 0, stream>>>(out, x, count);
     CUDA_LAUNCHED();
     return 0;
+}
+
+extern "C" int cuda_gelu(float *x, long count, cudaStream_t stream)
+{
+    return gelu_launch<GS_OUT_F32>(x, x, count, stream);
+}
+
+extern "C" int cuda_gelu_half(void *out, const float *x, long count, int is_bf16, cudaStream_t stream)
+{
+    return is_bf16 ? gelu_launch<GS_OUT_BF16>(out, x, count, stream) : gelu_launch<GS_OUT_F16>(out, x, count, stream);
 }
 
 extern "C" int cuda_swiglu(float *up, const float *gate, long count, cudaStream_t stream)

@@ -65,6 +65,10 @@
 //                            rounding q, k, v and p to fp16 costs ~1e-4..1e-3
 //                            relative error (the test holds it to 2e-3), which
 //                            the fp32 path's 1e-5 contract forbids.
+//     tc_reduce_kernel       a row tile's key tiles are split into chunks of
+//                            >= 4 tiles, a block each (the longest causal rows
+//                            walked 16 tiles while 192 blocks left most SMs
+//                            with one block); this merges the chunks' partials.
 //   The hybrid (fused calls of more than FL_DECODE_MAX_TOKENS tokens): the host
 //   cannot tell a prefill from a large decode batch (token_seq is in device
 //   memory), so each kernel decides per row, by one rule both apply: a row whose
@@ -73,7 +77,11 @@
 //   tiles; a decode batch's rows would each cost the prefill kernel a pass of
 //   its own (at b=128 that was slower than naive) and go to the decode kernel,
 //   which has a block per (row, head group) and so parallelism to spare. Both
-//   kernels are launched; each leaves the other's rows alone.
+//   kernels are launched; each leaves the other's rows alone. When the caller
+//   passes the host's copy of token_seq (a->token_seq_host), the host applies
+//   the same rule first and skips a kernel that would find no row: a prefill
+//   of 1024 tokens launched 12288 decode blocks that all left (13.6 us a
+//   GPT-2 layer on the H100).
 //
 // Shared by both fused kernels (fl_load_tile, fl_attend_tile): a tile is 64
 // positions (32 for head_dim > 128). First the positions' cache rows go into
@@ -128,12 +136,13 @@
 //     prefill 1024 tokens            naive 6157 us   fused   458 us
 //   32/8 heads, head_dim 128: decode b=1 at 4096 naive 1032 us, fused 39.4 us;
 //     prefill 2048 naive 47.4 ms, fused 2.64 ms (~13 TFLOP/s of fp32 FMA)
-// tc_prefill_kernel: not measured yet; predicted (tests/bench/PERFORMANCE.md)
-// 15-30 us for the GPT-2 prefill of 1024 tokens (fp32 or fp16 KV), against
-// 213 us, i.e. 50-100 TFLOP/s.
-// A hybrid call pays ~15-20 us for the decode kernel's blocks that find their
-// row is the prefill kernel's and leave (a prefill of 1024 tokens: 12288
-// blocks); a compacted row list would save it.
+// tc_prefill_kernel, unsplit: 73 us for the GPT-2 prefill of 1024 tokens with
+// fp32 KV (51.5 us fp16 KV), the idle decode blocks included; the whole-model
+// profile had the kernel alone at 58 us. Split over keys: not measured yet
+// (tests/bench/PERFORMANCE.md has the prediction).
+// A hybrid call without token_seq_host pays ~14-20 us for the decode kernel's
+// blocks that find their row is the prefill kernel's and leave (a prefill of
+// 1024 tokens: 12288 blocks); with it, a pure prefill launches none of them.
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -1177,14 +1186,35 @@ static fl_plan fused_plan(const gs_attn_args *a)
     return p;
 }
 
-static size_t fused_scratch_bytes(const gs_attn_args *a)
+// Which of the hybrid's kernels have rows: the device rule (a row whose
+// sequence has fewer than FL_PF_SHARE rows in its FL_PF_ROWS tile is
+// flash_decode_kernel's; another with a sequence >= 0 is the prefill
+// kernel's) on the host's copy of token_seq. Without one, both launch and
+// each finds its rows on the device.
+struct fl_rows {
+    bool decode, prefill;
+};
+
+static fl_rows hybrid_rows(const gs_attn_args *a)
 {
-    if (a->head_dim > FL_MAX_HEAD_DIM)
-        return 0;
-    const fl_plan p = fused_plan(a);
-    if (p.n_chunks <= 1)
-        return 0;
-    return (size_t)a->n_tokens * a->n_head * p.n_chunks * ((size_t)a->head_dim + 2) * sizeof(float);
+    const int *seq = a->token_seq_host;
+    fl_rows r = {seq == NULL, seq == NULL};
+    for (int t0 = 0; seq && t0 < a->n_tokens && !(r.decode && r.prefill); t0 += FL_PF_ROWS) {
+        const int end = a->n_tokens - t0 < FL_PF_ROWS ? a->n_tokens : t0 + FL_PF_ROWS;
+        int uniform = 1;  // the common tile, one sequence's: every row's share is the tile's size
+        for (int t = t0 + 1; t < end && uniform; t++)
+            uniform = seq[t] == seq[t0];
+        for (int t = t0; t < end; t++) {
+            int share = uniform ? end - t0 : 0;
+            for (int r2 = t0; r2 < end && !uniform; r2++)
+                share += seq[r2] == seq[t];
+            if (share < FL_PF_SHARE)
+                r.decode = true;
+            else if (seq[t] >= 0)
+                r.prefill = true;
+        }
+    }
+    return r;
 }
 
 // Raises the kernel's dynamic shared-memory limit past the default 48 KB when needed.
@@ -1200,13 +1230,28 @@ static int fl_smem_limit(K kernel, size_t bytes)
 //
 // The tiled prefill of flash_prefill_kernel with its two products on tensor
 // cores (mma.sync m16n8k16, fp16 operands, fp32 accumulators), FlashAttention-2
-// style. grid = (n_head, ceil(n_tokens / TC_ROWS)), tiles of rows taken from
-// the last (the longest causal histories start first); block = TC_WARPS warps,
-// warp w owning the 16 query rows t0 + 16w .. t0 + 16w + 15, which are exactly
-// one FL_PF_ROWS tile of the hybrid rule, so a row is this kernel's under the
-// same test flash_decode_kernel applies (its sequence has >= FL_PF_SHARE rows
-// in those 16). Passes over sequences, the sink and window segments and the
-// visibility rule are flash_prefill_kernel's.
+// style. grid = (n_head, ceil(n_tokens / TC_ROWS) x n_chunks), tiles of rows
+// taken from the last (the longest causal histories start first); block =
+// TC_WARPS warps, warp w owning the 16 query rows t0 + 16w .. t0 + 16w + 15,
+// which are exactly one FL_PF_ROWS tile of the hybrid rule, so a row is this
+// kernel's under the same test flash_decode_kernel applies (its sequence has
+// >= FL_PF_SHARE rows in those 16). Passes over sequences, the sink and window
+// segments and the visibility rule are flash_prefill_kernel's.
+//
+// Split over keys (tc_split_of): unsplit, the block of the last 64 rows of a
+// causal prefill walks every key tile while the first walks one, and GPT-2's
+// 12 heads x 16 row tiles are 192 blocks of 4 warps on 132 SMs: the kernel
+// took the longest block's 16 tiles, ~58 us a layer on the H100, with ~6
+// warps an SM to hide the loads' latency. So a row tile's key tiles are cut
+// into chunks of chunk_tiles (at least TC_CHUNK_TILES), one block each: block
+// (h, tile, c) walks tiles [c * chunk_tiles, (c + 1) * chunk_tiles) of each
+// of its passes. Every block of a row tile computes the same `needed` (the
+// chunks its longest pass fills); blocks past it leave at once. A row tile
+// that needs one chunk writes its output as before; one that needs more
+// writes each chunk's unnormalized partial (m in log2 units, l, O) to scratch,
+// and tc_reduce_kernel merges them (one block per row tile and head, after
+// the whole grid: M = max m_c, O = sum O_c 2^(m_c - M) / sum l_c 2^(m_c - M)).
+// Chunk 0 records each row tile's `needed` and rows for it.
 //
 // Per key tile of TC_T = 64 positions:
 //   load   the positions' K and V rows of the head's KV head come in through
@@ -1236,6 +1281,9 @@ static int fl_smem_limit(K kernel, size_t bytes)
 #define TC_T 64      // key positions per tile
 #define TC_PAD 8     // halves of padding per shared row (16 bytes)
 #define TC_LOG2E 1.4426950408889634f
+#define TC_CHUNK_TILES 4                // split: key tiles a chunk takes at least (256 positions)
+#define TC_MAX_CHUNKS 8                 // split: chunks of one row tile at most
+#define TC_SPLIT_BYTES ((size_t)64 << 20)  // split: scratch for the partials at most
 
 template <int HD, int KT>
 struct tc_cfg {
@@ -1254,6 +1302,59 @@ struct tc_cfg {
     static_assert(HD % 32 == 0, "ldmatrix.x4 takes 32 dims of K at a time");
     static_assert(TC_ROWS % FL_PF_ROWS == 0 && TC_ROWS == 16 * TC_WARPS, "warps own whole hybrid tiles");
 };
+
+// Scratch of a split into n_chunks: the row tiles' info, then the partials'
+// O (head_dim floats) and (m, l), per (token, head, chunk).
+static size_t tc_split_bytes(const gs_attn_args *a, int n_chunks)
+{
+    const size_t tiles = (size_t)((a->n_tokens + TC_ROWS - 1) / TC_ROWS) * a->n_head;
+    const size_t parts = (size_t)a->n_tokens * a->n_head * n_chunks;
+    return tiles * sizeof(int4) + parts * ((size_t)a->head_dim + 2) * sizeof(float);
+}
+
+struct tc_split {
+    int n_chunks, chunk_tiles;
+};
+
+// A pure function of the call's shape (cuda_attention_scratch_bytes agrees).
+// A pass walks at most ceil(max_pos / TC_T) tiles, one more with a window
+// (its sink and window segments each start a tile). Chunks of at least
+// TC_CHUNK_TILES tiles, at most TC_MAX_CHUNKS of them, fewer while the
+// partials would pass TC_SPLIT_BYTES (long prefills have blocks to spare).
+static tc_split tc_split_of(const gs_attn_args *a)
+{
+    const int max_tiles = (a->max_pos + TC_T - 1) / TC_T + (a->window > 0);
+    int nc = (max_tiles + TC_CHUNK_TILES - 1) / TC_CHUNK_TILES;
+    nc = nc < TC_MAX_CHUNKS ? nc : TC_MAX_CHUNKS;
+    while (nc > 1 && tc_split_bytes(a, nc) > TC_SPLIT_BYTES)
+        nc--;
+    if (nc <= 1)
+        return {1, INT_MAX};
+    return {nc, (max_tiles + nc - 1) / nc};
+}
+
+// Whether a call may run tc_prefill_kernel, judged from its shape alone (the
+// caches' alignment unknown): what its scratch is sized for.
+static bool tc_candidate(const gs_attn_args *a)
+{
+    const int hd = a->head_dim;
+    return a->half_ok && a->variant == GS_ATTN_FUSED && a->n_tokens > FL_DECODE_MAX_TOKENS &&
+           (hd == 32 || hd == 64 || hd == 128);
+}
+
+static size_t fused_scratch_bytes(const gs_attn_args *a)
+{
+    if (a->head_dim > FL_MAX_HEAD_DIM)
+        return 0;
+    const fl_plan p = fused_plan(a);
+    if (p.hybrid && tc_candidate(a)) {  // the tensor-core prefill's split, if any
+        const tc_split sp = tc_split_of(a);
+        return sp.n_chunks > 1 ? tc_split_bytes(a, sp.n_chunks) : 0;
+    }
+    if (p.n_chunks <= 1)
+        return 0;
+    return (size_t)a->n_tokens * a->n_head * p.n_chunks * ((size_t)a->head_dim + 2) * sizeof(float);
+}
 
 static __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
@@ -1440,10 +1541,45 @@ static __device__ __forceinline__ void tc_convert(unsigned char *kd, const unsig
     }
 }
 
+// One pass: the sequence of the first row not in `done`, its unfinished rows
+// (act), and the walk over their visible positions: n0 tiles over the sinks
+// [0, SE), then tiles from B1 to PM (n_tiles in all).
+struct tc_pass {
+    unsigned long long act;
+    int seq, SE, LO, PM, n0, B1, n_tiles;
+};
+
+static __device__ __forceinline__ tc_pass tc_pass_of(const int4 *rinfo, unsigned long long done)
+{
+    tc_pass p;
+    p.seq = rinfo[__ffsll((long long)~done) - 1].x;
+    p.act = 0;
+    p.SE = 0;
+    p.LO = INT_MAX;
+    p.PM = -1;
+    for (int r = 0; r < TC_ROWS; r++) {
+        const int4 ri = rinfo[r];
+        if (!((done >> r) & 1) && ri.x == p.seq) {
+            p.act |= 1ull << r;
+            p.SE = max(p.SE, ri.y);
+            p.LO = min(p.LO, ri.z);
+            p.PM = max(p.PM, ri.w);
+        }
+    }
+    p.n0 = (p.SE + TC_T - 1) / TC_T;
+    p.B1 = max(p.LO, p.SE);
+    p.n_tiles = p.n0 + (p.PM + 1 > p.B1 ? (p.PM + 1 - p.B1 + TC_T - 1) / TC_T : 0);
+    return p;
+}
+
+// n_chunks: chunks per row tile in the grid (1: unsplit, the scratch pointers
+// unused); chunk_tiles: key tiles per chunk. info[row tile * n_head + h]:
+// (needed, ours low, ours high, 0), written by chunk 0.
 template <int HD, int KT>
 __global__ void __launch_bounds__(TC_WARPS * 32)
     tc_prefill_kernel(float *__restrict__ out, const float *__restrict__ qkv, const void *__restrict__ k_cache,
-                      const void *__restrict__ v_cache, gs_attn_args a, float qscale)
+                      const void *__restrict__ v_cache, gs_attn_args a, float qscale, int n_chunks, int chunk_tiles,
+                      int4 *__restrict__ info, float *__restrict__ part_acc, float *__restrict__ part_ml)
 {
     using C = tc_cfg<HD, KT>;
     constexpr int NT = TC_T / 8;  // n8 tiles of scores per warp row block
@@ -1456,7 +1592,8 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
     int *sorted = reinterpret_cast<int *>(rinfo + TC_ROWS);
     unsigned *masks = reinterpret_cast<unsigned *>(sorted + TC_ROWS);
 
-    const int h = blockIdx.x, t0 = (gridDim.y - 1 - blockIdx.y) * TC_ROWS;
+    const int n_qt = gridDim.y / n_chunks, qt = n_qt - 1 - (int)blockIdx.y / n_chunks, c = blockIdx.y % n_chunks;
+    const int h = blockIdx.x, t0 = qt * TC_ROWS;
     const int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q4 = lane % 4;
     const int rA = 16 * w + g, rB = rA + 8;  // this thread's two rows of the block
 
@@ -1481,7 +1618,17 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
     }
     __syncthreads();
     const unsigned long long ours = (unsigned long long)masks[0] | (unsigned long long)masks[1] << 32;
-    if (!ours)  // uniform: every row is flash_decode_kernel's
+    // Chunks the longest pass fills (0 when every row is flash_decode_kernel's):
+    // uniform over the block, as is everything it decides below.
+    int needed = 0;
+    for (unsigned long long d = ~ours; d != ~0ull;) {
+        const tc_pass p = tc_pass_of(rinfo, d);
+        needed = max(needed, (p.n_tiles - 1) / chunk_tiles + 1);
+        d |= p.act;
+    }
+    if (n_chunks > 1 && c == 0 && threadIdx.x == 0)  // what tc_reduce_kernel merges, 0 rows included
+        info[(size_t)qt * a.n_head + h] = make_int4(needed, (int)(unsigned)ours, (int)(unsigned)(ours >> 32), 0);
+    if (c >= needed)
         return;
 
     // Q of rows rA and rB as A fragments, times scale * log2(e); rows not ours are zero.
@@ -1510,18 +1657,9 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
     unsigned long long done = ~ours;
     while (done != ~0ull) {
         // One pass: the first unfinished row's sequence, every unfinished row of it.
-        const int seq = rinfo[__ffsll((long long)~done) - 1].x;
-        unsigned long long act = 0;
-        int SE = 0, LO = INT_MAX, PM = -1;
-        for (int r = 0; r < TC_ROWS; r++) {
-            const int4 ri = rinfo[r];
-            if (!((done >> r) & 1) && ri.x == seq) {
-                act |= 1ull << r;
-                SE = max(SE, ri.y);
-                LO = min(LO, ri.z);
-                PM = max(PM, ri.w);
-            }
-        }
+        const tc_pass ps = tc_pass_of(rinfo, done);
+        const unsigned long long act = ps.act;
+        const int SE = ps.SE, PM = ps.PM, n0 = ps.n0, B1 = ps.B1;
         attn_vis vA = {0, 1, -1}, vB = {0, 1, -1};
         if ((act >> rA) & 1) {
             const int4 ri = rinfo[rA];
@@ -1543,21 +1681,22 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
             sorted[rank] = mine;
         }
         __syncthreads();  // sorted is ready, and every warp is done with the previous pass's tiles
-        const int *table = a.block_tables + (size_t)seq * a.max_blocks_per_seq;
-        const int n0 = (SE + TC_T - 1) / TC_T, B1 = max(LO, SE);
-        const int n_tiles = n0 + (PM + 1 > B1 ? (PM + 1 - B1 + TC_T - 1) / TC_T : 0);
-        tc_issue<HD, KT>(base, base + C::TILE, stage, sc, k_cache, v_cache, a, table, kvh,
-                         tc_tile_of(0, n0, SE, B1, PM), sorted, n_act);
-        for (int i = 0; i < n_tiles; i++) {
+        const int *table = a.block_tables + (size_t)ps.seq * a.max_blocks_per_seq;
+        // This block's chunk of the pass's tiles (none when the pass is shorter).
+        const int i0 = c * chunk_tiles, n_tiles = ps.n_tiles - i0 > chunk_tiles ? i0 + chunk_tiles : ps.n_tiles;
+        if (i0 < n_tiles)  // into buffer 0: buffers alternate from the chunk's first tile
+            tc_issue<HD, KT>(base, base + C::TILE, stage, sc, k_cache, v_cache, a, table, kvh,
+                             tc_tile_of(i0, n0, SE, B1, PM), sorted, n_act);
+        for (int i = i0; i < n_tiles; i++) {
             cp_async_wait_all();
             __syncthreads();  // tile i is in; every warp is done with tile i - 1
-            const unsigned char *kt = base + (C::NBUF == 2 ? (i & 1) : 0) * 2 * C::TILE, *vt = kt + C::TILE;
+            const unsigned char *kt = base + (C::NBUF == 2 ? ((i - i0) & 1) : 0) * 2 * C::TILE, *vt = kt + C::TILE;
             if constexpr (C::STAGE) {
                 tc_convert<HD, KT>(base, stage, sc);
                 __syncthreads();  // the half tile is ready, the staging area free
             }
             if (i + 1 < n_tiles) {
-                unsigned char *kn = base + (C::NBUF == 2 ? ((i + 1) & 1) : 0) * 2 * C::TILE;
+                unsigned char *kn = base + (C::NBUF == 2 ? ((i + 1 - i0) & 1) : 0) * 2 * C::TILE;
                 tc_issue<HD, KT>(kn, kn + C::TILE, stage, sc, k_cache, v_cache, a, table, kvh,
                                  tc_tile_of(i + 1, n0, SE, B1, PM), sorted, n_act);
             }
@@ -1653,11 +1792,29 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
     }
 
     // The row sums over the quad, then O / l for the block's own rows (l >= 1
-    // for them: each sees its own position, and the max term is exp2(0)).
+    // for them: each sees its own position, and the max term is exp2(0)), or
+    // split, this chunk's partial for tc_reduce_kernel (a row that saw nothing
+    // here leaves m = -INFINITY, l = 0, O = 0: weight 0 in the merge).
 #pragma unroll
     for (int off = 1; off <= 2; off <<= 1) {
         lA += __shfl_xor_sync(FULL_MASK, lA, off);
         lB += __shfl_xor_sync(FULL_MASK, lB, off);
+    }
+    if (needed > 1) {
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            const int r = half ? rB : rA;
+            if (!((ours >> r) & 1))
+                continue;
+            const size_t pi = ((size_t)(t0 + r) * a.n_head + h) * n_chunks + c;
+            float *dst = part_acc + pi * HD + 2 * q4;
+#pragma unroll
+            for (int dt = 0; dt < DT; dt++)
+                *reinterpret_cast<float2 *>(dst + 8 * dt) = make_float2(o[dt][2 * half], o[dt][2 * half + 1]);
+            if (q4 == 0)
+                *reinterpret_cast<float2 *>(part_ml + 2 * pi) = half ? make_float2(mB, lB) : make_float2(mA, lA);
+        }
+        return;
     }
     if ((ours >> rA) & 1) {
         float *dst = out + ((size_t)(t0 + rA) * a.n_head + h) * HD + 2 * q4;
@@ -1677,42 +1834,95 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
     }
 }
 
+// Merges the chunks of split row tiles: a block per (head, row tile) as in
+// tc_prefill_kernel's grid; tiles that needed one chunk were written there.
+// Each of the tile's rows gets its chunks' weights 2^(m_c - M) / L in shared
+// memory, then the threads walk (row, dim) with consecutive dims on
+// consecutive threads (the partials and the output are dim-contiguous).
+template <int HD>
+__global__ void __launch_bounds__(TC_WARPS * 32)
+    tc_reduce_kernel(float *__restrict__ out, const float *__restrict__ part_acc, const float *__restrict__ part_ml,
+                     const int4 *__restrict__ info, gs_attn_args a, int n_chunks)
+{
+    __shared__ float wt[TC_ROWS][TC_MAX_CHUNKS];
+    const int h = blockIdx.x, qt = blockIdx.y, t0 = qt * TC_ROWS;
+    const int4 ti = info[(size_t)qt * a.n_head + h];
+    const int needed = ti.x;
+    if (needed <= 1)  // the whole block
+        return;
+    const unsigned long long ours = (unsigned long long)(unsigned)ti.y | (unsigned long long)(unsigned)ti.z << 32;
+    if (threadIdx.x < TC_ROWS && ((ours >> threadIdx.x) & 1)) {
+        const float *ml = part_ml + 2 * ((size_t)(t0 + threadIdx.x) * a.n_head + h) * n_chunks;
+        float M = -INFINITY, L = 0.0f;
+        for (int c = 0; c < needed; c++)
+            M = fmaxf(M, ml[2 * c]);  // finite: the chunk holding the row's own position
+        for (int c = 0; c < needed; c++)
+            L += ml[2 * c + 1] * exp2f(ml[2 * c] - M);
+        for (int c = 0; c < needed; c++)
+            wt[threadIdx.x][c] = exp2f(ml[2 * c] - M) / L;
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < TC_ROWS * HD; j += blockDim.x) {
+        const int r = j / HD, d = j % HD;
+        if (!((ours >> r) & 1))
+            continue;
+        const size_t pi = ((size_t)(t0 + r) * a.n_head + h) * n_chunks;
+        float acc = 0.0f;
+        for (int c = 0; c < needed; c++)
+            acc = fmaf(wt[r][c], part_acc[(pi + c) * HD + d], acc);
+        out[((size_t)(t0 + r) * a.n_head + h) * HD + d] = acc;
+    }
+}
+
 // Whether a call runs tc_prefill_kernel: half precision allowed, the fused
 // variant, a call the hybrid takes (more than FL_DECODE_MAX_TOKENS tokens), a
 // head_dim it is built for, caches aligned for 16-byte copies (every row of
 // every KV head then is: HD * element size is a multiple of 16).
 static bool tc_eligible(const gs_attn_args *a, const void *k_cache, const void *v_cache)
 {
-    const int hd = a->head_dim;
-    return a->half_ok && a->variant == GS_ATTN_FUSED && a->n_tokens > FL_DECODE_MAX_TOKENS &&
-           (hd == 32 || hd == 64 || hd == 128) && (uintptr_t)k_cache % 16 == 0 && (uintptr_t)v_cache % 16 == 0;
+    return tc_candidate(a) && (uintptr_t)k_cache % 16 == 0 && (uintptr_t)v_cache % 16 == 0;
 }
 
 template <int HD, int KT>
 static int tc_launch_hd(float *out, const float *qkv, const void *k_cache, const void *v_cache, const gs_attn_args *a,
-                        float scale, cudaStream_t stream)
+                        void *scratch, float scale, cudaStream_t stream)
 {
     auto kernel = tc_prefill_kernel<HD, KT>;
     const size_t smem = tc_cfg<HD, KT>::SMEM;
     if (int rc = fl_smem_limit(kernel, smem))
         return rc;
-    const dim3 grid((unsigned)a->n_head, (unsigned)((a->n_tokens + TC_ROWS - 1) / TC_ROWS));
-    kernel<<<grid, TC_WARPS * 32, smem, stream>>>(out, qkv, k_cache, v_cache, *a, scale * TC_LOG2E);
+    const tc_split sp = tc_split_of(a);
+    const unsigned n_qt = (unsigned)((a->n_tokens + TC_ROWS - 1) / TC_ROWS);
+    int4 *info = NULL;
+    float *part_acc = NULL, *part_ml = NULL;
+    if (sp.n_chunks > 1) {
+        info = static_cast<int4 *>(scratch);
+        part_acc = reinterpret_cast<float *>(info + (size_t)n_qt * a->n_head);
+        part_ml = part_acc + (size_t)a->n_tokens * a->n_head * sp.n_chunks * HD;
+    }
+    const dim3 grid((unsigned)a->n_head, n_qt * (unsigned)sp.n_chunks);
+    kernel<<<grid, TC_WARPS * 32, smem, stream>>>(out, qkv, k_cache, v_cache, *a, scale * TC_LOG2E, sp.n_chunks,
+                                                  sp.chunk_tiles, info, part_acc, part_ml);
     CUDA_LAUNCHED();
+    if (sp.n_chunks > 1) {
+        tc_reduce_kernel<HD><<<dim3((unsigned)a->n_head, n_qt), TC_WARPS * 32, 0, stream>>>(out, part_acc, part_ml,
+                                                                                           info, *a, sp.n_chunks);
+        CUDA_LAUNCHED();
+    }
     return 0;
 }
 
 template <int KT>
 static int tc_launch(float *out, const float *qkv, const void *k_cache, const void *v_cache, const gs_attn_args *a,
-                     float scale, cudaStream_t stream)
+                     void *scratch, float scale, cudaStream_t stream)
 {
     switch (a->head_dim) {
     case 32:
-        return tc_launch_hd<32, KT>(out, qkv, k_cache, v_cache, a, scale, stream);
+        return tc_launch_hd<32, KT>(out, qkv, k_cache, v_cache, a, scratch, scale, stream);
     case 64:
-        return tc_launch_hd<64, KT>(out, qkv, k_cache, v_cache, a, scale, stream);
+        return tc_launch_hd<64, KT>(out, qkv, k_cache, v_cache, a, scratch, scale, stream);
     default:
-        return tc_launch_hd<128, KT>(out, qkv, k_cache, v_cache, a, scale, stream);
+        return tc_launch_hd<128, KT>(out, qkv, k_cache, v_cache, a, scratch, scale, stream);
     }
 }
 
@@ -1722,7 +1932,8 @@ static int fused_launch(float *out, const float *qkv, const void *k_cache, const
 {
     const int hd = a->head_dim, hd4 = (hd + 3) / 4 * 4;
     const int ks = (hd4 / 4) % 2 ? hd4 : hd4 + 4;  // an odd number of float4s per K row: no bank conflicts
-    {
+    const fl_rows rows = p->hybrid ? hybrid_rows(a) : fl_rows{true, false};
+    if (rows.decode) {
         // Tiles of 64 positions: one warp a head taking all (SPL 2), or two
         // taking 32 each; 32 positions for head_dim > 128.
         constexpr int SPL = DPL == 8 ? 1 : 2;
@@ -1750,19 +1961,19 @@ static int fused_launch(float *out, const float *qkv, const void *k_cache, const
             CUDA_LAUNCHED();
         }
     }
-    if (p->hybrid && tc_eligible(a, k_cache, v_cache))  // half precision allowed: the tensor-core prefill
-        return tc_launch<KT>(out, qkv, k_cache, v_cache, a, scale, stream);
-    if (p->hybrid) {
-        constexpr int SPL = DPL == 8 ? 1 : 2;  // tiles of 64 positions, 32 for head_dim > 128
-        constexpr int T = 32 * SPL;
-        const size_t smem = fl_smem_bytes(T, ks, hd4, FL_PF_ROWS, SPL);
-        auto kernel = flash_prefill_kernel<DPL, SPL, VEC, KT>;
-        if (int rc = fl_smem_limit(kernel, smem))
-            return rc;
-        dim3 grid((unsigned)((a->n_tokens + FL_PF_ROWS - 1) / FL_PF_ROWS), (unsigned)a->n_head);
-        kernel<<<grid, FL_ROWS * 32, smem, stream>>>(out, qkv, k_cache, v_cache, *a, hd4, ks, scale, 1);
-        CUDA_LAUNCHED();
-    }
+    if (!rows.prefill)
+        return 0;
+    if (tc_eligible(a, k_cache, v_cache))  // half precision allowed: the tensor-core prefill
+        return tc_launch<KT>(out, qkv, k_cache, v_cache, a, scratch, scale, stream);
+    constexpr int SPL = DPL == 8 ? 1 : 2;  // tiles of 64 positions, 32 for head_dim > 128
+    constexpr int T = 32 * SPL;
+    const size_t smem = fl_smem_bytes(T, ks, hd4, FL_PF_ROWS, SPL);
+    auto kernel = flash_prefill_kernel<DPL, SPL, VEC, KT>;
+    if (int rc = fl_smem_limit(kernel, smem))
+        return rc;
+    dim3 grid((unsigned)((a->n_tokens + FL_PF_ROWS - 1) / FL_PF_ROWS), (unsigned)a->n_head);
+    kernel<<<grid, FL_ROWS * 32, smem, stream>>>(out, qkv, k_cache, v_cache, *a, hd4, ks, scale, 1);
+    CUDA_LAUNCHED();
     return 0;
 }
 

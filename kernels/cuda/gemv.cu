@@ -56,6 +56,7 @@
 #include "gemv_common.cuh"
 #include "gemv_cuda.h"
 #include "gemv_mma_cuda.h"
+#include "half_out.cuh"
 #include "norm_stats.cuh"
 #include "pdl.cuh"
 
@@ -308,19 +309,12 @@ __global__ void __launch_bounds__(GEMV_THREADS)
 
 // ---- fp32 -> fp16 / bf16 ----
 
+// half_bits (half_out.cuh): the rounding the norm and GELU kernels that write
+// halves directly share, so their rows equal this conversion's bit for bit.
 template <bool BF16> __global__ void convert_kernel(uint16_t *__restrict__ out, const float *__restrict__ in, long count)
 {
-    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (long)gridDim.x * blockDim.x) {
-        const float x = in[i];
-        uint16_t h;
-        if (isnan(x))
-            h = 0x7fff;  // one NaN for every NaN, so the result does not depend on the cvt's NaN rule
-        else if constexpr (BF16)
-            h = __bfloat16_as_ushort(__float2bfloat16_rn(x));
-        else
-            h = __half_as_ushort(__float2half_rn(x));
-        out[i] = h;
-    }
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (long)gridDim.x * blockDim.x)
+        out[i] = half_bits<BF16>(in[i]);
 }
 
 // ---- launchers ----

@@ -34,15 +34,21 @@
 // float (the _ref twins use double; the test compares with those); 1.0f / sqrtf
 // rather than rsqrtf, once per row, so the rounding matches the CPU fast path.
 //
+// Output type OT (half_out.cuh): fp32, or the fp16/bf16 rows a half-precision
+// product reads (cuda_norm_half), rounded once from the same fp32 values by
+// the rounding cuda_convert_to_half uses: equal to the fp32 norm converted,
+// bit for bit, without the conversion's pass over the rows.
+//
 // A warp's lanes all share one row, so a warp past the last row leaves as a
 // whole and the full-mask shuffles of the remaining warps stay valid.
-// out may equal in (the engine normalizes the gathered rows in place): each
+// An fp32 out may equal in (the engine normalizes the gathered rows in place): each
 // element is read by the lane that writes it, before it writes it, and the
 // statistics end at a warp shuffle before any store; so in and out are not
 // __restrict__, and x is read with plain loads, not the read-only path.
 #include <stdint.h>
 
 #include "check_cuda.cuh"
+#include "half_out.cuh"
 #include "norm_stats.cuh"
 #include "pdl.cuh"
 #include "ops_cuda.h"
@@ -82,9 +88,9 @@ static __device__ __forceinline__ float4 rms_out4(float4 x, float r, float4 w)
 
 // ---- the general kernel: any C, row streamed once per pass ----
 
-template <bool RMS, bool VEC>
+template <bool RMS, bool VEC, int OT>
 __global__ void __launch_bounds__(NORM_THREADS)
-    norm_kernel(float *out, const float *in, const float *__restrict__ w, const float *__restrict__ b, int n, int C,
+    norm_kernel(void *out, const float *in, const float *__restrict__ w, const float *__restrict__ b, int n, int C,
                 float eps)
 {
     const int lane = threadIdx.x % 32;
@@ -92,10 +98,9 @@ __global__ void __launch_bounds__(NORM_THREADS)
     if (row >= n)
         return;  // the whole warp leaves together
     const float *x = in + (size_t)row * C;  // 64-bit: n * C passes 2^31 in a long prefill
-    float *o = out + (size_t)row * C;
+    const size_t o = (size_t)row * C, o4 = o / 4;  // the row's first element (float4) of out
     const float4 *x4 = reinterpret_cast<const float4 *>(x);
     const float4 *w4 = reinterpret_cast<const float4 *>(w);
-    float4 *o4 = reinterpret_cast<float4 *>(o);
 
     if constexpr (RMS) {
         float ss = 0.0f;
@@ -108,10 +113,10 @@ __global__ void __launch_bounds__(NORM_THREADS)
         const float r = 1.0f / sqrtf(warp_sum(ss) / (float)C + eps);
         if constexpr (VEC)
             for (int c = lane; c < C / 4; c += 32)
-                o4[c] = rms_out4(x4[c], r, __ldg(w4 + c));
+                out_store4<OT>(out, o4 + c, rms_out4(x4[c], r, __ldg(w4 + c)));
         else
             for (int c = lane; c < C; c += 32)
-                o[c] = __ldg(w + c) * (r * x[c]);
+                out_store1<OT>(out, o + c, __ldg(w + c) * (r * x[c]));
     } else {
         // The shift: every lane reads the same x[0] (one broadcast load). In
         // place, lane 0 overwrites x[0] only after both warp_sums, which every
@@ -140,19 +145,19 @@ __global__ void __launch_bounds__(NORM_THREADS)
         if constexpr (VEC) {
             const float4 *b4 = reinterpret_cast<const float4 *>(b);
             for (int c = lane; c < C / 4; c += 32)
-                o4[c] = ln_out4(sub4(sub4(x4[c], K), dm), rstd, __ldg(w4 + c), __ldg(b4 + c));
+                out_store4<OT>(out, o4 + c, ln_out4(sub4(sub4(x4[c], K), dm), rstd, __ldg(w4 + c), __ldg(b4 + c)));
         } else {
             for (int c = lane; c < C; c += 32)
-                o[c] = (rstd * ((x[c] - K) - dm)) * __ldg(w + c) + __ldg(b + c);
+                out_store1<OT>(out, o + c, (rstd * ((x[c] - K) - dm)) * __ldg(w + c) + __ldg(b + c));
         }
     }
 }
 
 // ---- the fast kernel: the row held in registers, one trip through memory ----
 
-template <bool RMS, int NV>
+template <bool RMS, int NV, int OT>
 __global__ void __launch_bounds__(NORM_THREADS)
-    norm_reg_kernel(float *out, const float *in, const float *__restrict__ w, const float *__restrict__ b, int n,
+    norm_reg_kernel(void *out, const float *in, const float *__restrict__ w, const float *__restrict__ b, int n,
                     int C, float eps)
 {
     const int lane = threadIdx.x % 32;
@@ -161,7 +166,7 @@ __global__ void __launch_bounds__(NORM_THREADS)
         return;  // the whole warp leaves together
     const int C4 = C / 4;
     const float4 *x4 = reinterpret_cast<const float4 *>(in + (size_t)row * C);
-    float4 *o4 = reinterpret_cast<float4 *>(out + (size_t)row * C);
+    const size_t o4 = (size_t)row * C4;  // the row's first float4 of out
     const float4 *w4 = reinterpret_cast<const float4 *>(w);
 
     // Lane l holds float4s l, l + 32, l + 64, ...: each load instruction is one
@@ -184,7 +189,7 @@ __global__ void __launch_bounds__(NORM_THREADS)
         for (int k = 0; k < NV; k++) {
             const int c = lane + 32 * k;
             if (c < C4)
-                o4[c] = rms_out4(v[k], r, __ldg(w4 + c));
+                out_store4<OT>(out, o4 + c, rms_out4(v[k], r, __ldg(w4 + c)));
         }
     } else {
         // K = x[0], lane 0's first element (C >= 4 here, so slot 0 of lane 0 is real).
@@ -208,7 +213,7 @@ __global__ void __launch_bounds__(NORM_THREADS)
         for (int k = 0; k < NV; k++) {
             const int c = lane + 32 * k;
             if (c < C4)
-                o4[c] = ln_out4(v[k], rstd, __ldg(w4 + c), __ldg(b4 + c));
+                out_store4<OT>(out, o4 + c, ln_out4(v[k], rstd, __ldg(w4 + c), __ldg(b4 + c)));
         }
     }
 }
@@ -220,11 +225,12 @@ __global__ void __launch_bounds__(NORM_THREADS)
 // (gs_block_row_stats): one load round trip and two reductions, where a warp
 // on a decode row waits on a chain of loads (1600 wide: 5.3 us on an H100).
 // The order of operations is the folded norm's (norm_fold.h), so a product
-// that folds the norm gets the bits this kernel writes.
+// that folds the norm gets the bits this kernel writes. OT as the others: the
+// half rows are these fp32 values rounded once.
 #define NORM_BLOCK_MAX_ROWS 16
-template <bool RMS>
+template <bool RMS, int OT>
 __global__ void __launch_bounds__(NORM_THREADS)
-    norm_block_kernel(float *out, const float *in, const float *__restrict__ w, const float *__restrict__ b, int C,
+    norm_block_kernel(void *out, const float *in, const float *__restrict__ w, const float *__restrict__ b, int C,
                       float eps)
 {
     gs_pdl_trigger();
@@ -237,12 +243,13 @@ __global__ void __launch_bounds__(NORM_THREADS)
     const float4 *x4 = reinterpret_cast<const float4 *>(x);
     const float4 *w4 = reinterpret_cast<const float4 *>(w);
     const float4 *b4 = reinterpret_cast<const float4 *>(b);
-    float4 *o4 = reinterpret_cast<float4 *>(out + (size_t)blockIdx.x * C);
+    const size_t o4 = (size_t)blockIdx.x * (C / 4);  // the row's first float4 of out
     for (int c = threadIdx.x; c < C / 4; c += blockDim.x) {
         const float4 v = x4[c], g = __ldg(w4 + c);
         const float4 bb = RMS ? make_float4(0.0f, 0.0f, 0.0f, 0.0f) : __ldg(b4 + c);
-        o4[c] = make_float4(gs_norm_apply(v.x, st, g.x, bb.x, kind), gs_norm_apply(v.y, st, g.y, bb.y, kind),
-                            gs_norm_apply(v.z, st, g.z, bb.z, kind), gs_norm_apply(v.w, st, g.w, bb.w, kind));
+        out_store4<OT>(out, o4 + c,
+                       make_float4(gs_norm_apply(v.x, st, g.x, bb.x, kind), gs_norm_apply(v.y, st, g.y, bb.y, kind),
+                                   gs_norm_apply(v.z, st, g.z, bb.z, kind), gs_norm_apply(v.w, st, g.w, bb.w, kind)));
     }
 }
 
@@ -250,52 +257,54 @@ __global__ void __launch_bounds__(NORM_THREADS)
 
 static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-template <bool RMS, int NV>
-static void reg_launch(int blocks, cudaStream_t stream, float *out, const float *in, const float *w, const float *b,
+template <bool RMS, int NV, int OT>
+static void reg_launch(int blocks, cudaStream_t stream, void *out, const float *in, const float *w, const float *b,
                        int n, int C, float eps)
 {
-    norm_reg_kernel<RMS, NV><<<blocks, NORM_THREADS, 0, stream>>>(out, in, w, b, n, C, eps);
+    norm_reg_kernel<RMS, NV, OT><<<blocks, NORM_THREADS, 0, stream>>>(out, in, w, b, n, C, eps);
 }
 
-template <bool RMS>
-static int norm_launch(float *out, const float *in, const float *w, const float *b, int n, int C, float eps,
+template <bool RMS, int OT>
+static int norm_launch(void *out, const float *in, const float *w, const float *b, int n, int C, float eps,
                        cudaStream_t stream)
 {
     if (n <= 0 || C <= 0)
         return 0;
     const int blocks = gs_ceil_div(n, NORM_ROWS_PER_BLOCK);
-    const bool vec = C % 4 == 0 && aligned16(out) && aligned16(in) && aligned16(w) && (RMS || aligned16(b));
+    // Four outputs a store: 16 bytes of fp32, 8 of halves.
+    const bool out_ok = OT == GS_OUT_F32 ? aligned16(out) : ((uintptr_t)out & 7) == 0;
+    const bool vec = C % 4 == 0 && out_ok && aligned16(in) && aligned16(w) && (RMS || aligned16(b));
     // float4s per lane: the smallest instantiation that holds the row. The list
     // fits GPT-2's widths closely (768: 6, 1024: 8, 1280: 10 -> 12, 1600: 12.5 -> 16)
     // and Llama's 4096 (32); each unused slot costs four registers, no traffic.
     const int per_lane = (C / 4 + 31) / 32;
     if (vec && n <= NORM_BLOCK_MAX_ROWS && C / 4 <= GS_BLOCK_STATS_QMAX * NORM_THREADS) {
-        CUDA_TRY(gs_launch_pdl(norm_block_kernel<RMS>, n, NORM_THREADS, 0, stream, out, in, w, b, C, eps));
+        CUDA_TRY(gs_launch_pdl(norm_block_kernel<RMS, OT>, n, NORM_THREADS, 0, stream, out, in, w, b, C, eps));
         CUDA_LAUNCHED();
         return 0;
     }
     if (!vec)
-        norm_kernel<RMS, false><<<blocks, NORM_THREADS, 0, stream>>>(out, in, w, b, n, C, eps);
+        norm_kernel<RMS, false, OT><<<blocks, NORM_THREADS, 0, stream>>>(out, in, w, b, n, C, eps);
     else if (per_lane <= 1)
-        reg_launch<RMS, 1>(blocks, stream, out, in, w, b, n, C, eps);
+        reg_launch<RMS, 1, OT>(blocks, stream, out, in, w, b, n, C, eps);
     else if (per_lane <= 2)
-        reg_launch<RMS, 2>(blocks, stream, out, in, w, b, n, C, eps);
+        reg_launch<RMS, 2, OT>(blocks, stream, out, in, w, b, n, C, eps);
     else if (per_lane <= 4)
-        reg_launch<RMS, 4>(blocks, stream, out, in, w, b, n, C, eps);
+        reg_launch<RMS, 4, OT>(blocks, stream, out, in, w, b, n, C, eps);
     else if (per_lane <= 6)
-        reg_launch<RMS, 6>(blocks, stream, out, in, w, b, n, C, eps);
+        reg_launch<RMS, 6, OT>(blocks, stream, out, in, w, b, n, C, eps);
     else if (per_lane <= 8)
-        reg_launch<RMS, 8>(blocks, stream, out, in, w, b, n, C, eps);
+        reg_launch<RMS, 8, OT>(blocks, stream, out, in, w, b, n, C, eps);
     else if (per_lane <= 12)
-        reg_launch<RMS, 12>(blocks, stream, out, in, w, b, n, C, eps);
+        reg_launch<RMS, 12, OT>(blocks, stream, out, in, w, b, n, C, eps);
     else if (per_lane <= 16)
-        reg_launch<RMS, 16>(blocks, stream, out, in, w, b, n, C, eps);
+        reg_launch<RMS, 16, OT>(blocks, stream, out, in, w, b, n, C, eps);
     else if (per_lane <= 24)
-        reg_launch<RMS, 24>(blocks, stream, out, in, w, b, n, C, eps);
+        reg_launch<RMS, 24, OT>(blocks, stream, out, in, w, b, n, C, eps);
     else if (per_lane <= 32)
-        reg_launch<RMS, 32>(blocks, stream, out, in, w, b, n, C, eps);
+        reg_launch<RMS, 32, OT>(blocks, stream, out, in, w, b, n, C, eps);
     else
-        norm_kernel<RMS, true><<<blocks, NORM_THREADS, 0, stream>>>(out, in, w, b, n, C, eps);
+        norm_kernel<RMS, true, OT><<<blocks, NORM_THREADS, 0, stream>>>(out, in, w, b, n, C, eps);
     CUDA_LAUNCHED();
     return 0;
 }
@@ -303,10 +312,20 @@ static int norm_launch(float *out, const float *in, const float *w, const float 
 extern "C" int cuda_layernorm(float *out, const float *in, const float *w, const float *b, int n, int C, float eps,
                               cudaStream_t stream)
 {
-    return norm_launch<false>(out, in, w, b, n, C, eps, stream);
+    return norm_launch<false, GS_OUT_F32>(out, in, w, b, n, C, eps, stream);
 }
 
 extern "C" int cuda_rmsnorm(float *out, const float *in, const float *w, int n, int C, float eps, cudaStream_t stream)
 {
-    return norm_launch<true>(out, in, w, NULL, n, C, eps, stream);
+    return norm_launch<true, GS_OUT_F32>(out, in, w, NULL, n, C, eps, stream);
+}
+
+extern "C" int cuda_norm_half(void *out, const float *in, const float *w, const float *b, int rms, int n, int C,
+                              float eps, int is_bf16, cudaStream_t stream)
+{
+    if (rms)
+        return is_bf16 ? norm_launch<true, GS_OUT_BF16>(out, in, w, NULL, n, C, eps, stream)
+                       : norm_launch<true, GS_OUT_F16>(out, in, w, NULL, n, C, eps, stream);
+    return is_bf16 ? norm_launch<false, GS_OUT_BF16>(out, in, w, b, n, C, eps, stream)
+                   : norm_launch<false, GS_OUT_F16>(out, in, w, b, n, C, eps, stream);
 }

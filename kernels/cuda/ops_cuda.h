@@ -19,7 +19,17 @@ int cuda_embed(float *out, const int *tokens, const int *pos, const float *wte, 
 int cuda_layernorm(float *out, const float *in, const float *w, const float *b, int n, int C, float eps,
                    cudaStream_t stream);
 int cuda_rmsnorm(float *out, const float *in, const float *w, int n, int C, float eps, cudaStream_t stream);
+/* LayerNorm (rms = 0, with b) or RMSNorm (rms = 1) of n rows written as fp16
+ * (is_bf16 = 0) or bf16: the fp32 norm rounded as cuda_convert_to_half rounds
+ * it, bit for bit (the input rows of a half-precision product). out must not
+ * overlap in. */
+int cuda_norm_half(void *out, const float *in, const float *w, const float *b, int rms, int n, int C, float eps,
+                   int is_bf16, cudaStream_t stream);
 int cuda_gelu(float *x, long count, cudaStream_t stream);
+/* out[i] = gelu(x[i]) as fp16 (is_bf16 = 0) or bf16, rounded as
+ * cuda_convert_to_half rounds cuda_gelu's result; x is unchanged and must
+ * not overlap out. */
+int cuda_gelu_half(void *out, const float *x, long count, int is_bf16, cudaStream_t stream);
 int cuda_swiglu(float *up, const float *gate, long count, cudaStream_t stream);
 /* x[i][j] += bias[j] over n rows of m (the epilogue of a cuBLAS product). */
 int cuda_add_bias(float *x, const float *bias, int n, int m, cudaStream_t stream);

@@ -22,6 +22,10 @@
  * fails the "all finite" check. Outputs are poisoned with 0xFF bytes before
  * each run; agreement is ||gpu - ref|| / ||ref|| < 1e-5 over the whole output.
  * Too small a scratch must be refused with cudaErrorInvalidValue.
+ * Each fused run is repeated with token_seq_host (the host's copy of the
+ * rows' sequences): the output must be byte-identical, and a call of more
+ * than 64 tokens must launch only the kernels some row needs (counted as the
+ * nodes of a graph recording: no decode kernel for a pure prefill).
  *
  * Each case also runs fused with half_ok = 1 (a run in half-precision
  * weights). Where cuda_attention_tensor_cores says the call takes the
@@ -29,7 +33,11 @@
  * caches) the tolerance is 2e-3 (q, k, v and p rounded to fp16, fp32
  * accumulation); elsewhere half_ok must change nothing (1e-5). The "tc" cases
  * must take the tensor-core path, checked by the routing function and by an
- * error above 1e-6 (the fp32 kernels stay below it).
+ * error above 1e-6 (the fp32 kernels stay below it). Past 256 positions the
+ * tensor-core prefill splits a row tile's key tiles into chunks merged by a
+ * second kernel: the 1024-token case, the windows with sinks (chunks that
+ * start in the sink segment), the several-sequence tiles (a pass with nothing
+ * in a chunk) and the scattered positions all cross that line.
  *
  * Every case runs for each KV element type (fp32, fp16, int8, fp8 e4m3):
  * cuda_kv_store must write the same bytes as cpu_kv_store (int8: the same
@@ -81,6 +89,44 @@ static int visible(int window, int n_sink, int pos, int p)
     int lo = pos - window + 1 > 0 ? pos - window + 1 : 0;
     int sink_end = n_sink < lo ? (n_sink > 0 ? n_sink : 0) : lo;
     return p >= lo || p < sink_end;
+}
+
+/* ---- the hybrid's row rule, restated (test-side: which fused kernels a call needs) ---- */
+
+/* Which kernels of a fused call of more than 64 tokens have rows: the decode
+ * kernel (a row sharing its 16-row tile with fewer than 4 rows of its
+ * sequence) and the prefill kernel (the others). */
+static void hybrid_rows(const int *seq, int n, int *dec, int *pf)
+{
+    *dec = *pf = 0;
+    for (int t = 0; t < n; t++) {
+        int t0 = t / 16 * 16, share = 0;
+        for (int r = t0; r < t0 + 16 && r < n; r++)
+            share += seq[r] == seq[t];
+        if (share < 4)
+            *dec = 1;
+        else
+            *pf = 1;
+    }
+}
+
+/* Kernels one cuda_attention call launches: the nodes of a graph recording
+ * of it (-1: the recording failed). */
+static int launches(float *out, const float *qkv, const void *k, const void *v, const gs_attn_args *a,
+                    void *scratch, size_t sb)
+{
+    cudaStream_t st;
+    cudaGraph_t g = NULL;
+    size_t nodes = 0;
+    cuda_or_bail(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), "cudaStreamCreate");
+    int ok = cudaStreamBeginCapture(st, cudaStreamCaptureModeRelaxed) == cudaSuccess;
+    int rc = ok ? cuda_attention(out, qkv, k, v, a, scratch, sb, st) : -1;
+    ok = ok && cudaStreamEndCapture(st, &g) == cudaSuccess && rc == 0 && cudaGraphGetNodes(g, NULL, &nodes) == cudaSuccess;
+    if (g)
+        cudaGraphDestroy(g);
+    cudaStreamDestroy(st);
+    cudaGetLastError();
+    return ok ? (int)nodes : -1;
 }
 
 /* ---- one case ---- */
@@ -325,6 +371,31 @@ static void run_case(const attn_case *c, int kt)
             if (!routed)
                 tap_diag("expected the tensor-core prefill: routed %d, rel err %.2e", tc, err);
         }
+        if (variant == GS_ATTN_FUSED) {
+            /* With the host's copy of token_seq a hybrid call launches only
+             * the kernels that have rows, and writes the same bytes. */
+            float *again = xmalloc(out_count * sizeof(float));
+            int base = launches(d_out.p, d_qkv.p, d_k.p, d_v.p, &ad, scratch, sb);
+            ad.token_seq_host = tseq;
+            int fewer = launches(d_out.p, d_qkv.p, d_k.p, d_v.p, &ad, scratch, sb);
+            dbuf_poison(&d_out);
+            int rc2 = cuda_attention(d_out.p, d_qkv.p, d_k.p, d_v.p, &ad, scratch, sb, 0);
+            ad.token_seq_host = NULL;
+            int ran = ran_ok(rc2, why, sizeof why);
+            if (ran)
+                dbuf_get(&d_out, again);
+            int same = ran && rc == 0 && !memcmp(again, got, out_count * sizeof(float));
+            /* Without it a hybrid call launches the decode kernel and the
+             * prefill's (the tensor-core prefill: two when split over keys). */
+            int dec = 1, pf = 1;
+            if (n_tok > 64)
+                hybrid_rows(tseq, n_tok, &dec, &pf);
+            int want = n_tok > 64 ? dec + (pf ? base - 1 : 0) : base;
+            tap_ok(same && base > 0 && fewer == want, "attention %s %s %s with token_seq_host: %d kernels (%d without, "
+                   "%d expected), %s", vname[run], kv_name[kt], c->what, fewer, base, want,
+                   same ? "the same bytes" : ran ? "OUTPUT DIFFERS" : why);
+            free(again);
+        }
         cudaFree(scratch);
     }
 
@@ -457,7 +528,8 @@ static int bench(const char *only)
         dbuf d_out = dbuf_new((size_t)n_tok * q_dim, 0);
         gs_attn_args a = {.n_tokens = n_tok, .n_head = c->n_head, .n_kv_head = c->n_kv_head, .head_dim = hd,
                           .qkv_stride = stride, .block_size = bs, .max_blocks_per_seq = mb, .max_pos = c->len,
-                          .token_seq = d_seq.p, .token_pos = d_pos.p, .block_tables = d_tab.p, .kv_dtype = c->kt};
+                          .token_seq = d_seq.p, .token_pos = d_pos.p, .block_tables = d_tab.p, .kv_dtype = c->kt,
+                          .token_seq_host = tseq}; /* as the forward pass gives it: no idle decode blocks */
         double kv_bytes = (double)c->n_seq * c->len * kv_dim * 2 * es;
         /* Causal prefill FLOPs: QK^T and PV, 2 * 2 * d per (query, visible key) pair, n^2 / 2 pairs per head. */
         double flops = c->step > 1 ? (double)c->n_seq * 4.0 * c->step * c->step / 2 * hd * c->n_head : 0;

@@ -11,6 +11,8 @@
  *  - KV cache in fp16, int8, fp8: prefill logits on the GPU (naive and
  *    fused) against the CPU path with the same KV type, and decode steps
  *    replayed as CUDA graphs generate the unreplayed run's tokens;
+ *  - fp16/bf16 weights, fused and not, decode-sized and prefill-sized
+ *    steps: logits against each other and against the fp32 CPU path;
  *  - a model too large for the card fails with a clear runtime error. */
 #include <math.h>
 #include <stdio.h>
@@ -163,7 +165,10 @@ static void test_synthetic(gs_backend *gpu, gs_backend *cpu, const char *preset)
            "%s: decode steps replayed as CUDA graphs (batch changing as requests finish, preemption) generate the same tokens %s",
            preset, err.msg);
     /* fp16 weights: fusion puts the residual adds and GELU into the GEMV's
-     * epilogue in decode steps; the same operations in the same order, so the
+     * epilogue in decode steps, the same operations in the same order; in
+     * the prefill steps (over 16 tokens) cuBLASLt adds the bias and the
+     * residual in its epilogue, whose order of the two fp32 additions is its
+     * own: a rounding apart, far below a greedy token's margin here. So the
      * tokens equal the unfused fp16 run's exactly (also with graphs). */
     float want16[NREQ * NGEN];
     int r16 = engine_tokens_g(gpu, &m, GS_ATTN_FUSED, 4, NREQ, 0, want16, NREQ, PLEN, NGEN, &err);
@@ -276,7 +281,13 @@ static void test_prefill_logits(gs_backend *gpu, gs_backend *cpu, const char *pr
                    preset, T, kvn[kt], v ? "fused" : "naive", kvn[kt], e, bound, err.msg);
         }
     }
-    /* Half-precision weights: the GEMV path (<= 16 rows) and the tensor-core path. */
+    /* Half-precision weights: the GEMV path (<= 16 rows) and the tensor-core
+     * path, each also fused: the products' epilogues (the GEMV's, cuBLASLt's
+     * bias and residual accumulation; over 16 rows also the norms and GELU
+     * writing the products' half rows themselves, the same bits) must give
+     * the unfused logits up to the order of the fp32 additions, and the fp32
+     * CPU's within half precision. */
+    float *c = malloc((size_t)T * V * sizeof(float));
     for (int d = GS_DTYPE_F16; d <= GS_DTYPE_BF16; d++) {
         for (int rows = 12; rows <= T; rows += T - 12) {
             int rc2 = gs_test_forward_all(gpu, &m, GS_ATTN_FUSED, (gs_dtype)d, ids, rows, b, &err);
@@ -285,8 +296,16 @@ static void test_prefill_logits(gs_backend *gpu, gs_backend *cpu, const char *pr
             tap_ok(rc2 == GS_OK && rc3 == GS_OK && e < 1e-2,
                    "%s: %d-token logits with %s weights on the GPU vs fp32 CPU, rel err %.2e (bound 1e-2) %s", preset,
                    rows, gs_dtype_name((gs_dtype)d), e, err.msg);
+            int rc4 = gs_test_forward_all_fuse(gpu, &m, GS_ATTN_FUSED, (gs_dtype)d, GS_KV_F32, 1, ids, rows, c, &err);
+            double ef = rc2 || rc4 ? 1.0 : gs_test_rel_err(c, b, (size_t)rows * V);
+            double ec = rc3 || rc4 ? 1.0 : gs_test_rel_err(c, a, (size_t)rows * V);
+            tap_ok(rc4 == GS_OK && ef < 1e-4 && ec < 1e-2,
+                   "%s: %d-token logits with %s weights, fused (%s epilogues): vs unfused rel err %.2e (bound 1e-4), "
+                   "vs fp32 CPU %.2e (bound 1e-2) %s",
+                   preset, rows, gs_dtype_name((gs_dtype)d), rows > 16 ? "cuBLASLt" : "GEMV", ef, ec, err.msg);
         }
     }
+    free(c);
     free(ids);
     free(a);
     free(b);

@@ -14,6 +14,9 @@
  * cuda_convert_to_half is checked bit for bit against the host conversion on
  * random bit patterns (NaNs, infinities, subnormals included) and chosen
  * edge values (ties, the overflow threshold, the subnormal range).
+ * Last, the CUDA backend's matmul / matmul_ex with fp16 and bf16 weights:
+ * the GEMV for decode sizes, cuBLASLt with its bias and accumulate epilogues
+ * (also inside a CUDA graph) for larger ones.
  *
  * Each run draws a new seed and prints it; GS_TEST_SEED=<n> replays a run.
  * Without a CUDA device it prints "1..0 # SKIP no CUDA device" and exits 0.
@@ -35,6 +38,7 @@
 
 #include "gpu_test_util.h"
 
+#include "backend.h"
 #include "cuda/gemv_cuda.h"
 #include "../tap.h" /* tests/tap.h: relative, as tests/ is not on the include path */
 
@@ -280,6 +284,149 @@ static void test_epilogue(int k, int m, int epi, int is_bf16)
     free(in), free(wh), free(wf), free(bias), free(resid), free(got);
 }
 
+/* ---- the backend's products with half weights (src/backend_cuda.c) ----
+ *
+ * matmul and matmul_ex (none, GELU, accumulate) through the CUDA backend:
+ * the GEMV up to 16 rows (fp32 rows of in), cuBLASLt beyond (in rounded to
+ * the weights' type first, the bias and the accumulation in its epilogue);
+ * there, rows given as halves (GS_EPI_IN_HALF) must give the bits of fp32
+ * rows rounded by the product. The reference rounds exactly as the path
+ * does, so only the sums' order is
+ * left: 1e-5. One bias sits one float off its alignment (the algorithm is
+ * picked per alignment); an accumulating product recorded in a CUDA graph
+ * and replayed adds its product once per run. */
+static void test_backend_half(int k, int m, int is_bf16)
+{
+    gs_backend *be = NULL;
+    gs_error err;
+    if (gs_backend_cuda_create(&be, &err)) {
+        tap_ok(0, "backend cuda created: %s", err.msg);
+        return;
+    }
+    const gs_dtype dt = is_bf16 ? GS_DTYPE_BF16 : GS_DTYPE_F16;
+    const char *dn = is_bf16 ? "bf16" : "fp16";
+    static const int ns[] = {5, 17, 64, 130};
+    const int NB = 130;
+    const size_t wcount = (size_t)m * k;
+    float *w = xmalloc(wcount * sizeof(float)), *wr = xmalloc(wcount * sizeof(float));
+    float *in = xmalloc((size_t)NB * k * sizeof(float)), *bias = xmalloc((size_t)(m + 1) * sizeof(float));
+    float *resid = xmalloc((size_t)NB * m * sizeof(float)), *got = xmalloc((size_t)NB * m * sizeof(float));
+    double *v = xmalloc((size_t)NB * m * sizeof(double));
+    for (size_t i = 0; i < wcount; i++) {
+        w[i] = frand() * 0.5f;
+        wr[i] = is_bf16 ? host_bf2f(host_f2bf(w[i])) : host_h2f(host_f2h(w[i])); /* what upload_weights stores */
+    }
+    for (size_t i = 0; i < (size_t)NB * k; i++)
+        in[i] = frand();
+    for (int j = 0; j <= m; j++)
+        bias[j] = frand();
+    for (size_t i = 0; i < (size_t)NB * m; i++)
+        resid[i] = frand() * 4.0f;
+    void *d_w = be->ops->alloc(be, wcount * 2);
+    float *d_in = be->ops->alloc(be, (size_t)NB * k * 4), *d_out = be->ops->alloc(be, (size_t)NB * m * 4);
+    float *d_bias = be->ops->alloc(be, (size_t)(m + 1) * 4);
+    int up = be->ops->upload_weights(be, d_w, w, wcount, dt, &err);
+    up |= be->ops->upload(be, d_in, in, (size_t)NB * k * 4);
+    up |= be->ops->upload(be, d_bias, bias, (size_t)(m + 1) * 4);
+    tap_ok(up == 0 && be->ops->matmul_ex_fits(be, dt, 1) && be->ops->matmul_ex_fits(be, dt, 1000) &&
+               !be->ops->half_in_fits(be, dt, 16) && be->ops->half_in_fits(be, dt, 17) &&
+               !be->ops->half_in_fits(be, GS_DTYPE_F32, 100),
+           "backend %s k=%d m=%d: weights uploaded, matmul_ex_fits at n = 1 and 1000, half_in_fits from n = 17 (not "
+           "for fp32)",
+           dn, k, m);
+    enum { PLAIN, PLAIN_NOBIAS, EX_NONE, EX_GELU, EX_ACC_ODD_BIAS, N_MODES };
+    static const char *const mname[] = {"matmul", "matmul (no bias)", "matmul_ex none", "matmul_ex gelu",
+                                        "matmul_ex accumulate (bias 4-byte aligned)"};
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        const int n = ns[t], half_in = n > 16;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++) {
+                double sum = 0;
+                for (int c = 0; c < k; c++) {
+                    float x = in[(size_t)i * k + c];
+                    if (half_in)
+                        x = is_bf16 ? host_bf2f(host_f2bf(x)) : host_h2f(host_f2h(x));
+                    sum += (double)x * wr[(size_t)j * k + c];
+                }
+                v[(size_t)i * m + j] = sum;
+            }
+        for (int mode = 0; mode < N_MODES; mode++) {
+            const float *b = mode == PLAIN_NOBIAS ? NULL : mode == EX_ACC_ODD_BIAS ? d_bias + 1 : d_bias;
+            const float *hb = mode == EX_ACC_ODD_BIAS ? bias + 1 : bias;
+            if (mode == EX_ACC_ODD_BIAS)
+                be->ops->upload(be, d_out, resid, (size_t)n * m * 4);
+            else
+                cuda_or_bail(cudaMemset(d_out, 0xFF, (size_t)NB * m * 4), "cudaMemset");
+            if (mode <= PLAIN_NOBIAS)
+                be->ops->matmul(be, d_out, d_in, d_w, dt, b, n, k, m);
+            else
+                be->ops->matmul_ex(be, d_out, d_in, d_w, dt, b, n, k, m,
+                                   mode == EX_GELU ? GS_EPI_GELU : mode == EX_NONE ? GS_EPI_NONE : GS_EPI_ACCUMULATE,
+                                   NULL);
+            be->ops->download(be, got, d_out, (size_t)n * m * 4);
+            const int sync = be->ops->synchronize(be);
+            double num = 0, den = 0;
+            for (size_t q = 0; q < (size_t)n * m; q++) {
+                double r = v[q] + (b ? hb[q % m] : 0.0);
+                r = mode == EX_GELU ? gelu_ref(r) : mode == EX_ACC_ODD_BIAS ? r + resid[q] : r;
+                num += (got[q] - r) * (got[q] - r);
+                den += r * r;
+            }
+            const double rel = sqrt(num / den);
+            tap_ok(sync == 0 && all_finite(got, (size_t)n * m) && rel < TOL, "backend %s %s n=%d k=%d m=%d (%s): rel err %.2e",
+                   dn, mname[mode], n, k, m, half_in ? "cuBLASLt" : "GEMV", rel);
+        }
+        if (half_in) {
+            /* The rows given as halves (GS_EPI_IN_HALF, as norm_half writes
+             * them): the same bits as the product rounding fp32 rows itself. */
+            uint16_t *hin = xmalloc((size_t)n * k * 2);
+            float *got2 = xmalloc((size_t)n * m * sizeof(float));
+            for (size_t i = 0; i < (size_t)n * k; i++)
+                hin[i] = is_bf16 ? host_f2bf(in[i]) : host_f2h(in[i]);
+            void *d_hin = be->ops->alloc(be, (size_t)n * k * 2);
+            be->ops->upload(be, d_hin, hin, (size_t)n * k * 2);
+            be->ops->upload(be, d_out, resid, (size_t)n * m * 4);
+            be->ops->matmul_ex(be, d_out, d_in, d_w, dt, d_bias, n, k, m, GS_EPI_ACCUMULATE, NULL);
+            be->ops->download(be, got, d_out, (size_t)n * m * 4);
+            be->ops->upload(be, d_out, resid, (size_t)n * m * 4);
+            be->ops->matmul_ex(be, d_out, d_hin, d_w, dt, d_bias, n, k, m, GS_EPI_ACCUMULATE | GS_EPI_IN_HALF, NULL);
+            be->ops->download(be, got2, d_out, (size_t)n * m * 4);
+            const int sync = be->ops->synchronize(be);
+            tap_ok(sync == 0 && be->ops->half_in_fits(be, dt, n) && !memcmp(got, got2, (size_t)n * m * 4),
+                   "backend %s matmul_ex accumulate n=%d k=%d m=%d: half rows in (GS_EPI_IN_HALF) give the same bits",
+                   dn, n, k, m);
+            be->ops->free(be, d_hin);
+            free(hin), free(got2);
+        }
+        if (n != 64)
+            continue;
+        /* Recorded once, run at the recording's end and once more by replay: out = resid + 2 v. */
+        const gs_attn_args none = {0};
+        be->ops->upload(be, d_out, resid, (size_t)n * m * 4);
+        int rc = be->ops->graph_begin(be, &none);
+        if (rc == 0) {
+            be->ops->matmul_ex(be, d_out, d_in, d_w, dt, d_bias, n, k, m, GS_EPI_ACCUMULATE, NULL);
+            rc = be->ops->graph_end(be, 0x5eed);
+        }
+        if (rc == 0)
+            rc = be->ops->graph_replay(be, 0x5eed);
+        be->ops->download(be, got, d_out, (size_t)n * m * 4);
+        rc |= be->ops->synchronize(be);
+        double num = 0, den = 0;
+        for (size_t q = 0; q < (size_t)n * m; q++) {
+            const double r = resid[q] + 2.0 * (v[q] + bias[q % m]);
+            num += (got[q] - r) * (got[q] - r);
+            den += r * r;
+        }
+        const double rel = sqrt(num / den);
+        tap_ok(rc == 0 && rel < TOL, "backend %s matmul_ex accumulate n=%d k=%d m=%d in a CUDA graph, run twice: rel err %.2e",
+               dn, n, k, m, rel);
+    }
+    be->ops->free(be, d_w), be->ops->free(be, d_in), be->ops->free(be, d_out), be->ops->free(be, d_bias);
+    free(w), free(wr), free(in), free(bias), free(resid), free(got), free(v);
+    gs_backend_destroy(be);
+}
+
 /* ---- --bench ---- */
 
 #define REPS 50
@@ -398,6 +545,11 @@ int main(int argc, char **argv)
         test_epilogue(768, 768, GS_GEMV_EPI_ACCUMULATE, dt);
         test_epilogue(3072, 768, GS_GEMV_EPI_ACCUMULATE, dt);
         test_epilogue(13, 7, GS_GEMV_EPI_GELU, dt);
+    }
+    for (int dt = 0; dt <= 1; dt++) {
+        test_backend_half(768, 2304, dt);
+        test_backend_half(3072, 768, dt);
+        test_backend_half(100, 60, dt);
     }
     return tap_done();
 }

@@ -10,7 +10,9 @@
  * so an element the kernel forgot to write fails the "all finite" check (in
  * place kernels cannot be poisoned; a skipped element shows in the error).
  * Agreement is ||gpu - cpu|| / ||cpu|| < 1e-5 over the whole output; argmax
- * ids must be equal, with ties planted on purpose.
+ * ids must be equal, with ties planted on purpose. The norms and GELU that
+ * write halves (cuda_norm_half, cuda_gelu_half) must equal their fp32 kernel
+ * followed by cuda_convert_to_half bit for bit.
  *
  * Without a CUDA device it prints "1..0 # SKIP no CUDA device" and exits 0.
  *
@@ -30,6 +32,7 @@
 #include "gpu_test_util.h"
 
 #include "activation.h"
+#include "cuda/gemv_cuda.h"
 #include "cuda/ops_cuda.h"
 #include "embedding.h"
 #include "gather.h"
@@ -149,6 +152,68 @@ static void test_norm_in_place(int rms, int n, int C)
     report(rms ? "rmsnorm" : "layernorm", rc, &d_x, ref, shape);
     dbuf_free(&d_x), dbuf_free(&d_w), dbuf_free(&d_b);
     free(x), free(w), free(b), free(ref);
+}
+
+/* ---- rows written as halves: cuda_norm_half, cuda_gelu_half ----
+ *
+ * Each must equal its fp32 kernel followed by cuda_convert_to_half, bit for
+ * bit (the forward pass swaps the pair for it). Weights up to ~3e4 push some
+ * outputs past fp16's 65504 (infinity, as the conversion gives), a NaN in one
+ * row's input makes that row NaN (one canonical NaN), and the output one half
+ * off 8-byte alignment takes the scalar stores. Poisoned with 0xFF bytes
+ * (0xFFFF is no value either path writes), so a skipped element shows. */
+enum { HALF_LN, HALF_RMS, HALF_GELU };
+
+static void test_half_out(int which, int n, int C, int is_bf16, int off)
+{
+    static const char *names[] = {"layernorm_half", "rmsnorm_half", "gelu_half"};
+    const float eps = 1e-5f;
+    const size_t count = (size_t)n * C;
+    float *x = frand_buf(count, 3.0f, 0.25f);
+    float *w = frand_buf(C, 3e4f, 0.0f), *b = frand_buf(C, 0.5f, 0.0f);
+    if (n > 2)
+        x[(size_t)C + (size_t)C / 2] = NAN; /* row 1 */
+    dbuf d_x = dbuf_from(x, count, 0), d_w = dbuf_from(w, C, 0), d_b = dbuf_from(b, C, 0);
+    dbuf d_f32 = dbuf_new(count, 0);
+    uint16_t *d_ref = NULL, *d_got = NULL;
+    const size_t bytes = (count + 8) * 2;
+    cuda_or_bail(cudaMalloc((void **)&d_ref, bytes), "cudaMalloc");
+    cuda_or_bail(cudaMalloc((void **)&d_got, bytes), "cudaMalloc");
+    cuda_or_bail(cudaMemset(d_got, 0xFF, bytes), "cudaMemset");
+    uint16_t *got_p = d_got + (off ? 1 : 0);
+    int rc = 0;
+    if (which == HALF_GELU) {
+        dbuf_put(&d_f32, x);
+        rc = cuda_gelu(d_f32.p, (long)count, 0); /* in place */
+        rc |= cuda_convert_to_half(d_ref, d_f32.p, (long)count, is_bf16, 0);
+        rc |= cuda_gelu_half(got_p, d_x.p, (long)count, is_bf16, 0);
+    } else {
+        const int rms = which == HALF_RMS;
+        rc = rms ? cuda_rmsnorm(d_f32.p, d_x.p, d_w.p, n, C, eps, 0)
+                 : cuda_layernorm(d_f32.p, d_x.p, d_w.p, d_b.p, n, C, eps, 0);
+        rc |= cuda_convert_to_half(d_ref, d_f32.p, (long)count, is_bf16, 0);
+        rc |= cuda_norm_half(got_p, d_x.p, d_w.p, rms ? NULL : d_b.p, rms, n, C, eps, is_bf16, 0);
+    }
+    char why[160] = "";
+    if (!ran_ok(rc, why, sizeof why)) {
+        tap_ok(0, "%s %s n=%d C=%d: %s", names[which], is_bf16 ? "bf16" : "fp16", n, C, why);
+    } else {
+        uint16_t *ref = xmalloc(count * 2), *got = xmalloc(bytes);
+        cuda_or_bail(cudaMemcpy(ref, d_ref, count * 2, cudaMemcpyDeviceToHost), "cudaMemcpy");
+        cuda_or_bail(cudaMemcpy(got, d_got, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy");
+        size_t differ = 0;
+        for (size_t i = 0; i < count; i++)
+            differ += got[i + (off ? 1 : 0)] != ref[i];
+        int guards = got[off ? count + 1 : count] == 0xFFFF && (!off || got[0] == 0xFFFF);
+        tap_ok(differ == 0 && guards && dbuf_guards_ok(&d_x),
+               "%s %s n=%d C=%d%s: the fp32 kernel then cuda_convert_to_half, bit for bit (%zu of %zu differ)%s",
+               names[which], is_bf16 ? "bf16" : "fp16", n, C, off ? " (misaligned out)" : "", differ, count,
+               guards ? "" : ", PAST THE END WRITTEN");
+        free(ref), free(got);
+    }
+    cudaFree(d_ref), cudaFree(d_got);
+    dbuf_free(&d_x), dbuf_free(&d_w), dbuf_free(&d_b), dbuf_free(&d_f32);
+    free(x), free(w), free(b);
 }
 
 /* ---- elementwise: gelu, swiglu, residual_add ---- */
@@ -474,6 +539,19 @@ int main(int argc, char **argv)
         test_norm(rms, 3, 13, -1000.0f, 1);
         test_norm(rms, 1000, 768, 0.0f, 0); /* many blocks of 8 rows */
         test_norm_in_place(rms, 17, 768);
+    }
+
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        for (int which = HALF_LN; which <= HALF_RMS; which++) {
+            static const int half_C[] = {768, 64, 13, 3072, 5000}; /* registers, scalar, the multi-pass kernel */
+            for (size_t i = 0; i < sizeof half_C / sizeof half_C[0]; i++)
+                test_half_out(which, 17, half_C[i], bf16, 0);
+            test_half_out(which, 1000, 768, bf16, 0);
+            test_half_out(which, 17, 768, bf16, 1);
+        }
+        test_half_out(HALF_GELU, 17, 3072, bf16, 0);
+        test_half_out(HALF_GELU, 1, 13, bf16, 0);
+        test_half_out(HALF_GELU, 17, 3072, bf16, 1);
     }
 
     static const long counts[] = {1, 3, 4, 17, 768, 17 * 1600 + 3, 17 * 3072, (1L << 20) + 1};
