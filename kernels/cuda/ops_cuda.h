@@ -21,8 +21,9 @@ int cuda_layernorm(float *out, const float *in, const float *w, const float *b, 
 int cuda_rmsnorm(float *out, const float *in, const float *w, int n, int C, float eps, cudaStream_t stream);
 /* LayerNorm (rms = 0, with b) or RMSNorm (rms = 1) of n rows written as fp16
  * (is_bf16 = 0) or bf16: the fp32 norm rounded as cuda_convert_to_half rounds
- * it, bit for bit (the input rows of a half-precision product). out must not
- * overlap in. */
+ * it, bit for bit when both outputs are aligned alike (the kernel is picked by
+ * alignment: float4 rows or scalar ones; the input rows of a half-precision
+ * product). out must not overlap in. */
 int cuda_norm_half(void *out, const float *in, const float *w, const float *b, int rms, int n, int C, float eps,
                    int is_bf16, cudaStream_t stream);
 int cuda_gelu(float *x, long count, cudaStream_t stream);

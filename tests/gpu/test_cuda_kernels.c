@@ -161,7 +161,9 @@ static void test_norm_in_place(int rms, int n, int C)
  * outputs past fp16's 65504 (infinity, as the conversion gives), a NaN in one
  * row's input makes that row NaN (one canonical NaN), and the output one half
  * off 8-byte alignment takes the scalar stores. Poisoned with 0xFF bytes
- * (0xFFFF is no value either path writes), so a skipped element shows. */
+ * (0xFFFF is no value either path writes), so a skipped element shows.
+ * Misaligned, the fp32 reference is written misaligned too: the norms pick
+ * their kernel by alignment, and the scalar one sums in another order. */
 enum { HALF_LN, HALF_RMS, HALF_GELU };
 
 static void test_half_out(int which, int n, int C, int is_bf16, int off)
@@ -174,7 +176,8 @@ static void test_half_out(int which, int n, int C, int is_bf16, int off)
     if (n > 2)
         x[(size_t)C + (size_t)C / 2] = NAN; /* row 1 */
     dbuf d_x = dbuf_from(x, count, 0), d_w = dbuf_from(w, C, 0), d_b = dbuf_from(b, C, 0);
-    dbuf d_f32 = dbuf_new(count, 0);
+    /* misaligned: the fp32 reference's out too, so both take the scalar kernel (its sums run in another order) */
+    dbuf d_f32 = dbuf_new(count, off);
     uint16_t *d_ref = NULL, *d_got = NULL;
     const size_t bytes = (count + 8) * 2;
     cuda_or_bail(cudaMalloc((void **)&d_ref, bytes), "cudaMalloc");
@@ -548,6 +551,7 @@ int main(int argc, char **argv)
                 test_half_out(which, 17, half_C[i], bf16, 0);
             test_half_out(which, 1000, 768, bf16, 0);
             test_half_out(which, 17, 768, bf16, 1);
+            test_half_out(which, 5, 768, bf16, 0); /* decode-sized rows */
         }
         test_half_out(HALF_GELU, 17, 3072, bf16, 0);
         test_half_out(HALF_GELU, 1, 13, bf16, 0);
