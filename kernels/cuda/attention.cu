@@ -297,6 +297,8 @@ __global__ void __launch_bounds__(KV_STORE_THREADS)
     kv_store_kernel(void *__restrict__ k_cache, void *__restrict__ v_cache, const float *__restrict__ qkv,
                     const int *__restrict__ slot, int n, int qkv_stride, int q_dim, int kv_dim)
 {
+    gs_pdl_trigger();
+    gs_pdl_wait();  // launched programmatically after the qkv product (pdl.cuh)
     const size_t total = (size_t)n * kv_dim;
     for (size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
         const int i = (int)(e / kv_dim), c = (int)(e % kv_dim);
@@ -355,16 +357,16 @@ extern "C" int cuda_kv_store(void *k_cache, void *v_cache, float *k_scale, float
     const int grid = grid_for((size_t)n * kv_dim, KV_STORE_THREADS);
     switch (kv_dtype) {
     case GS_KV_F32:
-        kv_store_kernel<GS_KV_F32><<<grid, KV_STORE_THREADS, 0, stream>>>(k_cache, v_cache, qkv, slot, n, qkv_stride,
-                                                                          q_dim, kv_dim);
+        CUDA_TRY(gs_launch_pdl(kv_store_kernel<GS_KV_F32>, grid, KV_STORE_THREADS, 0, stream, k_cache, v_cache, qkv,
+                               slot, n, qkv_stride, q_dim, kv_dim));
         break;
     case GS_KV_F16:
-        kv_store_kernel<GS_KV_F16><<<grid, KV_STORE_THREADS, 0, stream>>>(k_cache, v_cache, qkv, slot, n, qkv_stride,
-                                                                          q_dim, kv_dim);
+        CUDA_TRY(gs_launch_pdl(kv_store_kernel<GS_KV_F16>, grid, KV_STORE_THREADS, 0, stream, k_cache, v_cache, qkv,
+                               slot, n, qkv_stride, q_dim, kv_dim));
         break;
     case GS_KV_FP8:
-        kv_store_kernel<GS_KV_FP8><<<grid, KV_STORE_THREADS, 0, stream>>>(k_cache, v_cache, qkv, slot, n, qkv_stride,
-                                                                          q_dim, kv_dim);
+        CUDA_TRY(gs_launch_pdl(kv_store_kernel<GS_KV_FP8>, grid, KV_STORE_THREADS, 0, stream, k_cache, v_cache, qkv,
+                               slot, n, qkv_stride, q_dim, kv_dim));
         break;
     case GS_KV_I8:
         if (head_dim <= 0 || kv_dim % head_dim || !k_scale || !v_scale) {
@@ -803,7 +805,8 @@ __global__ void __launch_bounds__(256, FL_MIN_BLOCKS)
                         const void *__restrict__ v_cache, gs_attn_args a, int hpb, int chunk, int n_chunks, int hd4,
                         int ks, float scale, int hybrid)
 {
-    gs_pdl_trigger();  // the decode GEMV after this may launch and prefetch its weights now (pdl.cuh)
+    gs_pdl_trigger();  // the kernel after this may launch now (pdl.cuh)
+    gs_pdl_wait();     // and this one may have launched before kv_store ended
     constexpr int T = 32 * SPL * WPH;
     extern __shared__ float4 fl_dyn_smem[];
     const int hd = a.head_dim, group = a.n_head / a.n_kv_head, n_hb = a.n_head / hpb;
@@ -926,7 +929,8 @@ __global__ void __launch_bounds__(FL_REDUCE_WARPS * 32)
     flash_reduce_kernel(float *__restrict__ out, const float *__restrict__ part_acc, const float *__restrict__ part_ml,
                         gs_attn_args a, int chunk, int n_chunks)
 {
-    gs_pdl_trigger();  // the decode GEMV after this may launch and prefetch its weights now (pdl.cuh)
+    gs_pdl_trigger();  // the decode GEMV after this may launch now (pdl.cuh)
+    gs_pdl_wait();     // and this one may have launched before flash_decode_kernel ended
     const int lane = threadIdx.x % 32;
     const size_t pair = (size_t)blockIdx.x * FL_REDUCE_WARPS + threadIdx.x / 32;
     if (pair >= (size_t)a.n_tokens * a.n_head)  // the whole warp
@@ -1950,14 +1954,14 @@ static int fused_launch(float *out, const float *qkv, const void *k_cache, const
         float *part_acc = p->n_chunks > 1 ? (float *)scratch : NULL;
         float *part_ml = part_acc ? part_acc + parts * hd : NULL;
         const long blocks = (long)a->n_tokens * (a->n_head / p->hpb) * p->n_chunks;
-        kernel<<<(unsigned)blocks, nw * 32, smem, stream>>>(out, part_acc, part_ml, qkv, k_cache, v_cache, *a, p->hpb,
-                                                            p->chunk, p->n_chunks, hd4, ks, scale, p->hybrid);
+        CUDA_TRY(gs_launch_pdl(kernel, (unsigned)blocks, nw * 32, smem, stream, out, part_acc, part_ml, qkv, k_cache,
+                               v_cache, *a, p->hpb, p->chunk, p->n_chunks, hd4, ks, scale, p->hybrid));
         CUDA_LAUNCHED();
         if (p->n_chunks > 1) {
             const size_t pairs = (size_t)a->n_tokens * a->n_head;
-            flash_reduce_kernel<DPL><<<(unsigned)((pairs + FL_REDUCE_WARPS - 1) / FL_REDUCE_WARPS),
-                                       FL_REDUCE_WARPS * 32, 0, stream>>>(out, part_acc, part_ml, *a, p->chunk,
-                                                                          p->n_chunks);
+            CUDA_TRY(gs_launch_pdl(flash_reduce_kernel<DPL>, (unsigned)((pairs + FL_REDUCE_WARPS - 1) / FL_REDUCE_WARPS),
+                                   FL_REDUCE_WARPS * 32, 0, stream, out, part_acc, part_ml, *a, p->chunk,
+                                   p->n_chunks));
             CUDA_LAUNCHED();
         }
     }

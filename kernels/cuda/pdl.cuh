@@ -5,8 +5,9 @@
 // anything an earlier kernel reads; before that it may only touch memory no
 // kernel of the step writes (weights). What it buys in a decode step of ~100
 // short kernels: the next kernel's launch and block scheduling run under the
-// previous kernel's tail instead of after it. Used by the decode GEMVs and
-// the decode norm; the kernels before them trigger early.
+// previous kernel's tail instead of after it. Used by the decode GEMVs, the
+// decode norm, kv_store and the split-K decode attention; the kernels before
+// them trigger early.
 //
 // gs_pdl_wait returns at once in a kernel launched the ordinary way, and
 // gs_pdl_trigger does nothing when no dependent was launched with the

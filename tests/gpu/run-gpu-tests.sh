@@ -67,7 +67,11 @@ if [ "${GS_SANITIZE:-1}" != 0 ] && [ "$PART" != tests ] && { [ -x "$SAN" ] || co
         for t in kernels attention gemv gemv_quant norm_fold fused; do
             log="$BUILD/gpu-san-$tool-$t.log"
             small=""; { [ $t = gemv ] || [ $t = gemv_quant ] || [ $t = norm_fold ]; } && [ $tool = racecheck ] && small=--small # racecheck is slow on the 50257-wide shapes
-            "$SAN" --tool $tool --error-exitcode 99 "$BUILD/tests/gpu/test_cuda_$t" $small >"$log" 2>&1
+            # cuBLASLt's split-K kernels (nvjet_*, not ours) show shared-memory
+            # hazards under racecheck that their own barriers order; they are
+            # left out so the check judges this project's kernels.
+            excl=""; [ $tool = racecheck ] && excl="--kernel-name-exclude kns=nvjet"
+            "$SAN" --tool $tool $excl --error-exitcode 99 "$BUILD/tests/gpu/test_cuda_$t" $small >"$log" 2>&1
             st=$?
             tail -3 "$log"
             [ $st -eq 0 ]; check $? "compute-sanitizer $tool clean on test_cuda_$t"
