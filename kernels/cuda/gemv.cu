@@ -205,11 +205,22 @@ __global__ void __launch_bounds__(GEMV_THREADS)
     const int stride = 32 * S;
     int v = s * 32 + lane;
 
-    // Programmatic launch (pdl.cuh): the next kernel may be scheduled now;
-    // this one waits for the one before. Asking this lane's first steps of w
-    // (or its whole share) into L2 before the wait measured slower on the
-    // H100 (gpt2-1558m: 370-383 against 385-393 tok/s): the prefetches
-    // compete with the running kernel's own loads.
+    // The lane's first batch of w goes into registers before anything else:
+    // weights are written by no kernel, so under programmatic launch
+    // (pdl.cuh) its DRAM trip runs while the kernel before is finishing, and
+    // in any case under the folded norm's statistics and staging. (Asking
+    // the lane's whole share into L2 instead measured slower on the H100,
+    // gpt2-1558m 370-383 against 385-393 tok/s: the prefetches competed with
+    // the running kernel's loads.) Then the next kernel may be scheduled,
+    // and this one waits for the one before.
+    wraw<V> raw[U][R];
+    bool batch = v + (U - 1) * stride < nsteps;
+    if (batch)
+#pragma unroll
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                raw[u][r] = load_w<V>(wr[r] + (long)(v + u * stride) * V);
     gs_pdl_trigger();
     gs_pdl_wait();
 
@@ -246,24 +257,26 @@ __global__ void __launch_bounds__(GEMV_THREADS)
 #pragma unroll
     for (int i = 0; i < NV; i++)
         acc[i] = 0.0f;
-    for (; v + (U - 1) * stride < nsteps; v += U * stride) {
-        wraw<V> raw[U][R];
-#pragma unroll
-        for (int u = 0; u < U; u++)
-#pragma unroll
-            for (int r = 0; r < R; r++)
-                raw[u][r] = load_w<V>(wr[r] + (long)(v + u * stride) * V);
+    while (batch) {  // the batch at v is in raw
 #pragma unroll
         for (int u = 0; u < U; u++)
             gemv_step<BF16, NB, V, XN>(acc, raw[u], x_src, (long)(v + u * stride) * V, n, k, nrm, stats);
+        v += U * stride;
+        batch = v + (U - 1) * stride < nsteps;
+        if (batch)
+#pragma unroll
+            for (int u = 0; u < U; u++)
+#pragma unroll
+                for (int r = 0; r < R; r++)
+                    raw[u][r] = load_w<V>(wr[r] + (long)(v + u * stride) * V);
     }
     if constexpr (U > 1) {
         if (v < nsteps) {  // at most one step left over
-            wraw<V> raw[R];
+            wraw<V> last[R];
 #pragma unroll
             for (int r = 0; r < R; r++)
-                raw[r] = load_w<V>(wr[r] + (long)v * V);
-            gemv_step<BF16, NB, V, XN>(acc, raw, x_src, (long)v * V, n, k, nrm, stats);
+                last[r] = load_w<V>(wr[r] + (long)v * V);
+            gemv_step<BF16, NB, V, XN>(acc, last, x_src, (long)v * V, n, k, nrm, stats);
         }
     }
 

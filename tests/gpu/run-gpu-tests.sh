@@ -67,11 +67,20 @@ if [ "${GS_SANITIZE:-1}" != 0 ] && [ "$PART" != tests ] && { [ -x "$SAN" ] || co
         for t in kernels attention gemv gemv_quant norm_fold fused; do
             log="$BUILD/gpu-san-$tool-$t.log"
             small=""; { [ $t = gemv ] || [ $t = gemv_quant ] || [ $t = norm_fold ]; } && [ $tool = racecheck ] && small=--small # racecheck is slow on the 50257-wide shapes
-            # cuBLASLt's split-K kernels (nvjet_*, not ours) show shared-memory
-            # hazards under racecheck that their own barriers order; they are
-            # left out so the check judges this project's kernels.
-            excl=""; [ $tool = racecheck ] && excl="--kernel-name-exclude kns=nvjet"
-            "$SAN" --tool $tool $excl --error-exitcode 99 "$BUILD/tests/gpu/test_cuda_$t" $small >"$log" 2>&1
+            if [ $tool = racecheck ]; then
+                # cuBLASLt's split-K kernels (nvjet_*, not ours) show shared-memory
+                # hazards under racecheck (40 on the H100, all inside them);
+                # leaving them out with --kernel-name-exclude made the sanitizer
+                # fail on a hardware exception. So: they run instrumented, and
+                # only hazards in this project's kernels fail the check.
+                "$SAN" --tool racecheck "$BUILD/tests/gpu/test_cuda_$t" $small >"$log" 2>&1
+                st=$?
+                own=$(grep "Race reported" "$log" | grep -vc "nvjet_")
+                tail -3 "$log"
+                [ $st -eq 0 ] && [ "$own" -eq 0 ]; check $? "compute-sanitizer racecheck: no hazard in our kernels on test_cuda_$t"
+                continue
+            fi
+            "$SAN" --tool $tool --error-exitcode 99 "$BUILD/tests/gpu/test_cuda_$t" $small >"$log" 2>&1
             st=$?
             tail -3 "$log"
             [ $st -eq 0 ]; check $? "compute-sanitizer $tool clean on test_cuda_$t"
