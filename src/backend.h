@@ -70,6 +70,13 @@ typedef struct gs_backend_ops {
      * the raw fp32 rows and the product reads norm(in), equal to running the
      * norm op first (the decode GEMVs normalize as they read: no norm kernel). */
     int (*matmul_norm_fits)(gs_backend *be, gs_dtype wdt, int n);
+    /* Optional: the qkv product (no epilogue; norm as matmul_ex's) that also
+     * stores its K and V columns [q_dim, q_dim + 2 kv_dim) into the caches at
+     * slot[i], as kv_store would; only where matmul_kv_fits says so. */
+    void (*matmul_store_kv)(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+                            const float *bias, int n, int k, int m, const gs_prenorm *norm, void *k_cache,
+                            void *v_cache, int kv_dtype, const int *slot, int q_dim, int kv_dim);
+    int (*matmul_kv_fits)(gs_backend *be, gs_dtype wdt, int n, int kv_dtype);
     /* Optional: 1 when matmul_ex over n rows of wdt weights (fp16/bf16) takes
      * GS_EPI_IN_HALF rows (the backend would round fp32 rows to wdt itself:
      * CUDA's tensor-core products), so norm_half and gelu_half can write

@@ -494,6 +494,33 @@ static void op_gelu_half(gs_backend *be, void *out, const float *x, long count, 
     check_kernel(be, "gelu_half", cuda_gelu_half(out, x, count, wdt == GS_DTYPE_BF16, IMPL(be)->stream));
 }
 
+/* The KV store folds into the half-weight decode GEMV for fp32 caches. */
+static int op_matmul_kv_fits(gs_backend *be, gs_dtype wdt, int n, int kv_dtype)
+{
+    (void)be;
+    return (wdt == GS_DTYPE_F16 || wdt == GS_DTYPE_BF16) && n <= GEMV_MAX_ROWS && kv_dtype == GS_KV_F32;
+}
+
+static void op_matmul_store_kv(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,
+                               const float *bias, int n, int k, int m, const gs_prenorm *norm, void *k_cache,
+                               void *v_cache, int kv_dtype, const int *slot, int q_dim, int kv_dim)
+{
+    if (!op_matmul_kv_fits(be, wdt, n, kv_dtype) || (norm && !op_matmul_norm_fits(be, wdt, n))) {
+        note_failure(be, "gemv_half_kv", cudaErrorInvalidValue, "a folded KV store outside the GEMV's shapes");
+        return;
+    }
+    gs_norm_fold nf = {GS_NORM_FOLD_NONE, NULL, NULL, 0.0f};
+    if (norm) {
+        nf.kind = norm->rms ? GS_NORM_FOLD_RMS : GS_NORM_FOLD_LAYER;
+        nf.w = norm->w;
+        nf.b = norm->b;
+        nf.eps = norm->eps;
+    }
+    const gs_gemv_kv kv = {(float *)k_cache, (float *)v_cache, slot, q_dim, kv_dim};
+    check_kernel(be, "gemv_half_kv",
+                 cuda_gemv_half_kv(out, in, w, wdt == GS_DTYPE_BF16, bias, n, k, m, nf, kv, IMPL(be)->stream));
+}
+
 static int cuda_upload_weights(gs_backend *be, void *dst, const float *src, size_t count, gs_dtype dt,
                                gs_error *err)
 {
@@ -675,6 +702,8 @@ static const gs_backend_ops cuda_ops = {
     .matmul_ex = op_matmul_ex,
     .matmul_ex_fits = op_matmul_ex_fits,
     .matmul_norm_fits = op_matmul_norm_fits,
+    .matmul_store_kv = op_matmul_store_kv,
+    .matmul_kv_fits = op_matmul_kv_fits,
     .half_in_fits = op_half_in_fits,
     .norm_half = op_norm_half,
     .gelu_half = op_gelu_half,

@@ -422,6 +422,10 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
      * matmul_logits; those ops' times include them) and run no kernel.
      * Decode-sized steps only (matmul_norm_fits). */
     int nfold = epi && op->matmul_norm_fits && op->matmul_norm_fits(be, f->w.wdt, n);
+    /* And the qkv GEMV writes K and V into the cache itself (GPT-2: no rope
+     * between the product and the store): no kv_store kernel. */
+    int kvfold = epi && s->arch == GS_ARCH_GPT2 && op->matmul_store_kv && op->matmul_kv_fits &&
+                 op->matmul_kv_fits(be, f->w.wdt, n, f->kv_dtype);
     int rms = s->arch == GS_ARCH_LLAMA, gpt2 = s->arch == GS_ARCH_GPT2;
     /* Where the products would round fp32 rows to half precision themselves
      * (CUDA's tensor-core products in prefill), the norms and GELU write
@@ -448,7 +452,11 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             OP_END(f, "norm_attn");
         }
         OP_BEGIN(f, "matmul_qkv", l);
-        if (nfold)
+        if (kvfold)
+            op->matmul_store_kv(be, f->qkv, nfold ? f->x : normed, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim,
+                                nfold ? &ln1 : NULL, f->k_cache[l], f->v_cache[l], f->kv_dtype, f->d_slot, q_dim,
+                                kv_dim);
+        else if (nfold)
             op->matmul_ex(be, f->qkv, f->x, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim, GS_EPI_NONE, &ln1);
         else if (hin)
             op->matmul_ex(be, f->qkv, f->act_half, w->wqkv, f->w.wdt, w->bqkv, n, C, qkv_dim, GS_EPI_IN_HALF,
@@ -461,11 +469,13 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
             op->rope(be, f->qkv, f->d_pos, n, qkv_dim, s->n_head, s->n_kv_head, hd, s->rope_theta);
             OP_END(f, "rope");
         }
-        OP_BEGIN(f, "kv_store", l);
         float *ksc = f->k_scale ? f->k_scale[l] : NULL, *vsc = f->v_scale ? f->v_scale[l] : NULL;
-        op->kv_store(be, f->k_cache[l], f->v_cache[l], ksc, vsc, f->kv_dtype, f->qkv, f->d_slot, n, qkv_dim, q_dim,
-                     kv_dim, hd);
-        OP_END(f, "kv_store");
+        if (!kvfold) { /* else matmul_qkv stored K and V */
+            OP_BEGIN(f, "kv_store", l);
+            op->kv_store(be, f->k_cache[l], f->v_cache[l], ksc, vsc, f->kv_dtype, f->qkv, f->d_slot, n, qkv_dim,
+                         q_dim, kv_dim, hd);
+            OP_END(f, "kv_store");
+        }
         aa.k_scale = ksc;
         aa.v_scale = vsc;
         OP_BEGIN(f, "attention", l);

@@ -175,12 +175,29 @@ static __device__ __forceinline__ void gemv_step(float (&acc)[GEMV_R * NB], cons
     }
 }
 
+// The KV store folded into the qkv product (kv.k_cache set): result
+// columns q_dim .. q_dim + 2 kv_dim of token row j are also the K and V rows
+// kv_store_kernel<GS_KV_F32> would copy to slot[j] (the same fp32 values).
+static __device__ __forceinline__ void store_kv(const gs_gemv_kv &kv, int j, long row, float v)
+{
+    if (kv.k_cache == nullptr || row < kv.q_dim)
+        return;
+    const int s = __ldg(kv.slot + j);
+    if (s < 0)  // a padding token: nothing to store
+        return;
+    const long c = row - kv.q_dim;
+    if (c < kv.kv_dim)
+        kv.k_cache[(size_t)s * kv.kv_dim + c] = v;
+    else if (c < 2L * kv.kv_dim)
+        kv.v_cache[(size_t)s * kv.kv_dim + (c - kv.kv_dim)] = v;
+}
+
 // ---- the kernel ----
 
 template <bool BF16, int NB, int V, bool XN>
 __global__ void __launch_bounds__(GEMV_THREADS)
     gemv_kernel(float *__restrict__ out, const float *__restrict__ in, const uint16_t *__restrict__ w,
-                const float *__restrict__ bias, int n, int k, int m, int S, int epi, gs_norm_fold nrm)
+                const float *__restrict__ bias, int n, int k, int m, int S, int epi, gs_norm_fold nrm, gs_gemv_kv kv)
 {
     constexpr int R = GEMV_R;
     constexpr int NV = R * NB;           // partial sums per lane
@@ -294,8 +311,11 @@ __global__ void __launch_bounds__(GEMV_THREADS)
             for (int i = 0; i < HOLD; i++) {
                 const int q = idx + i, j = q / R;
                 const long row = row0 + q % R;
-                if (j < n && row < m)
-                    store_out(out + (long)j * m + row, acc[i] + (bias ? __ldg(bias + row) : 0.0f), epi);
+                if (j < n && row < m) {
+                    const float v = acc[i] + (bias ? __ldg(bias + row) : 0.0f);
+                    store_out(out + (long)j * m + row, v, epi);
+                    store_kv(kv, j, row, v);
+                }
             }
         }
         return;
@@ -315,7 +335,9 @@ __global__ void __launch_bounds__(GEMV_THREADS)
             float sum = part[g * S][q];
             for (int i = 1; i < S; i++)
                 sum += part[g * S + i][q];
-            store_out(out + (long)j * m + row, sum + (bias ? __ldg(bias + row) : 0.0f), epi);
+            const float v = sum + (bias ? __ldg(bias + row) : 0.0f);
+            store_out(out + (long)j * m + row, v, epi);
+            store_kv(kv, j, row, v);
         }
     }
 }
@@ -357,7 +379,7 @@ cudaError_t gs_cuda_sm_count(int *sms)
 
 template <bool BF16, int NB>
 static int launch_nb(float *out, const float *in, const uint16_t *w, const float *bias, int n, int k, int m, bool vec,
-                     int sms, int epi, gs_norm_fold nrm, cudaStream_t stream)
+                     int sms, int epi, gs_norm_fold nrm, gs_gemv_kv kv, cudaStream_t stream)
 {
     // Split k among S warps while the grid is short of ~16 warps per SM and
     // each lane keeps at least 1.5 steps of its slice.
@@ -373,34 +395,34 @@ static int launch_nb(float *out, const float *in, const uint16_t *w, const float
     if constexpr (NB <= 4) {
         if (vec && nrm.kind != GS_NORM_FOLD_NONE && xn_bytes <= GEMV_XN_MAX) {
             CUDA_TRY(gs_launch_pdl(gemv_kernel<BF16, NB, 8, true>, grid, GEMV_THREADS, xn_bytes, stream, out, in, w,
-                                   bias, n, k, m, S, epi, nrm));
+                                   bias, n, k, m, S, epi, nrm, kv));
             CUDA_LAUNCHED();
             return 0;
         }
     }
     if (vec)
         CUDA_TRY(gs_launch_pdl(gemv_kernel<BF16, NB, 8, false>, grid, GEMV_THREADS, 0, stream, out, in, w, bias, n, k,
-                               m, S, epi, nrm));
+                               m, S, epi, nrm, kv));
     else
         CUDA_TRY(gs_launch_pdl(gemv_kernel<BF16, NB, 1, false>, grid, GEMV_THREADS, 0, stream, out, in, w, bias, n, k,
-                               m, S, epi, nrm));
+                               m, S, epi, nrm, kv));
     CUDA_LAUNCHED();
     return 0;
 }
 
 template <bool BF16>
 static int launch_dtype(float *out, const float *in, const uint16_t *w, const float *bias, int n, int k, int m,
-                        bool vec, int sms, int epi, gs_norm_fold nrm, cudaStream_t stream)
+                        bool vec, int sms, int epi, gs_norm_fold nrm, gs_gemv_kv kv, cudaStream_t stream)
 {
     if (n <= 1)
-        return launch_nb<BF16, 1>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, stream);
+        return launch_nb<BF16, 1>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, kv, stream);
     if (n <= 2)
-        return launch_nb<BF16, 2>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, stream);
+        return launch_nb<BF16, 2>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, kv, stream);
     if (n <= 4)
-        return launch_nb<BF16, 4>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, stream);
+        return launch_nb<BF16, 4>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, kv, stream);
     if (n <= 8)
-        return launch_nb<BF16, 8>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, stream);
-    return launch_nb<BF16, 16>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, stream);
+        return launch_nb<BF16, 8>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, kv, stream);
+    return launch_nb<BF16, 16>(out, in, w, bias, n, k, m, vec, sms, epi, nrm, kv, stream);
 }
 
 extern "C" int cuda_gemv_half(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k,
@@ -410,8 +432,26 @@ extern "C" int cuda_gemv_half(float *out, const float *in, const void *w, int is
     return cuda_gemv_half_ex(out, in, w, is_bf16, bias, n, k, m, GS_GEMV_EPI_NONE, none, stream);
 }
 
+static int gemv_half(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k, int m,
+                     int epilogue, gs_norm_fold norm, gs_gemv_kv kv, cudaStream_t stream);
+
 extern "C" int cuda_gemv_half_ex(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n,
                                  int k, int m, int epilogue, gs_norm_fold norm, cudaStream_t stream)
+{
+    const gs_gemv_kv none = {NULL, NULL, NULL, 0, 0};
+    return gemv_half(out, in, w, is_bf16, bias, n, k, m, epilogue, norm, none, stream);
+}
+
+extern "C" int cuda_gemv_half_kv(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n,
+                                 int k, int m, gs_norm_fold norm, gs_gemv_kv kv, cudaStream_t stream)
+{
+    if (!kv.k_cache || !kv.v_cache || !kv.slot || kv.q_dim < 0 || kv.kv_dim <= 0 || kv.q_dim + 2L * kv.kv_dim > m)
+        return (int)cudaErrorInvalidValue;
+    return gemv_half(out, in, w, is_bf16, bias, n, k, m, GS_GEMV_EPI_NONE, norm, kv, stream);
+}
+
+static int gemv_half(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k, int m,
+                     int epilogue, gs_norm_fold norm, gs_gemv_kv kv, cudaStream_t stream)
 {
     if (n <= 0 || m <= 0)
         return 0;
@@ -424,7 +464,7 @@ extern "C" int cuda_gemv_half_ex(float *out, const float *in, const void *w, int
         use_mma = e && e[0] == '1';
         mma.store(use_mma, std::memory_order_relaxed);
     }
-    if (use_mma && n > 4 && n <= GEMV_NMAX)
+    if (use_mma && n > 4 && n <= GEMV_NMAX && !kv.k_cache)
         return cuda_gemv_mma(out, in, w, is_bf16, bias, n, k, m, epilogue, norm, stream);
     int sms = 0;
     CUDA_TRY(gs_cuda_sm_count(&sms));
@@ -439,8 +479,11 @@ extern "C" int cuda_gemv_half_ex(float *out, const float *in, const void *w, int
         const int nb = n - i0 < GEMV_NMAX ? n - i0 : GEMV_NMAX;
         const float *in_i = in + (size_t)i0 * k;
         float *out_i = out + (size_t)i0 * m;
-        const int rc = is_bf16 ? launch_dtype<true>(out_i, in_i, w16, bias, nb, k, m, vec, sms, epilogue, norm, stream)
-                               : launch_dtype<false>(out_i, in_i, w16, bias, nb, k, m, vec, sms, epilogue, norm, stream);
+        gs_gemv_kv kv_i = kv;
+        if (kv.slot)
+            kv_i.slot = kv.slot + i0;
+        const int rc = is_bf16 ? launch_dtype<true>(out_i, in_i, w16, bias, nb, k, m, vec, sms, epilogue, norm, kv_i, stream)
+                               : launch_dtype<false>(out_i, in_i, w16, bias, nb, k, m, vec, sms, epilogue, norm, kv_i, stream);
         if (rc)
             return rc;
     }

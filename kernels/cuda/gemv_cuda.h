@@ -33,6 +33,22 @@ enum { GS_GEMV_EPI_NONE = 0, GS_GEMV_EPI_GELU = 1, GS_GEMV_EPI_ACCUMULATE = 2 };
 int cuda_gemv_half_ex(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k, int m,
                       int epilogue, gs_norm_fold norm, cudaStream_t stream);
 
+/* The KV-cache store folded into the qkv product (decode): after the product,
+ * columns q_dim .. q_dim + kv_dim - 1 of each result row i are also written
+ * to k_cache[slot[i]][.] and the next kv_dim columns to v_cache[slot[i]][.]
+ * (fp32 caches, kv_dim floats a slot; slot < 0: not stored), the values and
+ * places kv_store (cuda_kv_store, GS_KV_F32) would write. */
+typedef struct gs_gemv_kv {
+    float *k_cache, *v_cache;
+    const int *slot;
+    int q_dim, kv_dim;
+} gs_gemv_kv;
+
+/* cuda_gemv_half_ex with no epilogue and the KV store folded in (above);
+ * cudaErrorInvalidValue when kv is incomplete or its columns pass m. */
+int cuda_gemv_half_kv(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k, int m,
+                      gs_norm_fold norm, gs_gemv_kv kv, cudaStream_t stream);
+
 /* out[i] = in[i] rounded to nearest even in fp16 (is_bf16 = 0) or bf16
  * (is_bf16 = 1), for i < count. Overflow gives +-inf, subnormals are kept,
  * every NaN becomes the canonical 0x7FFF. */

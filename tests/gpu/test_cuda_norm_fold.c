@@ -15,6 +15,8 @@
  * 64x172 and 13x7 (odd k: the scalar paths); every epilogue in turn. Outputs
  * are poisoned (0xFF) before each call (accumulate starts from random values)
  * and must come back finite with their guard zones untouched.
+ * Last, the KV store folded into the qkv GEMV (cuda_gemv_half_kv) against the
+ * product then cuda_kv_store, bit for bit in the output and both caches.
  *
  * Each run draws a new seed and prints it; GS_TEST_SEED=<n> replays a run.
  * Without a CUDA device it prints "1..0 # SKIP no CUDA device" and exits 0. */
@@ -31,6 +33,8 @@
 #include "cuda/gemv_cuda.h"
 #include "cuda/matmul_quant_cuda.h"
 #include "cuda/ops_cuda.h"
+#include "cuda/attention_cuda.h"
+#include "kv_format.h"
 #include "dtype.h"
 #include "quant.h"
 #include "../tap.h" /* tests/tap.h: relative, as tests/ is not on the include path */
@@ -181,6 +185,70 @@ static void test_shape(gs_dtype dt, int k, int m, int *combo)
     free(w);
 }
 
+/* cuda_gemv_half_kv (the KV store folded into the qkv GEMV) against
+ * cuda_gemv_half_ex then cuda_kv_store: the same bits in out and in both
+ * caches (slots scattered, one -1 left unstored), with and without a norm. */
+static void test_kv_fold(int k, int q_dim, int kv_dim, int n, int with_norm, int is_bf16)
+{
+    const int m = q_dim + 2 * kv_dim, slots = 64;
+    float *in = xmalloc((size_t)n * k * sizeof(float)), *g = xmalloc((size_t)k * sizeof(float));
+    float *b = xmalloc((size_t)k * sizeof(float)), *bias = xmalloc((size_t)m * sizeof(float));
+    uint16_t *wh = xmalloc((size_t)m * k * 2);
+    int *slot = xmalloc((size_t)n * sizeof(int));
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        in[i] = 2.0f + frand();
+    for (int c = 0; c < k; c++) {
+        g[c] = 1.0f + 0.5f * frand();
+        b[c] = 0.2f * frand();
+    }
+    for (int j = 0; j < m; j++)
+        bias[j] = frand();
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        wh[i] = is_bf16 ? gs_f32_to_bf16(frand() * 0.1f) : gs_f32_to_f16(frand() * 0.1f);
+    for (int i = 0; i < n; i++)
+        slot[i] = i == 1 ? -1 : (i * 7 + 3) % slots; /* distinct for n <= 16 */
+    dbuf d_in = dbuf_from(in, (size_t)n * k, 0), d_g = dbuf_from(g, (size_t)k, 0), d_b = dbuf_from(b, (size_t)k, 0);
+    dbuf d_bias = dbuf_from(bias, (size_t)m, 0), d_out = dbuf_new((size_t)n * m, 0), d_ref = dbuf_new((size_t)n * m, 0);
+    dbuf kc = dbuf_new((size_t)slots * kv_dim, 0), vc = dbuf_new((size_t)slots * kv_dim, 0);
+    dbuf kr = dbuf_new((size_t)slots * kv_dim, 0), vr = dbuf_new((size_t)slots * kv_dim, 0);
+    dbuf_poison(&d_out), dbuf_poison(&d_ref), dbuf_poison(&kc), dbuf_poison(&vc), dbuf_poison(&kr), dbuf_poison(&vr);
+    void *d_w = NULL;
+    int *d_slot = NULL;
+    cuda_or_bail(cudaMalloc(&d_w, (size_t)m * k * 2), "cudaMalloc");
+    cuda_or_bail(cudaMalloc((void **)&d_slot, (size_t)n * sizeof(int)), "cudaMalloc");
+    cuda_or_bail(cudaMemcpy(d_w, wh, (size_t)m * k * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
+    cuda_or_bail(cudaMemcpy(d_slot, slot, (size_t)n * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy");
+    const gs_norm_fold nf = {with_norm ? GS_NORM_FOLD_LAYER : GS_NORM_FOLD_NONE, d_g.p, d_b.p, EPS};
+    const gs_gemv_kv kv = {kc.p, vc.p, d_slot, q_dim, kv_dim};
+    int rc = cuda_gemv_half_kv(d_out.p, d_in.p, d_w, is_bf16, d_bias.p, n, k, m, nf, kv, 0);
+    if (!rc)
+        rc = cuda_gemv_half_ex(d_ref.p, d_in.p, d_w, is_bf16, d_bias.p, n, k, m, GS_GEMV_EPI_NONE, nf, 0);
+    if (!rc)
+        rc = cuda_kv_store(kr.p, vr.p, NULL, NULL, GS_KV_F32, d_ref.p, d_slot, n, m, q_dim, kv_dim, kv_dim, 0);
+    char why[160] = "";
+    const int ran = ran_ok(rc, why, sizeof why);
+    int same = 0, guards = 0;
+    if (ran) {
+        const size_t no = (size_t)n * m, nc = (size_t)slots * kv_dim;
+        float *a = xmalloc((no > nc ? no : nc) * sizeof(float)), *r = xmalloc((no > nc ? no : nc) * sizeof(float));
+        dbuf_get(&d_out, a), dbuf_get(&d_ref, r);
+        same = memcmp(a, r, no * sizeof(float)) == 0;
+        dbuf_get(&kc, a), dbuf_get(&kr, r);
+        same &= memcmp(a, r, nc * sizeof(float)) == 0; /* unstored slots stay poisoned on both sides */
+        dbuf_get(&vc, a), dbuf_get(&vr, r);
+        same &= memcmp(a, r, nc * sizeof(float)) == 0;
+        guards = dbuf_guards_ok(&d_out) && dbuf_guards_ok(&kc) && dbuf_guards_ok(&vc);
+        free(a), free(r);
+    }
+    tap_ok(ran && same && guards, "gemv with the KV store folded in, %s k=%d q=%d kv=%d n=%d%s: out and caches equal product + kv_store%s%s",
+           is_bf16 ? "bf16" : "fp16", k, q_dim, kv_dim, n, with_norm ? " (layernorm folded)" : "", ran ? "" : why,
+           ran && !guards ? " (guard zone overwritten)" : "");
+    cudaFree(d_w), cudaFree(d_slot);
+    dbuf_free(&d_in), dbuf_free(&d_g), dbuf_free(&d_b), dbuf_free(&d_bias), dbuf_free(&d_out), dbuf_free(&d_ref);
+    dbuf_free(&kc), dbuf_free(&vc), dbuf_free(&kr), dbuf_free(&vr);
+    free(in), free(g), free(b), free(bias), free(wh), free(slot);
+}
+
 int main(int argc, char **argv)
 {
     (void)argv;
@@ -204,5 +272,11 @@ int main(int argc, char **argv)
                 continue;
             test_shape(dts[d], km[s][0], km[s][1], &combo);
         }
+    static const int kvn[] = {1, 3, 16};
+    for (size_t i = 0; i < sizeof kvn / sizeof kvn[0]; i++) {
+        test_kv_fold(768, 768, 768, kvn[i], kvn[i] <= 4, 0);     /* GPT-2 small's qkv */
+        test_kv_fold(1600, 1600, 1600, kvn[i], kvn[i] <= 4, 1); /* GPT-2 XL's, bf16 */
+        test_kv_fold(64, 64, 16, kvn[i], 0, 0);                 /* fewer KV columns than Q */
+    }
     return tap_done();
 }
