@@ -44,6 +44,7 @@ run kernels "$BUILD/tests/gpu/test_cuda_kernels"
 run attention "$BUILD/tests/gpu/test_cuda_attention"
 run gemv "$BUILD/tests/gpu/test_cuda_gemv"
 run gemv_quant "$BUILD/tests/gpu/test_cuda_gemv_quant"
+run gemv_mma "$BUILD/tests/gpu/test_cuda_gemv_mma"
 run fused "$BUILD/tests/gpu/test_cuda_fused"
 run forward "$BUILD/tests/gpu/test_cuda_forward"
 run profiler "$BUILD/tests/gpu/test_cuda_profiler"
@@ -60,9 +61,9 @@ fi
 
 if [ "${GS_SANITIZE:-1}" != 0 ] && [ "$PART" != tests ] && { [ -x "$SAN" ] || command -v "$SAN" >/dev/null 2>&1; }; then
     for tool in memcheck racecheck; do
-        for t in kernels attention gemv gemv_quant fused; do
+        for t in kernels attention gemv gemv_quant gemv_mma fused; do
             log="$BUILD/gpu-san-$tool-$t.log"
-            small=""; { [ $t = gemv ] || [ $t = gemv_quant ]; } && [ $tool = racecheck ] && small=--small # racecheck is slow on the 50257-wide shapes
+            small=""; { [ $t = gemv ] || [ $t = gemv_quant ] || [ $t = gemv_mma ]; } && [ $tool = racecheck ] && small=--small # racecheck is slow on the 50257-wide shapes
             "$SAN" --tool $tool --error-exitcode 99 "$BUILD/tests/gpu/test_cuda_$t" $small >"$log" 2>&1
             st=$?
             tail -3 "$log"
