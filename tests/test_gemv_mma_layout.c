@@ -23,7 +23,9 @@
  *  - the staged rows' width KP = round_up(kc, 64) + 32 halves: the LDS.128 of
  *    every quarter warp (8 lanes: 64 bytes of token g, 64 of token g + 1)
  *    touches 32 different banks, KP holds the chunk rounded up to 32, and the
- *    widest chunk keeps 8 * NT rows within the 104 KB staging cap. */
+ *    widest chunk keeps 8 * NT rows of halves, 8 * NT fp32 rows and the norm's
+ *    two weight rows within the 104 KB staging cap (the kernel's formulas,
+ *    restated). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -144,12 +146,19 @@ static void test_group_product(void)
 
 #define STAGE_CAP (104 * 1024)
 static int stage_kp(int kc) { return ((kc + 63) & ~63) + 32; }
-static int max_chunk(int nt) { return ((STAGE_CAP / (8 * nt * 2) - 32) / 64) * 64; }
+static long stage_bytes(int nt, int kc) { return 8L * nt * stage_kp(kc) * 2 + (8L * nt * 4 + 8) * kc; }
+static int max_chunk(int nt)
+{
+    int kc = STAGE_CAP / (8 * nt * 2 + 8 * nt * 4 + 8) / 64 * 64;
+    while (stage_bytes(nt, kc) > STAGE_CAP)
+        kc -= 64;
+    return kc;
+}
 
 static void test_staging(void)
 {
     int conflict_free = 1, fits = 1;
-    for (int kc = 32; kc <= 6592; kc += 32) {
+    for (int kc = 32; kc <= 1856; kc += 32) {
         const int kp = stage_kp(kc);
         fits &= kp >= ((kc + 31) & ~31) && kp % 64 == 32;
         for (int nt = 0; nt < 2 && conflict_free; nt++)
@@ -169,9 +178,10 @@ static void test_staging(void)
     tap_ok(conflict_free, "LDS.128 of every quarter warp hits 32 different banks for every chunk width");
     tap_ok(fits, "KP holds the chunk rounded up to 32 and is 32 (mod 64) halves");
     const int c1 = max_chunk(1), c2 = max_chunk(2);
-    tap_ok(8 * 1 * stage_kp(c1) * 2 <= STAGE_CAP && 8 * 2 * stage_kp(c2) * 2 <= STAGE_CAP && c1 >= 6400 &&
-               c2 >= 3072 && c1 % 64 == 0 && c2 % 64 == 0,
-           "the widest chunks (%d at n <= 8, %d at n > 8) fit the staging cap; k = 6400 (n <= 8) and 3072 (n > 8) take one chunk",
+    tap_ok(stage_bytes(1, c1) <= STAGE_CAP && stage_bytes(2, c2) <= STAGE_CAP && stage_bytes(1, c1 + 64) > STAGE_CAP &&
+               stage_bytes(2, c2 + 64) > STAGE_CAP && c1 >= 1600 && c2 >= 768 && c1 % 64 == 0 && c2 % 64 == 0,
+           "the widest chunks (%d at n <= 8, %d at n > 8) are the widest that fit the staging cap; k = 768 takes one "
+           "chunk at any n, 1600 at n <= 8",
            c1, c2);
 }
 

@@ -39,12 +39,14 @@ int cuda_gemv_mma(float *out, const float *in, const void *w, int is_bf16, const
  * differ between shapes only in fp32 summation order. */
 typedef struct gs_gemv_mma_cfg {
     int split;  /* warps of a block on one 16-row tile, splitting its k range: 1, 2, 4 or 8 */
+    int ksplit; /* blocks of a thread-block cluster splitting k, their totals added through
+                   distributed shared memory (sm_90): 1, 2, 4 or 8 */
     int grid;   /* blocks along the rows; each walks the row blocks grid apart */
     int kchunk; /* k columns staged in shared memory at a time: a multiple of 32 up to the cap (~3200 at n > 8) */
 } gs_gemv_mma_cfg;
 
-/* cuda_gemv_mma with a chosen shape; a field out of range returns
- * cudaErrorInvalidValue. */
+/* cuda_gemv_mma with a chosen shape; a field out of range (or ksplit > 1
+ * before sm_90) returns cudaErrorInvalidValue. */
 int cuda_gemv_mma_cfg(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k,
                       int m, int epilogue, gs_norm_fold norm, const gs_gemv_mma_cfg *cfg, cudaStream_t stream);
 

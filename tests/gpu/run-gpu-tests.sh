@@ -45,6 +45,7 @@ run attention "$BUILD/tests/gpu/test_cuda_attention"
 run gemv "$BUILD/tests/gpu/test_cuda_gemv"
 run gemv_quant "$BUILD/tests/gpu/test_cuda_gemv_quant"
 run norm_fold "$BUILD/tests/gpu/test_cuda_norm_fold"
+run gemv_mma "$BUILD/tests/gpu/test_cuda_gemv_mma"
 run fused "$BUILD/tests/gpu/test_cuda_fused"
 run forward "$BUILD/tests/gpu/test_cuda_forward"
 run profiler "$BUILD/tests/gpu/test_cuda_profiler"
@@ -64,9 +65,9 @@ fi
 
 if [ "${GS_SANITIZE:-1}" != 0 ] && [ "$PART" != tests ] && { [ -x "$SAN" ] || command -v "$SAN" >/dev/null 2>&1; }; then
     for tool in memcheck racecheck; do
-        for t in kernels attention gemv gemv_quant norm_fold fused; do
+        for t in kernels attention gemv gemv_quant norm_fold gemv_mma fused; do
             log="$BUILD/gpu-san-$tool-$t.log"
-            small=""; { [ $t = gemv ] || [ $t = gemv_quant ] || [ $t = norm_fold ]; } && [ $tool = racecheck ] && small=--small # racecheck is slow on the 50257-wide shapes
+            small=""; { [ $t = gemv ] || [ $t = gemv_quant ] || [ $t = norm_fold ] || [ $t = gemv_mma ]; } && [ $tool = racecheck ] && small=--small # racecheck is slow on the 50257-wide shapes
             if [ $tool = racecheck ]; then
                 # cuBLASLt's split-K kernels (nvjet_*, not ours) show shared-memory
                 # hazards under racecheck (40 on the H100, all inside them);
