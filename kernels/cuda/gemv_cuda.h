@@ -19,7 +19,8 @@ extern "C" {
 /* out[i][j] = sum_c in[i][c] * w[j][c] (+ bias[j]) for i < n, j < m, c < k.
  * in: n x k fp32; w: m x k row-major, fp16 (is_bf16 = 0) or bf16 (is_bf16 = 1);
  * bias: m fp32 or NULL; out: n x m fp32. Sums in fp32. Fast for n <= 16 (any n
- * works, 16 rows per pass); 16-byte loads of w when k % 8 == 0 and w and in
+ * works, 16 rows per pass; 5 to 16 rows run on the tensor-core GEMV of
+ * gemv_mma_cuda.h, inputs rounded to half, unless GS_GEMV_MMA=0); 16-byte loads of w when k % 8 == 0 and w and in
  * are 16-byte aligned, scalar loads otherwise. out must not overlap in. */
 int cuda_gemv_half(float *out, const float *in, const void *w, int is_bf16, const float *bias, int n, int k, int m,
                    cudaStream_t stream);

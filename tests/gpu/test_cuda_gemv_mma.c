@@ -389,9 +389,11 @@ enum { K_GEMV, K_MMA, K_MMA_LN };
 static int bench_call(bench_ctx *b, int kk, const gs_gemv_mma_cfg *cfg, int is_bf16, int n, int k, int m,
                       const void *w, cudaStream_t stream)
 {
-    if (kk == K_GEMV)
-        return cuda_gemv_half_ex(b->d_out, b->d_in, w, is_bf16, b->d_bias, n, k, m, GS_GEMV_EPI_NONE, stream);
     gs_norm_fold norm = {kk == K_MMA_LN ? GS_NORM_FOLD_LAYER : GS_NORM_FOLD_NONE, b->d_nw, b->d_nb, EPS};
+    if (kk == K_GEMV) {
+        const gs_norm_fold none = {GS_NORM_FOLD_NONE, NULL, NULL, 0.0f};
+        return cuda_gemv_half_ex(b->d_out, b->d_in, w, is_bf16, b->d_bias, n, k, m, GS_GEMV_EPI_NONE, none, stream);
+    }
     return cuda_gemv_mma_cfg(b->d_out, b->d_in, w, is_bf16, b->d_bias, n, k, m, GS_GEMV_EPI_NONE, norm, cfg, stream);
 }
 
