@@ -494,11 +494,15 @@ static void op_gelu_half(gs_backend *be, void *out, const float *x, long count, 
     check_kernel(be, "gelu_half", cuda_gelu_half(out, x, count, wdt == GS_DTYPE_BF16, IMPL(be)->stream));
 }
 
-/* The KV store folds into the half-weight decode GEMV for fp32 caches. */
+/* The KV store folds into the half-weight decode GEMV (gemv.cu) for fp32
+ * caches, at the few rows that GEMV takes: 5-16 rows go to the tensor-core
+ * GEMV (gemv_mma.cu), which has no such epilogue, and its product plus the
+ * kv_store kernel is far cheaper than the fp32-input GEMV at 16 rows (H100,
+ * gpt2-124m qkv: ~12 us against a few). */
 static int op_matmul_kv_fits(gs_backend *be, gs_dtype wdt, int n, int kv_dtype)
 {
     (void)be;
-    return (wdt == GS_DTYPE_F16 || wdt == GS_DTYPE_BF16) && n <= GEMV_MAX_ROWS && kv_dtype == GS_KV_F32;
+    return (wdt == GS_DTYPE_F16 || wdt == GS_DTYPE_BF16) && n <= NORM_FOLD_MAX_ROWS && kv_dtype == GS_KV_F32;
 }
 
 static void op_matmul_store_kv(gs_backend *be, float *out, const float *in, const void *w, gs_dtype wdt,

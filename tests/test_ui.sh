@@ -52,10 +52,17 @@ save() { [ -n "${SAVE_SCREENS:-}" ] && cap && cp "$TMP/screen" "$SAVE_SCREENS/$1
 
 # The program runs in a shell that prints its exit status and stays, so the
 # test can see what the terminal looks like after it quits.
+# Each start gets a server on a socket of its own: killing the last session
+# makes its server exit, and a new session made at once on the same socket
+# could reach that exiting server ("server exited unexpectedly" on a loaded
+# machine, failing every test of the next part).
+runs=0
 start() { # start W H CMD...
     w=$1 h=$2
     shift 2
-    tm kill-session -t ui 2>/dev/null
+    tm kill-server 2>/dev/null
+    runs=$((runs + 1))
+    SOCK="$TMP/tmux$runs.sock"
     tm -f /dev/null new-session -d -s ui -x "$w" -y "$h" \
         "env LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color $* ; echo GS-EXITED \$?; sleep 600"
 }
