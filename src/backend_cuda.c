@@ -414,6 +414,19 @@ static int op_matmul_ex_fits(gs_backend *be, gs_dtype wdt, int n)
     return wdt != GS_DTYPE_F32;
 }
 
+/* The kernels' form of a folded norm (norm_fold.h); NULL: none. */
+static gs_norm_fold norm_fold_of(const gs_prenorm *norm)
+{
+    gs_norm_fold nf = {GS_NORM_FOLD_NONE, NULL, NULL, 0.0f};
+    if (norm) {
+        nf.kind = norm->rms ? GS_NORM_FOLD_RMS : GS_NORM_FOLD_LAYER;
+        nf.w = norm->w;
+        nf.b = norm->b;
+        nf.eps = norm->eps;
+    }
+    return nf;
+}
+
 /* Norms fold into the decode GEMVs (half and quantized weights) for a few
  * rows: each block takes the rows' statistics and normalizes each input as
  * it reads it. Past 4 rows the statistics (a block reduction per row) and
@@ -449,13 +462,7 @@ static void op_matmul_ex(gs_backend *be, float *out, const void *in, const void 
     }
     int epi = epilogue == GS_EPI_GELU ? GS_GEMV_EPI_GELU : epilogue == GS_EPI_ACCUMULATE ? GS_GEMV_EPI_ACCUMULATE
                                                                                           : GS_GEMV_EPI_NONE;
-    gs_norm_fold nf = {GS_NORM_FOLD_NONE, NULL, NULL, 0.0f};
-    if (norm) {
-        nf.kind = norm->rms ? GS_NORM_FOLD_RMS : GS_NORM_FOLD_LAYER;
-        nf.w = norm->w;
-        nf.b = norm->b;
-        nf.eps = norm->eps;
-    }
+    const gs_norm_fold nf = norm_fold_of(norm);
     if (gs_dtype_is_quant(wdt)) {
         if (n <= GEMV_MAX_ROWS)
             check_kernel(be, "gemv_quant_ex",
@@ -513,13 +520,7 @@ static void op_matmul_store_kv(gs_backend *be, float *out, const float *in, cons
         note_failure(be, "gemv_half_kv", cudaErrorInvalidValue, "a folded KV store outside the GEMV's shapes");
         return;
     }
-    gs_norm_fold nf = {GS_NORM_FOLD_NONE, NULL, NULL, 0.0f};
-    if (norm) {
-        nf.kind = norm->rms ? GS_NORM_FOLD_RMS : GS_NORM_FOLD_LAYER;
-        nf.w = norm->w;
-        nf.b = norm->b;
-        nf.eps = norm->eps;
-    }
+    const gs_norm_fold nf = norm_fold_of(norm);
     const gs_gemv_kv kv = {(float *)k_cache, (float *)v_cache, slot, q_dim, kv_dim};
     check_kernel(be, "gemv_half_kv",
                  cuda_gemv_half_kv(out, in, w, wdt == GS_DTYPE_BF16, bias, n, k, m, nf, kv, IMPL(be)->stream));

@@ -262,9 +262,7 @@ __global__ void __launch_bounds__(GEMV_THREADS)
             const int j = i / kq, q = i - j * kq;
             const float4 a = in4[i], g = __ldg(g4 + q);
             const float4 b = nrm.kind == GS_NORM_FOLD_LAYER ? __ldg(b4 + q) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            const gs_row_stats st = stats[j];
-            xn_dyn[i] = make_float4(gs_norm_apply(a.x, st, g.x, b.x, nrm.kind), gs_norm_apply(a.y, st, g.y, b.y, nrm.kind),
-                                    gs_norm_apply(a.z, st, g.z, b.z, nrm.kind), gs_norm_apply(a.w, st, g.w, b.w, nrm.kind));
+            xn_dyn[i] = gs_norm_apply4(a, stats[j], g, b, nrm.kind);
         }
         __syncthreads();
         x_src = reinterpret_cast<const float *>(xn_dyn);

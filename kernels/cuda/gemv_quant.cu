@@ -419,9 +419,7 @@ __global__ void __launch_bounds__(QG_THREADS, (FMT == FMT_I8 && NB <= 2) || (NB 
                 const float4 g = __ldg(reinterpret_cast<const float4 *>(nrm.w) + q);
                 const float4 b = nrm.kind == GS_NORM_FOLD_LAYER ? __ldg(reinterpret_cast<const float4 *>(nrm.b) + q)
                                                                 : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                const gs_row_stats st = stats[j];
-                a = make_float4(gs_norm_apply(a.x, st, g.x, b.x, nrm.kind), gs_norm_apply(a.y, st, g.y, b.y, nrm.kind),
-                                gs_norm_apply(a.z, st, g.z, b.z, nrm.kind), gs_norm_apply(a.w, st, g.w, b.w, nrm.kind));
+                a = gs_norm_apply4(a, stats[j], g, b, nrm.kind);
             }
             *reinterpret_cast<float4 *>(xs + j * ld + xs_chunk(q) * 4) = a;
         }

@@ -247,9 +247,7 @@ __global__ void __launch_bounds__(NORM_THREADS)
     for (int c = threadIdx.x; c < C / 4; c += blockDim.x) {
         const float4 v = x4[c], g = __ldg(w4 + c);
         const float4 bb = RMS ? make_float4(0.0f, 0.0f, 0.0f, 0.0f) : __ldg(b4 + c);
-        out_store4<OT>(out, o4 + c,
-                       make_float4(gs_norm_apply(v.x, st, g.x, bb.x, kind), gs_norm_apply(v.y, st, g.y, bb.y, kind),
-                                   gs_norm_apply(v.z, st, g.z, bb.z, kind), gs_norm_apply(v.w, st, g.w, bb.w, kind)));
+        out_store4<OT>(out, o4 + c, gs_norm_apply4(v, st, g, bb, kind));
     }
 }
 

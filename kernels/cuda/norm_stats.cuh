@@ -92,6 +92,13 @@ static __device__ __forceinline__ float gs_norm_apply(float x, gs_row_stats st, 
     return (st.r * ((x - st.K) - st.dm)) * w + b;
 }
 
+// Four consecutive elements (float4 staging and the decode norm kernel).
+static __device__ __forceinline__ float4 gs_norm_apply4(float4 x, gs_row_stats st, float4 w, float4 b, int kind)
+{
+    return make_float4(gs_norm_apply(x.x, st, w.x, b.x, kind), gs_norm_apply(x.y, st, w.y, b.y, kind),
+                       gs_norm_apply(x.z, st, w.z, b.z, kind), gs_norm_apply(x.w, st, w.w, b.w, kind));
+}
+
 // The block's sum of v (blockDim.x a multiple of 32, at most 1024); every
 // thread gets it. red: 32 floats of shared memory, free again on return.
 static __device__ __forceinline__ float gs_block_sum_all(float v, float *red)
