@@ -179,6 +179,9 @@
 #define FL_TARGET_BLOCKS 512        // split-K: aim for ~4 blocks per SM of a 132-SM H100
 #define FL_CHUNK_STEP 64            // chunk sizes are multiples of every tile size
 #define FL_REDUCE_WARPS 4
+#define FL_SHORT_WPH 8              // short decode: warps a head, one 32-position slice each
+#define FL_SHORT_MAX (32 * FL_SHORT_WPH)  // short decode: at most this many visible positions
+#define FL_SHORT_BLOCKS 128         // short decode: at most this many (token, head) blocks
 #define FULL_MASK 0xffffffffu
 
 // ---- visibility: the CPU twin's rule, shared by every kernel ----
@@ -793,7 +796,8 @@ static __device__ __forceinline__ void fl_store(float *o, const float (&acc)[DPL
 // and warp `sub` of a head takes its 32 * SPL rows from 32 * SPL * sub,
 // keeping its own (m, l, acc); at the end the head's warps merge through
 // shared memory. WPH = 2 when hpb < 4 (MHA: a block of one warp had too
-// little to hide its latencies with), else 1.
+// little to hide its latencies with), else 1; FL_SHORT_WPH for the short
+// plan (fused_plan: a whole short history in one tile, no split).
 // Chunk c of a token covers its visible indices [c * chunk, (c + 1) * chunk);
 // blocks past the token's count leave at once. The first row of every chunk
 // is visible and falls to sub 0, so sub 0's m is finite; another sub's may
@@ -1178,6 +1182,19 @@ static fl_plan fused_plan(const gs_attn_args *a)
         chunk = INT_MAX / 2;
     p.chunk = (int)chunk;
     p.n_chunks = (int)((most + chunk - 1) / chunk);
+    if (p.n_chunks > 1 && p.hpb == 1 && fl_dpl(a->head_dim) <= 2 && most <= FL_SHORT_MAX &&
+        per_chunk <= FL_SHORT_BLOCKS) {
+        // Short histories of few heads (batch-1 decode of a GPT-2 at a few
+        // hundred positions): the split spread ~144 positions over 3 blocks a
+        // head, each one 64-position tile behind a chain of dependent loads,
+        // then a second kernel merged them (5.5 + 2.4 us a layer on the H100,
+        // gpt2-355m). One block a head whose 8 warps take 32 positions each
+        // loads the whole history in one round and merges in shared memory
+        // (head_dim <= 64: the 256-row tile is 140 KB of shared memory there).
+        p.wph = FL_SHORT_WPH;
+        p.chunk = (int)most;
+        p.n_chunks = 1;
+    }
     if (a->n_tokens > FL_DECODE_MAX_TOKENS) {
         // Many tokens: most often a prefill, whose tiles of rows share their
         // cache reads; the rows of tiles that are too scattered for that (a
@@ -1281,11 +1298,20 @@ static int fl_smem_limit(K kernel, size_t bytes)
 // At the end O / l is stored for the block's own rows. Nothing of S or P ever
 // leaves the registers.
 #define TC_ROWS 64   // query rows per block
-#define TC_WARPS 4   // 16 rows (one m16 fragment) each
+#define TC_WARPS 4   // 16 rows (one m16 fragment) each, per key group
+#define TC_GROUPS 2  // key groups: group g takes every TC_GROUPS-th key tile from g
+#define TC_GTHREADS (TC_WARPS * 32)          // threads of one key group
+#define TC_THREADS (TC_GROUPS * TC_GTHREADS)  // threads of a block
+// tc_prefill_kernel's MB, blocks an SM must fit: 1 lets ptxas take the
+// registers it wants (173 at head_dim 64); 2 caps them at 128 (~30 bytes
+// spilled, outside the tile loop) for grids of more than TC_MB1_GRID SMs'
+// worth of blocks. H100, one layer's 1024-token prefill: GPT-2's 192 blocks
+// 48 us with MB 1 against 55 with 2; Llama-1B's 512 blocks 99 us against 72.
+#define TC_MB1_GRID 1.5
 #define TC_T 64      // key positions per tile
 #define TC_PAD 8     // halves of padding per shared row (16 bytes)
 #define TC_LOG2E 1.4426950408889634f
-#define TC_CHUNK_TILES 4                // split: key tiles a chunk takes at least (256 positions)
+#define TC_CHUNK_TILES 16               // split: key tiles a chunk takes at least (1024 positions)
 #define TC_MAX_CHUNKS 8                 // split: chunks of one row tile at most
 #define TC_SPLIT_BYTES ((size_t)64 << 20)  // split: scratch for the partials at most
 
@@ -1300,9 +1326,14 @@ struct tc_cfg {
     static constexpr int NBUF = STAGE ? 1 : 2;
     static constexpr int STAGE_BYTES = STAGE ? 2 * TC_T * RAW : 0;
     static constexpr int SCALE_BYTES = KT == GS_KV_I8 ? 2 * TC_T * 4 : 0;
-    // half tiles, staging, int8 scales, rinfo (int4 per row), sorted positions, ownership masks
-    static constexpr size_t SMEM = (size_t)NBUF * 2 * TILE + STAGE_BYTES + SCALE_BYTES + TC_ROWS * 16 + TC_ROWS * 4 + 16;
-    static_assert(CPR >= 2 && (TC_WARPS * 32) % CPR == 0, "16-byte copies must tile the block");
+    // a key group's half tiles, staging and int8 scales; after the groups'
+    // areas: rinfo (int4 per row), sorted positions, ownership masks
+    static constexpr size_t GROUP = (size_t)NBUF * 2 * TILE + STAGE_BYTES + SCALE_BYTES;
+    static constexpr size_t SMEM = TC_GROUPS * GROUP + TC_ROWS * 16 + TC_ROWS * 4 + 16;
+    static_assert(CPR >= 2 && TC_GTHREADS % CPR == 0, "16-byte copies must tile the group");
+    // the merge record of a thread of group 1 (O, then m and l of both rows) fits its group's area
+    static_assert((size_t)TC_GTHREADS * (HD / 2 + 4) * 4 <= NBUF * 2 * TILE + STAGE_BYTES, "merge record fits");
+    static_assert(GROUP % 16 == 0, "group areas stay 16-byte aligned");
     static_assert(HD % 32 == 0, "ldmatrix.x4 takes 32 dims of K at a time");
     static_assert(TC_ROWS % FL_PF_ROWS == 0 && TC_ROWS == 16 * TC_WARPS, "warps own whole hybrid tiles");
 };
@@ -1467,8 +1498,9 @@ static __device__ __forceinline__ tc_tile tc_tile_of(int i, int n0, int SE, int 
 
 // Starts the copies of tile t: fp16 into the half tiles kd/vd, other types into
 // the staging area (K rows then V rows, RAW bytes each) and, int8, the rows'
-// scales into sc (K's 64 then V's). Copy j = tid + k * blockDim of a matrix is
-// row j / CPR, 16 bytes number j % CPR: a warp reads whole rows (coalesced).
+// scales into sc (K's 64 then V's). Called by one key group; copy j = tid +
+// k * TC_GTHREADS of a matrix (tid: the thread's index in its group) is row
+// j / CPR, 16 bytes number j % CPR: a warp reads whole rows (coalesced).
 template <int HD, int KT>
 static __device__ __forceinline__ void tc_issue(unsigned char *kd, unsigned char *vd, unsigned char *stage, float *sc,
                                                 const void *__restrict__ k_cache, const void *__restrict__ v_cache,
@@ -1477,9 +1509,9 @@ static __device__ __forceinline__ void tc_issue(unsigned char *kd, unsigned char
 {
     using C = tc_cfg<HD, KT>;
     const size_t kv_dim = (size_t)a.n_kv_head * HD;
-    const int chunk = threadIdx.x % C::CPR;
+    const int gt = threadIdx.x % TC_GTHREADS, chunk = gt % C::CPR;
 #pragma unroll
-    for (int r = threadIdx.x / C::CPR; r < TC_T; r += TC_WARPS * 32 / C::CPR) {
+    for (int r = gt / C::CPR; r < TC_T; r += TC_GTHREADS / C::CPR) {
         const int p = t.p0 + r;
         bool ok = r < t.nv;
         if (ok && t.seg1 && a.window > 0)
@@ -1505,14 +1537,14 @@ static __device__ __forceinline__ void tc_issue(unsigned char *kd, unsigned char
 }
 
 // The staging area (all copies landed, a barrier after them) into the half
-// tiles, 8 elements (16 bytes of half) per step.
+// tiles, 8 elements (16 bytes of half) per step; by one key group.
 template <int HD, int KT>
 static __device__ __forceinline__ void tc_convert(unsigned char *kd, const unsigned char *stage, const float *sc)
 {
     using C = tc_cfg<HD, KT>;
     constexpr int PER_ROW = HD / 8, PER_MAT = TC_T * PER_ROW;
 #pragma unroll 4
-    for (int j = threadIdx.x; j < 2 * PER_MAT; j += TC_WARPS * 32) {
+    for (int j = threadIdx.x % TC_GTHREADS; j < 2 * PER_MAT; j += TC_GTHREADS) {
         const int mat = j / PER_MAT, r = j % PER_MAT / PER_ROW, c8 = j % PER_ROW;
         const unsigned char *src = stage + (mat * TC_T + r) * C::RAW + c8 * 8 * C::ES;
         uint4 o;
@@ -1545,6 +1577,13 @@ static __device__ __forceinline__ void tc_convert(unsigned char *kd, const unsig
     }
 }
 
+// A barrier of key group kg's TC_GTHREADS threads alone (named barrier 1 + kg;
+// 0 is __syncthreads'), so the groups walk their tiles independently.
+static __device__ __forceinline__ void tc_group_sync(int kg)
+{
+    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + kg), "n"(TC_GTHREADS) : "memory");
+}
+
 // One pass: the sequence of the first row not in `done`, its unfinished rows
 // (act), and the walk over their visible positions: n0 tiles over the sinks
 // [0, SE), then tiles from B1 to PM (n_tiles in all).
@@ -1553,23 +1592,20 @@ struct tc_pass {
     int seq, SE, LO, PM, n0, B1, n_tiles;
 };
 
+// Computed by each warp on its own, all 32 lanes together: lane l looks at rows
+// l and l + 32 and the warp reduces (the loop over 64 rows it replaces, in
+// every thread of every block, was a third of the kernel's instructions).
 static __device__ __forceinline__ tc_pass tc_pass_of(const int4 *rinfo, unsigned long long done)
 {
+    const int lane = threadIdx.x % 32;
     tc_pass p;
     p.seq = rinfo[__ffsll((long long)~done) - 1].x;
-    p.act = 0;
-    p.SE = 0;
-    p.LO = INT_MAX;
-    p.PM = -1;
-    for (int r = 0; r < TC_ROWS; r++) {
-        const int4 ri = rinfo[r];
-        if (!((done >> r) & 1) && ri.x == p.seq) {
-            p.act |= 1ull << r;
-            p.SE = max(p.SE, ri.y);
-            p.LO = min(p.LO, ri.z);
-            p.PM = max(p.PM, ri.w);
-        }
-    }
+    const int4 r0 = rinfo[lane], r1 = rinfo[lane + 32];
+    const bool a0 = !((done >> lane) & 1) && r0.x == p.seq, a1 = !((done >> (lane + 32)) & 1) && r1.x == p.seq;
+    p.act = (unsigned long long)__ballot_sync(FULL_MASK, a0) | (unsigned long long)__ballot_sync(FULL_MASK, a1) << 32;
+    p.SE = __reduce_max_sync(FULL_MASK, max(a0 ? r0.y : 0, a1 ? r1.y : 0));
+    p.LO = __reduce_min_sync(FULL_MASK, min(a0 ? r0.z : INT_MAX, a1 ? r1.z : INT_MAX));
+    p.PM = __reduce_max_sync(FULL_MASK, max(a0 ? r0.w : -1, a1 ? r1.w : -1));
     p.n0 = (p.SE + TC_T - 1) / TC_T;
     p.B1 = max(p.LO, p.SE);
     p.n_tiles = p.n0 + (p.PM + 1 > p.B1 ? (p.PM + 1 - p.B1 + TC_T - 1) / TC_T : 0);
@@ -1579,8 +1615,8 @@ static __device__ __forceinline__ tc_pass tc_pass_of(const int4 *rinfo, unsigned
 // n_chunks: chunks per row tile in the grid (1: unsplit, the scratch pointers
 // unused); chunk_tiles: key tiles per chunk. info[row tile * n_head + h]:
 // (needed, ours low, ours high, 0), written by chunk 0.
-template <int HD, int KT>
-__global__ void __launch_bounds__(TC_WARPS * 32)
+template <int HD, int KT, int MB>
+__global__ void __launch_bounds__(TC_THREADS, MB)
     tc_prefill_kernel(float *__restrict__ out, const float *__restrict__ qkv, const void *__restrict__ k_cache,
                       const void *__restrict__ v_cache, gs_attn_args a, float qscale, int n_chunks, int chunk_tiles,
                       int4 *__restrict__ info, float *__restrict__ part_acc, float *__restrict__ part_ml)
@@ -1589,17 +1625,19 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
     constexpr int NT = TC_T / 8;  // n8 tiles of scores per warp row block
     constexpr int DT = HD / 8;    // n8 tiles of output dims
     extern __shared__ uint4 tc_dyn_smem[];
-    unsigned char *base = reinterpret_cast<unsigned char *>(tc_dyn_smem);
+    // Key group kg (threads kg * TC_GTHREADS ..) has its own tiles and staging.
+    const int kg = threadIdx.x / TC_GTHREADS;
+    unsigned char *base = reinterpret_cast<unsigned char *>(tc_dyn_smem) + kg * C::GROUP;
     unsigned char *stage = base + C::NBUF * 2 * C::TILE;
     float *sc = reinterpret_cast<float *>(stage + C::STAGE_BYTES);
-    int4 *rinfo = reinterpret_cast<int4 *>(stage + C::STAGE_BYTES + C::SCALE_BYTES);  // (seq, sink_end, lo, pos)
-    int *sorted = reinterpret_cast<int *>(rinfo + TC_ROWS);
+    int4 *rinfo = reinterpret_cast<int4 *>(reinterpret_cast<unsigned char *>(tc_dyn_smem) + TC_GROUPS * C::GROUP);
+    int *sorted = reinterpret_cast<int *>(rinfo + TC_ROWS);  // rinfo: (seq, sink_end, lo, pos)
     unsigned *masks = reinterpret_cast<unsigned *>(sorted + TC_ROWS);
 
     const int n_qt = gridDim.y / n_chunks, qt = n_qt - 1 - (int)blockIdx.y / n_chunks, c = blockIdx.y % n_chunks;
     const int h = blockIdx.x, t0 = qt * TC_ROWS;
-    const int w = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q4 = lane % 4;
-    const int rA = 16 * w + g, rB = rA + 8;  // this thread's two rows of the block
+    const int w = threadIdx.x / 32 % TC_WARPS, lane = threadIdx.x % 32, g = lane / 4, q4 = lane % 4;
+    const int rA = 16 * w + g, rB = rA + 8;  // this thread's two rows of the block (the same in both groups)
 
     if (threadIdx.x < TC_ROWS) {
         const int t = t0 + threadIdx.x;
@@ -1686,23 +1724,25 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
         }
         __syncthreads();  // sorted is ready, and every warp is done with the previous pass's tiles
         const int *table = a.block_tables + (size_t)ps.seq * a.max_blocks_per_seq;
-        // This block's chunk of the pass's tiles (none when the pass is shorter).
+        // This block's chunk of the pass's tiles (none when the pass is shorter);
+        // key group kg takes tiles i0 + kg, i0 + kg + TC_GROUPS, .. of it, its
+        // buffers alternating from its first, behind its own named barrier.
         const int i0 = c * chunk_tiles, n_tiles = ps.n_tiles - i0 > chunk_tiles ? i0 + chunk_tiles : ps.n_tiles;
-        if (i0 < n_tiles)  // into buffer 0: buffers alternate from the chunk's first tile
+        if (i0 + kg < n_tiles)
             tc_issue<HD, KT>(base, base + C::TILE, stage, sc, k_cache, v_cache, a, table, kvh,
-                             tc_tile_of(i0, n0, SE, B1, PM), sorted, n_act);
-        for (int i = i0; i < n_tiles; i++) {
+                             tc_tile_of(i0 + kg, n0, SE, B1, PM), sorted, n_act);
+        for (int i = i0 + kg, k = 0; i < n_tiles; i += TC_GROUPS, k++) {
             cp_async_wait_all();
-            __syncthreads();  // tile i is in; every warp is done with tile i - 1
-            const unsigned char *kt = base + (C::NBUF == 2 ? ((i - i0) & 1) : 0) * 2 * C::TILE, *vt = kt + C::TILE;
+            tc_group_sync(kg);  // tile i is in; every warp of the group is done with its previous tile
+            const unsigned char *kt = base + (C::NBUF == 2 ? (k & 1) : 0) * 2 * C::TILE, *vt = kt + C::TILE;
             if constexpr (C::STAGE) {
                 tc_convert<HD, KT>(base, stage, sc);
-                __syncthreads();  // the half tile is ready, the staging area free
+                tc_group_sync(kg);  // the half tile is ready, the staging area free
             }
-            if (i + 1 < n_tiles) {
-                unsigned char *kn = base + (C::NBUF == 2 ? ((i + 1 - i0) & 1) : 0) * 2 * C::TILE;
+            if (i + TC_GROUPS < n_tiles) {
+                unsigned char *kn = base + (C::NBUF == 2 ? ((k + 1) & 1) : 0) * 2 * C::TILE;
                 tc_issue<HD, KT>(kn, kn + C::TILE, stage, sc, k_cache, v_cache, a, table, kvh,
-                                 tc_tile_of(i + 1, n0, SE, B1, PM), sorted, n_act);
+                                 tc_tile_of(i + TC_GROUPS, n0, SE, B1, PM), sorted, n_act);
             }
             const tc_tile t = tc_tile_of(i, n0, SE, B1, PM);
             // Warp-uniform: skip a tile none of the warp's rows sees a position of.
@@ -1793,6 +1833,46 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
             }
         }
         done |= act;
+    }
+
+    // The key groups' merge: group 1 leaves its (O, m, l) in its own area, as
+    // [value][thread] floats; group 0's thread of the same rows and columns
+    // takes them (M = max m, weights 2^(m - M); a group that saw nothing of
+    // a row has m = -INFINITY: weight 0).
+    static_assert(TC_GROUPS == 2, "the merge below takes one other group");
+    if (kg == 1) {
+        tc_group_sync(1);  // every warp of group 1 is done with its tiles
+        float *rec = reinterpret_cast<float *>(base) + threadIdx.x % TC_GTHREADS;
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                rec[(4 * dt + e) * TC_GTHREADS] = o[dt][e];
+        rec[(4 * DT) * TC_GTHREADS] = mA;
+        rec[(4 * DT + 1) * TC_GTHREADS] = mB;
+        rec[(4 * DT + 2) * TC_GTHREADS] = lA;
+        rec[(4 * DT + 3) * TC_GTHREADS] = lB;
+    }
+    __syncthreads();
+    if (kg == 1)
+        return;
+    {
+        const float *rec = reinterpret_cast<const float *>(base + C::GROUP) + threadIdx.x;
+        const float m1A = rec[(4 * DT) * TC_GTHREADS], m1B = rec[(4 * DT + 1) * TC_GTHREADS];
+        const float MaxA = fmaxf(mA, m1A), MaxB = fmaxf(mB, m1B);
+        const float uA = MaxA == -INFINITY ? 0.0f : MaxA, uB = MaxB == -INFINITY ? 0.0f : MaxB;
+        const float f0A = exp2f(mA - uA), f1A = exp2f(m1A - uA), f0B = exp2f(mB - uB), f1B = exp2f(m1B - uB);
+#pragma unroll
+        for (int dt = 0; dt < DT; dt++) {
+            o[dt][0] = o[dt][0] * f0A + rec[(4 * dt) * TC_GTHREADS] * f1A;
+            o[dt][1] = o[dt][1] * f0A + rec[(4 * dt + 1) * TC_GTHREADS] * f1A;
+            o[dt][2] = o[dt][2] * f0B + rec[(4 * dt + 2) * TC_GTHREADS] * f1B;
+            o[dt][3] = o[dt][3] * f0B + rec[(4 * dt + 3) * TC_GTHREADS] * f1B;
+        }
+        lA = lA * f0A + rec[(4 * DT + 2) * TC_GTHREADS] * f1A;
+        lB = lB * f0B + rec[(4 * DT + 3) * TC_GTHREADS] * f1B;
+        mA = MaxA;
+        mB = MaxB;
     }
 
     // The row sums over the quad, then O / l for the block's own rows (l >= 1
@@ -1891,12 +1971,19 @@ template <int HD, int KT>
 static int tc_launch_hd(float *out, const float *qkv, const void *k_cache, const void *v_cache, const gs_attn_args *a,
                         void *scratch, float scale, cudaStream_t stream)
 {
-    auto kernel = tc_prefill_kernel<HD, KT>;
+    const tc_split sp = tc_split_of(a);
+    const unsigned n_qt = (unsigned)((a->n_tokens + TC_ROWS - 1) / TC_ROWS);
+    auto kernel = tc_prefill_kernel<HD, KT, 1>;
+    if constexpr (HD <= 64) {  // two blocks an SM fit its shared memory and 128 registers
+        int dev = 0, sms = 0;
+        CUDA_TRY(cudaGetDevice(&dev));
+        CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+        if ((double)a->n_head * n_qt * sp.n_chunks > TC_MB1_GRID * sms)
+            kernel = tc_prefill_kernel<HD, KT, 2>;
+    }
     const size_t smem = tc_cfg<HD, KT>::SMEM;
     if (int rc = fl_smem_limit(kernel, smem))
         return rc;
-    const tc_split sp = tc_split_of(a);
-    const unsigned n_qt = (unsigned)((a->n_tokens + TC_ROWS - 1) / TC_ROWS);
     int4 *info = NULL;
     float *part_acc = NULL, *part_ml = NULL;
     if (sp.n_chunks > 1) {
@@ -1905,7 +1992,7 @@ static int tc_launch_hd(float *out, const float *qkv, const void *k_cache, const
         part_ml = part_acc + (size_t)a->n_tokens * a->n_head * sp.n_chunks * HD;
     }
     const dim3 grid((unsigned)a->n_head, n_qt * (unsigned)sp.n_chunks);
-    kernel<<<grid, TC_WARPS * 32, smem, stream>>>(out, qkv, k_cache, v_cache, *a, scale * TC_LOG2E, sp.n_chunks,
+    kernel<<<grid, TC_THREADS, smem, stream>>>(out, qkv, k_cache, v_cache, *a, scale * TC_LOG2E, sp.n_chunks,
                                                   sp.chunk_tiles, info, part_acc, part_ml);
     CUDA_LAUNCHED();
     if (sp.n_chunks > 1) {
@@ -1940,14 +2027,18 @@ static int fused_launch(float *out, const float *qkv, const void *k_cache, const
     if (rows.decode) {
         // Tiles of 64 positions: one warp a head taking all (SPL 2), or two
         // taking 32 each; 32 positions for head_dim > 128.
+        // FL_SHORT_WPH warps of 32 (one tile of 256 positions): the short plan.
         constexpr int SPL = DPL == 8 ? 1 : 2;
-        const int T = 32 * SPL;
+        const int T = p->wph == FL_SHORT_WPH ? 32 * FL_SHORT_WPH : 32 * SPL;
         const int nw = p->hpb * p->wph;
         const size_t smem = fl_smem_bytes(T, ks, hd4, nw, p->wph == 1 ? SPL : 1);
         auto kernel = flash_decode_kernel<DPL, SPL, 1, VEC, KT>;
         if constexpr (DPL != 8)
             if (p->wph == 2)
                 kernel = flash_decode_kernel<DPL, 1, 2, VEC, KT>;
+        if constexpr (DPL <= 2)
+            if (p->wph == FL_SHORT_WPH)
+                kernel = flash_decode_kernel<DPL, 1, FL_SHORT_WPH, VEC, KT>;
         if (int rc = fl_smem_limit(kernel, smem))
             return rc;
         const size_t parts = (size_t)a->n_tokens * a->n_head * p->n_chunks;

@@ -33,11 +33,12 @@
  * caches) the tolerance is 2e-3 (q, k, v and p rounded to fp16, fp32
  * accumulation); elsewhere half_ok must change nothing (1e-5). The "tc" cases
  * must take the tensor-core path, checked by the routing function and by an
- * error above 1e-6 (the fp32 kernels stay below it). Past 256 positions the
- * tensor-core prefill splits a row tile's key tiles into chunks merged by a
- * second kernel: the 1024-token case, the windows with sinks (chunks that
- * start in the sink segment), the several-sequence tiles (a pass with nothing
- * in a chunk) and the scattered positions all cross that line.
+ * error above 1e-6 (the fp32 kernels stay below it). Inside a block two key
+ * groups take alternate key tiles and merge; past 1024 positions the
+ * tensor-core prefill also splits a row tile's key tiles into chunks merged
+ * by a second kernel (the "split" cases: a second sequence's tile with
+ * nothing in chunk 1, a window with sinks at head_dim 128). Grids of more
+ * than 1.5 blocks an SM take the 128-register variant (the 32-head case).
  *
  * Every case runs for each KV element type (fp32, fp16, int8, fp8 e4m3):
  * cuda_kv_store must write the same bytes as cpu_kv_store (int8: the same
@@ -433,6 +434,20 @@ static void test_scratch_check(void)
         cudaFree(scratch);
     }
     dbuf_free(&d_seq), dbuf_free(&d_pos), dbuf_free(&d_tab);
+
+    /* The short plan (batch-1 decode, <= 256 positions, few heads, head_dim
+     * <= 64) runs unsplit: no scratch. One position more, or head_dim 128,
+     * splits as before and needs the partials' scratch. */
+    gs_attn_args d = {.n_tokens = 1, .n_head = 16, .n_kv_head = 16, .head_dim = 64, .qkv_stride = 3 * 16 * 64,
+                      .block_size = 16, .max_blocks_per_seq = 64, .max_pos = 256, .variant = GS_ATTN_FUSED};
+    const size_t short_sb = cuda_attention_scratch_bytes(&d);
+    d.max_pos = 257;
+    const size_t long_sb = cuda_attention_scratch_bytes(&d);
+    d.max_pos = 256, d.head_dim = 128, d.qkv_stride = 3 * 16 * 128;
+    const size_t wide_sb = cuda_attention_scratch_bytes(&d);
+    tap_ok(short_sb == 0 && long_sb > 0 && wide_sb > 0,
+           "fused decode: 256 positions of 16 heads unsplit (scratch %zu), 257 (%zu) and head_dim 128 (%zu) split",
+           short_sb, long_sb, wide_sb);
 }
 
 /* ---- --bench: times at model shapes ---- */
@@ -629,6 +644,14 @@ int main(int argc, char **argv)
         {"decode misaligned", 4, 2, 64, 16, 0, 0, 2, {1500, 800}, {1, 1}, 0, 0, 0, 1, 2.0f, 0, 0},
         {"decode GQA 12/2", 12, 2, 64, 16, 0, 0, 2, {2000, 300}, {1, 1}, 0, 0, 0, 0, 2.0f, 0, 0},
         {"decode batch 64", 4, 2, 64, 16, 0, 0, 64, {2000}, {1}, 1, 0, 0, 0, 2.0f, 0, 0},
+        /* short histories of few heads: the decode kernel's short plan (one
+         * block a head, 8 warps over up to 256 positions, no split) */
+        {"short decode b1 ctx 150 (gpt2-355m)", 16, 16, 64, 16, 0, 0, 1, {150}, {1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"short decode ctx 65", 12, 12, 64, 16, 0, 0, 1, {65}, {1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"short decode 2 seqs ctx 256 + 70", 12, 12, 64, 16, 0, 0, 2, {256, 70}, {1, 1}, 0, 0, 0, 0, 3.0f, 0, 0},
+        {"short decode window 100 + 4 sinks", 8, 8, 64, 4, 100, 4, 1, {250}, {1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"short decode hd5 (scalar copies)", 3, 3, 5, 4, 0, 0, 1, {140}, {1}, 0, 0, 0, 0, 2.0f, 0, 0},
+        {"short decode hd32 misaligned", 4, 4, 32, 16, 0, 0, 1, {200}, {1}, 0, 0, 0, 1, 2.0f, 0, 0},
         {"first token", 4, 4, 8, 4, 0, 0, 1, {1}, {1}, 0, 0, 0, 0, 1.0f, 0, 0},
         /* few tokens of a prefill next to a decode: the split-K kernel with several tokens */
         {"short prefill + decode", 4, 2, 64, 16, 0, 0, 2, {40, 3000}, {40, 1}, 0, 1, 0, 0, 2.0f, 0, 0},
@@ -649,6 +672,13 @@ int main(int argc, char **argv)
         {"tc scattered positions, window 8 + 2 sinks", 4, 2, 64, 4, 8, 2, 1, {600}, {70}, 0, 0, 1, 0, 2.0f, 0, 1},
         {"tc scattered positions hd32", 4, 4, 32, 16, 0, 0, 2, {500, 30}, {70, 30}, 0, 1, 1, 0, 1.0f, 0, 1},
         {"tc prefill bs=4, q peaky", 4, 2, 64, 4, 0, 0, 2, {260, 130}, {200, 130}, 0, 0, 0, 0, 4.0f, 0, 1},
+        /* 256 blocks: the variant fitting two blocks an SM (128 registers) */
+        {"tc prefill 512, 32 heads", 32, 8, 64, 16, 0, 0, 1, {512}, {512}, 0, 0, 0, 0, 1.0f, 0, 1},
+        /* past 16 key tiles a row tile is split over keys and merged by tc_reduce_kernel */
+        {"tc prefill 300 after 1900 (split over keys)", 8, 2, 64, 16, 0, 0, 2, {2200, 100}, {300, 100}, 0, 0, 0, 0,
+         2.0f, 0, 1},
+        {"tc prefill 200 after 2000, window 1500 + 4 sinks (split)", 8, 8, 128, 16, 1500, 4, 1, {2200}, {200}, 0, 0,
+         0, 0, 2.0f, 0, 1},
     };
     for (int kt = GS_KV_F32; kt < GS_KV_N_DTYPES; kt++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
