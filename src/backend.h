@@ -35,6 +35,11 @@ typedef struct gs_backend_ops {
     int (*upload)(gs_backend *be, void *dst, const void *src, size_t bytes);
     int (*download)(gs_backend *be, void *dst, const void *src, size_t bytes);
     int (*synchronize)(gs_backend *be);
+    /* Optional: host memory upload reads fastest (CUDA: page-locked, so an
+     * upload is one DMA the call does not wait for; the caller must not
+     * rewrite it before the stream has read it). NULL: plain malloc. */
+    void *(*alloc_host)(gs_backend *be, size_t bytes);
+    void (*free_host)(gs_backend *be, void *ptr);
     /* Device-to-device copy of bytes (enqueued like an op; regions must not
      * overlap). The peak-bandwidth measurement (peaks.h) times it. */
     int (*copy)(gs_backend *be, void *dst, const void *src, size_t bytes);

@@ -159,6 +159,18 @@ static void *cuda_alloc(gs_backend *be, size_t bytes)
 
 static void cuda_free(gs_backend *be, void *ptr) { cudaFree(ptr); }
 
+static void *cuda_alloc_host(gs_backend *be, size_t bytes)
+{
+    void *p = NULL;
+    if (cudaMallocHost(&p, bytes ? bytes : 256) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+static void cuda_free_host(gs_backend *be, void *ptr) { cudaFreeHost(ptr); }
+
 static int cuda_upload(gs_backend *be, void *dst, const void *src, size_t bytes)
 {
     /* From pageable memory the call returns once src is staged: the caller may reuse it. */
@@ -694,6 +706,8 @@ static const gs_backend_ops cuda_ops = {
     .destroy = cuda_destroy,
     .alloc = cuda_alloc,
     .free = cuda_free,
+    .alloc_host = cuda_alloc_host,
+    .free_host = cuda_free_host,
     .upload = cuda_upload,
     .download = cuda_download,
     .synchronize = cuda_synchronize,

@@ -66,6 +66,13 @@ typedef struct gs_forward {
      * GELU's rows for products that take half-precision rows (half_in_fits) */
     void *act_half;
     int *d_tokens, *d_pos, *d_seq, *d_slot, *d_tables, *d_logit_rows, *d_ids;
+    /* The step's inputs travel as one upload: d_inputs holds tokens, pos,
+     * seq and slot (max_tokens each), logit_rows (max_rows) and tables, the
+     * d_ pointers above are its slices; h_inputs is its host twin
+     * (alloc_host's memory where the backend has it). inputs_in_flight: an
+     * upload from h_inputs may still be reading it (no sync since). */
+    int *d_inputs, *h_inputs;
+    int h_inputs_pinned, inputs_in_flight;
     /* [n_layer] each [n_blocks*block_size][kv_dim] of kv_dtype elements
      * (kernels/kv_format.h); for GS_KV_I8 also k_scale/v_scale [n_layer] each
      * [n_blocks*block_size][n_kv_head] floats, else NULL. Fixed at init. */
