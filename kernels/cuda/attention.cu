@@ -1577,13 +1577,6 @@ static __device__ __forceinline__ void tc_convert(unsigned char *kd, const unsig
     }
 }
 
-// A barrier of key group kg's TC_GTHREADS threads alone (named barrier 1 + kg;
-// 0 is __syncthreads'), so the groups walk their tiles independently.
-static __device__ __forceinline__ void tc_group_sync(int kg)
-{
-    asm volatile("bar.sync %0, %1;\n" ::"r"(1 + kg), "n"(TC_GTHREADS) : "memory");
-}
-
 // One pass: the sequence of the first row not in `done`, its unfinished rows
 // (act), and the walk over their visible positions: n0 tiles over the sinks
 // [0, SE), then tiles from B1 to PM (n_tiles in all).
@@ -1724,26 +1717,33 @@ __global__ void __launch_bounds__(TC_THREADS, MB)
         }
         __syncthreads();  // sorted is ready, and every warp is done with the previous pass's tiles
         const int *table = a.block_tables + (size_t)ps.seq * a.max_blocks_per_seq;
-        // This block's chunk of the pass's tiles (none when the pass is shorter);
-        // key group kg takes tiles i0 + kg, i0 + kg + TC_GROUPS, .. of it, its
-        // buffers alternating from its first, behind its own named barrier.
+        // This block's chunk of the pass's tiles (none when the pass is shorter).
+        // Round k: key group kg takes tile i0 + TC_GROUPS k + kg into its own
+        // buffers (alternating from its first); the rounds are the block's, so
+        // the barriers are __syncthreads. (A named barrier per group let the
+        // groups drift apart; compute-sanitizer's racecheck reported its
+        // hand-offs as hazards, so the simpler lockstep stays.)
         const int i0 = c * chunk_tiles, n_tiles = ps.n_tiles - i0 > chunk_tiles ? i0 + chunk_tiles : ps.n_tiles;
         if (i0 + kg < n_tiles)
             tc_issue<HD, KT>(base, base + C::TILE, stage, sc, k_cache, v_cache, a, table, kvh,
                              tc_tile_of(i0 + kg, n0, SE, B1, PM), sorted, n_act);
-        for (int i = i0 + kg, k = 0; i < n_tiles; i += TC_GROUPS, k++) {
+        for (int r0 = i0, k = 0; r0 < n_tiles; r0 += TC_GROUPS, k++) {
+            const int i = r0 + kg;  // this group's tile of the round, if any
             cp_async_wait_all();
-            tc_group_sync(kg);  // tile i is in; every warp of the group is done with its previous tile
+            __syncthreads();  // tile i is in; every warp is done with the previous round's tiles
             const unsigned char *kt = base + (C::NBUF == 2 ? (k & 1) : 0) * 2 * C::TILE, *vt = kt + C::TILE;
             if constexpr (C::STAGE) {
-                tc_convert<HD, KT>(base, stage, sc);
-                tc_group_sync(kg);  // the half tile is ready, the staging area free
+                if (i < n_tiles)
+                    tc_convert<HD, KT>(base, stage, sc);
+                __syncthreads();  // the half tiles are ready, the staging areas free
             }
             if (i + TC_GROUPS < n_tiles) {
                 unsigned char *kn = base + (C::NBUF == 2 ? ((k + 1) & 1) : 0) * 2 * C::TILE;
                 tc_issue<HD, KT>(kn, kn + C::TILE, stage, sc, k_cache, v_cache, a, table, kvh,
                                  tc_tile_of(i + TC_GROUPS, n0, SE, B1, PM), sorted, n_act);
             }
+            if (i >= n_tiles)  // group-uniform: the chunk's last round has one tile
+                continue;
             const tc_tile t = tc_tile_of(i, n0, SE, B1, PM);
             // Warp-uniform: skip a tile none of the warp's rows sees a position of.
             if (!__any_sync(FULL_MASK, tc_sees_any(vA, t.p0, t.nv) || tc_sees_any(vB, t.p0, t.nv)))
@@ -1840,8 +1840,8 @@ __global__ void __launch_bounds__(TC_THREADS, MB)
     // takes them (M = max m, weights 2^(m - M); a group that saw nothing of
     // a row has m = -INFINITY: weight 0).
     static_assert(TC_GROUPS == 2, "the merge below takes one other group");
+    __syncthreads();  // every warp is done with its tiles
     if (kg == 1) {
-        tc_group_sync(1);  // every warp of group 1 is done with its tiles
         float *rec = reinterpret_cast<float *>(base) + threadIdx.x % TC_GTHREADS;
 #pragma unroll
         for (int dt = 0; dt < DT; dt++)
