@@ -241,8 +241,12 @@ int gs_forward_init_kv(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtyp
         f->d_logit_rows = f->d_inputs + 4 * T;
         f->d_tables = f->d_logit_rows + max_rows;
     }
-    f->h_inputs_pinned = be->ops->alloc_host != NULL;
-    f->h_inputs = f->h_inputs_pinned ? be->ops->alloc_host(be, n_inputs * sizeof(int)) : malloc(n_inputs * sizeof(int));
+    /* Page-locked where the backend has it; plain memory (pageable uploads,
+     * slower, the same bytes) where pinning fails. */
+    f->h_inputs = be->ops->alloc_host ? be->ops->alloc_host(be, n_inputs * sizeof(int)) : NULL;
+    f->h_inputs_pinned = f->h_inputs != NULL;
+    if (!f->h_inputs)
+        f->h_inputs = malloc(n_inputs * sizeof(int));
     if (f->h_inputs)
         memset(f->h_inputs, 0, n_inputs * sizeof(int)); /* the gaps an upload carries along are defined */
     if (!f->h_inputs) {
