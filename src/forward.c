@@ -247,13 +247,12 @@ int gs_forward_init_kv(gs_forward *f, gs_backend *be, const gs_model *m, gs_dtyp
     f->h_inputs_pinned = f->h_inputs != NULL;
     if (!f->h_inputs)
         f->h_inputs = malloc(n_inputs * sizeof(int));
-    if (f->h_inputs)
-        memset(f->h_inputs, 0, n_inputs * sizeof(int)); /* the gaps an upload carries along are defined */
     if (!f->h_inputs) {
         gs_forward_destroy(f);
         return gs_error_set(err, GS_ERR_RUNTIME, "out of host memory for the step's inputs (%zu bytes)",
                             n_inputs * sizeof(int));
     }
+    memset(f->h_inputs, 0, n_inputs * sizeof(int)); /* the gaps an upload carries along are defined */
     f->d_ids = take(f, (size_t)max_rows * sizeof(int), &f->activation_bytes, &missing);
     /* The cache at its element size; int8 adds a float scale per (slot, KV head). */
     int i8 = kv_dtype == GS_KV_I8;

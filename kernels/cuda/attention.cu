@@ -1975,9 +1975,8 @@ static int tc_launch_hd(float *out, const float *qkv, const void *k_cache, const
     const unsigned n_qt = (unsigned)((a->n_tokens + TC_ROWS - 1) / TC_ROWS);
     auto kernel = tc_prefill_kernel<HD, KT, 1>;
     if constexpr (HD <= 64) {  // two blocks an SM fit its shared memory and 128 registers
-        int dev = 0, sms = 0;
-        CUDA_TRY(cudaGetDevice(&dev));
-        CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+        int sms = 0;
+        CUDA_TRY(gs_cuda_sm_count(&sms));
         if ((double)a->n_head * n_qt * sp.n_chunks > TC_MB1_GRID * sms)
             kernel = tc_prefill_kernel<HD, KT, 2>;
     }

@@ -27,3 +27,7 @@ extern "C" unsigned long long gs_cuda_launch_count;
     } while (0)
 
 static inline int gs_ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+// The SM count of the current device, read once per device (gemv.cu): grids
+// are sized by it on every launch, and a driver query each time is not free.
+cudaError_t gs_cuda_sm_count(int *sms);

@@ -59,6 +59,3 @@ static __device__ __forceinline__ void store_out(float *o, float v, int epi)
         v += *o;
     *o = v;
 }
-
-// The SM count of the current device, read once per device (gemv.cu).
-cudaError_t gs_cuda_sm_count(int *sms);
