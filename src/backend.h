@@ -106,6 +106,14 @@ typedef struct gs_backend_ops {
     /* a->kv_dtype (and a->k_scale/v_scale) say how to read the caches. */
     void (*attention)(gs_backend *be, float *out, const float *qkv, const void *k_cache,
                       const void *v_cache, const gs_attn_args *a);
+    /* Optional, with half_in_fits: the same attention with its output rows
+     * written as wdt halves into out_half, the GS_EPI_IN_HALF rows the output
+     * projection reads (each element rounded once from the fp32 result, the
+     * bits a conversion would give). out is the fp32 output's buffer, which
+     * the backend may use on the way (CUDA: where the tensor-core prefill
+     * does not take every row, fp32 attention then a conversion). */
+    void (*attention_half)(gs_backend *be, void *out_half, float *out, const float *qkv, const void *k_cache,
+                           const void *v_cache, const gs_attn_args *a, gs_dtype wdt);
     void (*residual_add)(gs_backend *be, float *x, const float *y, long count);
     /* Fused: x += y, then out = norm(x) (RMSNorm when rms, else LayerNorm with
      * bias b). Optional (NULL: the forward pass runs the pair unfused). */

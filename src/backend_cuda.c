@@ -605,6 +605,26 @@ static void op_attention(gs_backend *be, float *out, const float *qkv, const voi
                  cuda_attention(out, qkv, k_cache, v_cache, a, c->attn_scratch, c->attn_scratch_bytes, c->stream));
 }
 
+static void op_attention_half(gs_backend *be, void *out_half, float *out, const float *qkv, const void *k_cache,
+                              const void *v_cache, const gs_attn_args *a, gs_dtype wdt)
+{
+    cuda_impl *c = IMPL(be);
+    const int bf16 = wdt == GS_DTYPE_BF16;
+    if (!cuda_attention_half_fits(a, k_cache, v_cache)) { /* fp32 rows (some or all not tensor-core rows), converted */
+        op_attention(be, out, qkv, k_cache, v_cache, a);
+        if (!c->failed)
+            check_kernel(be, "convert_to_half",
+                         cuda_convert_to_half(out_half, out, (long)a->n_tokens * a->n_head * a->head_dim, bf16,
+                                              c->stream));
+        return;
+    }
+    if (ensure_scratch(be, &c->attn_scratch, &c->attn_scratch_bytes, cuda_attention_scratch_bytes(a), "attention"))
+        return;
+    check_kernel(be, "attention",
+                 cuda_attention_half(out_half, bf16, qkv, k_cache, v_cache, a, c->attn_scratch,
+                                     c->attn_scratch_bytes, c->stream));
+}
+
 static void op_residual_add(gs_backend *be, float *x, const float *y, long count)
 {
     check_kernel(be, "residual_add", cuda_residual_add(x, y, count, IMPL(be)->stream));
@@ -731,6 +751,7 @@ static const gs_backend_ops cuda_ops = {
     .rope = op_rope,
     .kv_store = op_kv_store,
     .attention = op_attention,
+    .attention_half = op_attention_half,
     .residual_add = op_residual_add,
     .gather_rows = op_gather_rows,
     .residual_norm = op_residual_norm,

@@ -469,6 +469,9 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
      * shapes keep the two apart, this says so here too). */
     int hin = epi && !nfold && f->act_half && op->half_in_fits && op->half_in_fits(be, f->w.wdt, n) &&
               op->norm_half && (!gpt2 || op->gelu_half);
+    /* And attention writes its output as those rows too, the output
+     * projection's input (act_half holds n rows of max(C, H) halves). */
+    int hatt = hin && op->attention_half && q_dim <= (H > C ? H : C);
     float *normed = fuse ? f->att : f->xn;
     for (int l = 0; l < s->n_layer; l++) {
         const gs_fw_layer *w = &f->w.layers[l];
@@ -513,10 +516,16 @@ int gs_forward_step(gs_forward *f, const gs_step_batch *b, float *logits_out, gs
         aa.k_scale = ksc;
         aa.v_scale = vsc;
         OP_BEGIN(f, "attention", l);
-        op->attention(be, f->att, f->qkv, f->k_cache[l], f->v_cache[l], &aa);
+        if (hatt)
+            op->attention_half(be, f->act_half, f->att, f->qkv, f->k_cache[l], f->v_cache[l], &aa, f->w.wdt);
+        else
+            op->attention(be, f->att, f->qkv, f->k_cache[l], f->v_cache[l], &aa);
         OP_END(f, "attention");
         OP_BEGIN(f, "matmul_out", l);
-        if (epi)
+        if (hatt)
+            op->matmul_ex(be, f->x, f->act_half, w->wo, f->w.wdt, w->bo, n, q_dim, C,
+                          GS_EPI_ACCUMULATE | GS_EPI_IN_HALF, NULL);
+        else if (epi)
             op->matmul_ex(be, f->x, f->att, w->wo, f->w.wdt, w->bo, n, q_dim, C, GS_EPI_ACCUMULATE, NULL);
         else
             op->matmul(be, f->xn, f->att, w->wo, f->w.wdt, w->bo, n, q_dim, C);

@@ -152,6 +152,7 @@
 
 #include "attention_cuda.h"
 #include "check_cuda.cuh"
+#include "half_out.cuh"
 #include "kv_format.h"
 #include "pdl.cuh"
 
@@ -1605,12 +1606,30 @@ static __device__ __forceinline__ tc_pass tc_pass_of(const int4 *rinfo, unsigned
     return p;
 }
 
+// Output elements i and i + 1 (i even): fp32 in out, or with out_h the
+// 16-bit rows the output projection reads (fp16, or bf16 with out_bf16), each
+// rounded as cuda_convert_to_half rounds the fp32 value: the same bits as the
+// fp32 output converted, without the conversion pass.
+static __device__ __forceinline__ void tc_store_pair(float *out, uint16_t *out_h, bool out_bf16, size_t i, float x,
+                                                     float y)
+{
+    if (out_h) {
+        const uint32_t v = out_bf16 ? (uint32_t)half_bits<true>(x) | (uint32_t)half_bits<true>(y) << 16
+                                    : (uint32_t)half_bits<false>(x) | (uint32_t)half_bits<false>(y) << 16;
+        *reinterpret_cast<uint32_t *>(out_h + i) = v;
+    } else {
+        out[i] = x;
+        out[i + 1] = y;
+    }
+}
+
 // n_chunks: chunks per row tile in the grid (1: unsplit, the scratch pointers
 // unused); chunk_tiles: key tiles per chunk. info[row tile * n_head + h]:
 // (needed, ours low, ours high, 0), written by chunk 0.
 template <int HD, int KT, int MB>
 __global__ void __launch_bounds__(TC_THREADS, MB)
-    tc_prefill_kernel(float *__restrict__ out, const float *__restrict__ qkv, const void *__restrict__ k_cache,
+    tc_prefill_kernel(float *__restrict__ out, uint16_t *__restrict__ out_h, bool out_bf16,
+                      const float *__restrict__ qkv, const void *__restrict__ k_cache,
                       const void *__restrict__ v_cache, gs_attn_args a, float qscale, int n_chunks, int chunk_tiles,
                       int4 *__restrict__ info, float *__restrict__ part_acc, float *__restrict__ part_ml)
 {
@@ -1901,20 +1920,16 @@ __global__ void __launch_bounds__(TC_THREADS, MB)
         return;
     }
     if ((ours >> rA) & 1) {
-        float *dst = out + ((size_t)(t0 + rA) * a.n_head + h) * HD + 2 * q4;
+        const size_t i = ((size_t)(t0 + rA) * a.n_head + h) * HD + 2 * q4;
 #pragma unroll
-        for (int dt = 0; dt < DT; dt++) {
-            dst[8 * dt] = o[dt][0] / lA;
-            dst[8 * dt + 1] = o[dt][1] / lA;
-        }
+        for (int dt = 0; dt < DT; dt++)
+            tc_store_pair(out, out_h, out_bf16, i + 8 * dt, o[dt][0] / lA, o[dt][1] / lA);
     }
     if ((ours >> rB) & 1) {
-        float *dst = out + ((size_t)(t0 + rB) * a.n_head + h) * HD + 2 * q4;
+        const size_t i = ((size_t)(t0 + rB) * a.n_head + h) * HD + 2 * q4;
 #pragma unroll
-        for (int dt = 0; dt < DT; dt++) {
-            dst[8 * dt] = o[dt][2] / lB;
-            dst[8 * dt + 1] = o[dt][3] / lB;
-        }
+        for (int dt = 0; dt < DT; dt++)
+            tc_store_pair(out, out_h, out_bf16, i + 8 * dt, o[dt][2] / lB, o[dt][3] / lB);
     }
 }
 
@@ -1925,7 +1940,8 @@ __global__ void __launch_bounds__(TC_THREADS, MB)
 // consecutive threads (the partials and the output are dim-contiguous).
 template <int HD>
 __global__ void __launch_bounds__(TC_WARPS * 32)
-    tc_reduce_kernel(float *__restrict__ out, const float *__restrict__ part_acc, const float *__restrict__ part_ml,
+    tc_reduce_kernel(float *__restrict__ out, uint16_t *__restrict__ out_h, bool out_bf16,
+                     const float *__restrict__ part_acc, const float *__restrict__ part_ml,
                      const int4 *__restrict__ info, gs_attn_args a, int n_chunks)
 {
     __shared__ float wt[TC_ROWS][TC_MAX_CHUNKS];
@@ -1954,7 +1970,11 @@ __global__ void __launch_bounds__(TC_WARPS * 32)
         float acc = 0.0f;
         for (int c = 0; c < needed; c++)
             acc = fmaf(wt[r][c], part_acc[(pi + c) * HD + d], acc);
-        out[((size_t)(t0 + r) * a.n_head + h) * HD + d] = acc;
+        const size_t i = ((size_t)(t0 + r) * a.n_head + h) * HD + d;
+        if (out_h)
+            out_h[i] = out_bf16 ? half_bits<true>(acc) : half_bits<false>(acc);
+        else
+            out[i] = acc;
     }
 }
 
@@ -1968,8 +1988,8 @@ static bool tc_eligible(const gs_attn_args *a, const void *k_cache, const void *
 }
 
 template <int HD, int KT>
-static int tc_launch_hd(float *out, const float *qkv, const void *k_cache, const void *v_cache, const gs_attn_args *a,
-                        void *scratch, float scale, cudaStream_t stream)
+static int tc_launch_hd(float *out, uint16_t *out_h, bool out_bf16, const float *qkv, const void *k_cache,
+                        const void *v_cache, const gs_attn_args *a, void *scratch, float scale, cudaStream_t stream)
 {
     const tc_split sp = tc_split_of(a);
     const unsigned n_qt = (unsigned)((a->n_tokens + TC_ROWS - 1) / TC_ROWS);
@@ -1991,28 +2011,29 @@ static int tc_launch_hd(float *out, const float *qkv, const void *k_cache, const
         part_ml = part_acc + (size_t)a->n_tokens * a->n_head * sp.n_chunks * HD;
     }
     const dim3 grid((unsigned)a->n_head, n_qt * (unsigned)sp.n_chunks);
-    kernel<<<grid, TC_THREADS, smem, stream>>>(out, qkv, k_cache, v_cache, *a, scale * TC_LOG2E, sp.n_chunks,
-                                                  sp.chunk_tiles, info, part_acc, part_ml);
+    kernel<<<grid, TC_THREADS, smem, stream>>>(out, out_h, out_bf16, qkv, k_cache, v_cache, *a, scale * TC_LOG2E,
+                                                  sp.n_chunks, sp.chunk_tiles, info, part_acc, part_ml);
     CUDA_LAUNCHED();
     if (sp.n_chunks > 1) {
-        tc_reduce_kernel<HD><<<dim3((unsigned)a->n_head, n_qt), TC_WARPS * 32, 0, stream>>>(out, part_acc, part_ml,
-                                                                                           info, *a, sp.n_chunks);
+        tc_reduce_kernel<HD><<<dim3((unsigned)a->n_head, n_qt), TC_WARPS * 32, 0, stream>>>(
+            out, out_h, out_bf16, part_acc, part_ml, info, *a, sp.n_chunks);
         CUDA_LAUNCHED();
     }
     return 0;
 }
 
+// out_h: the output as 16-bit rows (cuda_attention_half), else fp32 in out.
 template <int KT>
-static int tc_launch(float *out, const float *qkv, const void *k_cache, const void *v_cache, const gs_attn_args *a,
-                     void *scratch, float scale, cudaStream_t stream)
+static int tc_launch(float *out, uint16_t *out_h, bool out_bf16, const float *qkv, const void *k_cache,
+                     const void *v_cache, const gs_attn_args *a, void *scratch, float scale, cudaStream_t stream)
 {
     switch (a->head_dim) {
     case 32:
-        return tc_launch_hd<32, KT>(out, qkv, k_cache, v_cache, a, scratch, scale, stream);
+        return tc_launch_hd<32, KT>(out, out_h, out_bf16, qkv, k_cache, v_cache, a, scratch, scale, stream);
     case 64:
-        return tc_launch_hd<64, KT>(out, qkv, k_cache, v_cache, a, scratch, scale, stream);
+        return tc_launch_hd<64, KT>(out, out_h, out_bf16, qkv, k_cache, v_cache, a, scratch, scale, stream);
     default:
-        return tc_launch_hd<128, KT>(out, qkv, k_cache, v_cache, a, scratch, scale, stream);
+        return tc_launch_hd<128, KT>(out, out_h, out_bf16, qkv, k_cache, v_cache, a, scratch, scale, stream);
     }
 }
 
@@ -2058,7 +2079,7 @@ static int fused_launch(float *out, const float *qkv, const void *k_cache, const
     if (!rows.prefill)
         return 0;
     if (tc_eligible(a, k_cache, v_cache))  // half precision allowed: the tensor-core prefill
-        return tc_launch<KT>(out, qkv, k_cache, v_cache, a, scratch, scale, stream);
+        return tc_launch<KT>(out, NULL, false, qkv, k_cache, v_cache, a, scratch, scale, stream);
     constexpr int SPL = DPL == 8 ? 1 : 2;  // tiles of 64 positions, 32 for head_dim > 128
     constexpr int T = 32 * SPL;
     const size_t smem = fl_smem_bytes(T, ks, hd4, FL_PF_ROWS, SPL);
@@ -2160,4 +2181,43 @@ extern "C" int cuda_attention(float *out, const float *qkv, const void *k_cache,
     }
 #undef GS_KV_CASE
     return (int)cudaErrorInvalidValue;
+}
+
+extern "C" int cuda_attention_half_fits(const gs_attn_args *a, const void *k_cache, const void *v_cache)
+{
+    // Every row the tensor-core prefill's: none left to flash_decode_kernel,
+    // which writes fp32 (the host's copy of the rows says so, or nothing does).
+    return a->token_seq_host != NULL && cuda_attention_tensor_cores(a, k_cache, v_cache) &&
+           (a->kv_dtype != GS_KV_I8 || (a->k_scale && a->v_scale)) && !hybrid_rows(a).decode;
+}
+
+extern "C" int cuda_attention_half(void *out_half, int out_bf16, const float *qkv, const void *k_cache,
+                                   const void *v_cache, const gs_attn_args *a, void *scratch, size_t scratch_bytes,
+                                   cudaStream_t stream)
+{
+    if (a->n_tokens <= 0)
+        return 0;
+    if (!cuda_attention_half_fits(a, k_cache, v_cache) || (uintptr_t)out_half % 4 != 0) {
+        fprintf(stderr, "gptscope: cuda_attention_half: not a call the tensor-core prefill takes whole (see "
+                        "cuda_attention_half_fits), or a misaligned output\n");
+        return (int)cudaErrorInvalidValue;
+    }
+    const size_t need = fused_scratch_bytes(a);
+    if (need > 0 && (scratch == NULL || scratch_bytes < need)) {
+        fprintf(stderr, "gptscope: cuda_attention_half: scratch of %zu bytes, %zu needed\n", scratch_bytes, need);
+        return (int)cudaErrorInvalidValue;
+    }
+    const float scale = 1.0f / sqrtf((float)a->head_dim);
+    uint16_t *oh = static_cast<uint16_t *>(out_half);
+    const bool bf = out_bf16 != 0;
+    switch (a->kv_dtype) {
+    case GS_KV_F32:
+        return tc_launch<GS_KV_F32>(NULL, oh, bf, qkv, k_cache, v_cache, a, scratch, scale, stream);
+    case GS_KV_F16:
+        return tc_launch<GS_KV_F16>(NULL, oh, bf, qkv, k_cache, v_cache, a, scratch, scale, stream);
+    case GS_KV_I8:
+        return tc_launch<GS_KV_I8>(NULL, oh, bf, qkv, k_cache, v_cache, a, scratch, scale, stream);
+    default:
+        return tc_launch<GS_KV_FP8>(NULL, oh, bf, qkv, k_cache, v_cache, a, scratch, scale, stream);
+    }
 }

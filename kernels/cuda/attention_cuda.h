@@ -35,6 +35,17 @@ int cuda_attention_tensor_cores(const gs_attn_args *a, const void *k_cache, cons
 int cuda_attention(float *out, const float *qkv, const void *k_cache, const void *v_cache,
                    const gs_attn_args *a, void *scratch, size_t scratch_bytes, cudaStream_t stream);
 
+/* The attention output written as the 16-bit rows (fp16, or bf16 with
+ * out_bf16) that the output projection reads, each element rounded as
+ * cuda_convert_to_half rounds it: the same bits as cuda_attention's fp32
+ * output converted, without the conversion pass. Only where
+ * cuda_attention_half_fits(a) says so: the tensor-core prefill takes every
+ * row (judged on a->token_seq_host, which must be set); out_half 4-byte
+ * aligned; scratch as for cuda_attention. */
+int cuda_attention_half_fits(const gs_attn_args *a, const void *k_cache, const void *v_cache);
+int cuda_attention_half(void *out_half, int out_bf16, const float *qkv, const void *k_cache, const void *v_cache,
+                        const gs_attn_args *a, void *scratch, size_t scratch_bytes, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,6 +39,8 @@
  * by a second kernel (the "split" cases: a second sequence's tile with
  * nothing in chunk 1, a window with sinks at head_dim 128). Grids of more
  * than 1.5 blocks an SM take the 128-register variant (the 32-head case).
+ * Where the tensor-core prefill takes every row, cuda_attention_half's fp16
+ * and bf16 outputs must be that fp32 output rounded, bit for bit.
  *
  * Every case runs for each KV element type (fp32, fp16, int8, fp8 e4m3):
  * cuda_kv_store must write the same bytes as cpu_kv_store (int8: the same
@@ -69,6 +71,7 @@
 #include "gpu_test_util.h"
 
 #include "attention.h"
+#include "dtype.h"
 #include "cuda/attention_cuda.h"
 #include "../tap.h"
 #include "test_support.h" /* tests/tap.h: relative, as tests/ is not on the include path */
@@ -148,6 +151,57 @@ typedef struct attn_case {
 } attn_case;
 
 static const char *const kv_name[GS_KV_N_DTYPES] = {"fp32", "fp16", "int8", "fp8"};
+
+/* cuda_attention_half: where it fits (the tensor-core prefill takes every
+ * row: tc, and no row the decode kernel's by the host's rows), its fp16 and
+ * bf16 outputs must be got (the fp32 tensor-core output) rounded to nearest
+ * even, bit for bit, every element written (poisoned with 0xFFFF, a NaN no
+ * rounding of a finite value gives), guards untouched; without
+ * token_seq_host it must refuse. Where it does not fit it must say so. */
+static void check_half_output(gs_attn_args *ad, const int *tseq, const float *got, size_t out_count, int tc,
+                              const float *qkv, const void *k, const void *v, void *scratch, size_t sb,
+                              const char *kv, const char *what)
+{
+    int dec = 1, pf = 1;
+    if (ad->n_tokens > 64)
+        hybrid_rows(tseq, ad->n_tokens, &dec, &pf);
+    ad->token_seq_host = tseq;
+    const int fits = cuda_attention_half_fits(ad, k, v), want = tc && !dec;
+    char why[160] = "";
+    int ok = fits == want, n_bad = 0;
+    if (fits) {
+        dbuf d_h = dbuf_new((out_count + 1) / 2, 0);
+        uint16_t *h = xmalloc(d_h.count * 4);
+        for (int bf = 0; bf < 2 && ok; bf++) {
+            dbuf_poison(&d_h);
+            int rc = cuda_attention_half(d_h.p, bf, qkv, k, v, ad, scratch, sb, 0);
+            if (!ran_ok(rc, why, sizeof why)) {
+                ok = 0;
+                break;
+            }
+            dbuf_get(&d_h, h);
+            for (size_t i = 0; i < out_count; i++)
+                n_bad += h[i] != (bf ? gs_f32_to_bf16(got[i]) : gs_f32_to_f16(got[i]));
+            ok = n_bad == 0 && dbuf_guards_ok(&d_h);
+            if (!ok)
+                snprintf(why, sizeof why, "%s: %d elements differ%s", bf ? "bf16" : "fp16", n_bad,
+                         dbuf_guards_ok(&d_h) ? "" : ", GUARD ZONE OVERWRITTEN");
+        }
+        ad->token_seq_host = NULL;
+        if (ok && cuda_attention_half(d_h.p, 0, qkv, k, v, ad, scratch, sb, 0) != (int)cudaErrorInvalidValue) {
+            ok = 0;
+            snprintf(why, sizeof why, "ran without token_seq_host");
+        }
+        free(h);
+        dbuf_free(&d_h);
+    } else if (!ok) {
+        snprintf(why, sizeof why, "fits %d, expected %d (tc %d, decode rows %d)", fits, want, tc, dec);
+    }
+    ad->token_seq_host = NULL;
+    tap_ok(ok, "attention half output %s %s: %s%s%s", kv, what,
+           fits ? "fp16 and bf16 rows equal the fp32 output rounded, bit for bit" : "not taken (as expected)",
+           ok ? "" : "; ", ok ? "" : why);
+}
 
 static void run_case(const attn_case *c, int kt)
 {
@@ -397,6 +451,8 @@ static void run_case(const attn_case *c, int kt)
                    same ? "the same bytes" : ran ? "OUTPUT DIFFERS" : why);
             free(again);
         }
+        if (half)
+            check_half_output(&ad, tseq, got, out_count, tc, d_qkv.p, d_k.p, d_v.p, scratch, sb, kv_name[kt], c->what);
         cudaFree(scratch);
     }
 
