@@ -18,7 +18,7 @@ enum {
     OPT_BATCH, OPT_PROMPT_LEN, OPT_GEN_LEN, OPT_JSON, OPT_LOGITS_OUT,
     OPT_STEPS, OPT_SECONDS, OPT_PROFILE, OPT_REMEASURE_PEAKS,
     OPT_DEVICE_TRACE, OPT_METRICS_EVERY, OPT_NVTX, OPT_METRICS_SET, OPT_TRACE_EVERY, OPT_CPU_COUNTERS,
-    OPT_NO_QUALITY, OPT_QUALITY_TOKENS, OPT_TOKEN_FILE,
+    OPT_NO_QUALITY, OPT_QUALITY_TOKENS, OPT_TOKEN_FILE, OPT_REPEAT,
     OPT_KEY = 2000, /* OPT_KEY + i: the optimization option keys[i], set through the config key table */
 };
 
@@ -81,6 +81,7 @@ static const opt_doc table[] = {
     {{"no-quality", no_argument, NULL, OPT_NO_QUALITY}, GS_OPTS_QUALITY, NULL, "skip the output-quality comparison with the fp32 baseline (KL, top-1, perplexity)"},
     {{"quality-tokens", required_argument, NULL, OPT_QUALITY_TOKENS}, GS_OPTS_QUALITY, "N", "positions the quality comparison scores (default 256, 128 for vocabularies over 4096; at most the context)"},
     {{"token-file", required_argument, NULL, OPT_TOKEN_FILE}, GS_OPTS_QUALITY, "FILE", "score the quality comparison on these token ids (white-space separated, # comments) instead of a stream sampled from the baseline"},
+    {{"repeat", required_argument, NULL, OPT_REPEAT}, GS_OPTS_TIMING, "N", "time the workload N times and report each phase's fastest run (default 1)"},
     {{"help", no_argument, NULL, OPT_HELP}, 0, NULL, "show this help"},
 };
 #define N_OPTS (int)(sizeof table / sizeof table[0])
@@ -358,6 +359,10 @@ int gs_cli_parse(gs_cli *cli, const char *command, unsigned groups, int argc, ch
             break;
         case OPT_TOKEN_FILE:
             cli->token_file = optarg;
+            break;
+        case OPT_REPEAT:
+            if (!(rc = parse_long(command, "repeat", optarg, 1, 1000, &lv, err)))
+                cli->repeat = (int)lv;
             break;
         default:
             if (c >= OPT_KEY && c < OPT_KEY + (int)(sizeof opt_keys / sizeof opt_keys[0]))

@@ -21,6 +21,7 @@ enum {
     GS_OPTS_PROFILE = 1 << 5,  /* --profile --remeasure-peaks */
     GS_OPTS_COLLECT = 1 << 6,  /* --device-trace --trace-every --metrics-every --metrics-set --nvtx */
     GS_OPTS_QUALITY = 1 << 7,  /* --no-quality --quality-tokens --tokens FILE */
+    GS_OPTS_TIMING = 1 << 8,   /* --repeat */
 };
 
 typedef struct gs_cli {
@@ -47,6 +48,7 @@ typedef struct gs_cli {
     int no_quality;           /* bench --no-quality: skip the comparison with the fp32 baseline */
     int quality_tokens;       /* bench --quality-tokens N; 0: the default length */
     const char *token_file;   /* bench --tokens FILE: the quality stream's ids */
+    int repeat;               /* bench --repeat N: timed runs of the workload (default 1) */
     int help;
     char **args;              /* positional arguments left over */
     int n_args;

@@ -267,16 +267,17 @@ int cmd_bench(int argc, char **argv)
     gs_cli cli;
     gs_error err = {0};
     unsigned groups = GS_OPTS_COMMON | GS_OPTS_WORKLOAD | GS_OPTS_OUTPUT | GS_OPTS_PROFILE | GS_OPTS_COLLECT |
-                      GS_OPTS_QUALITY;
+                      GS_OPTS_QUALITY | GS_OPTS_TIMING;
     int rc = gs_cli_parse(&cli, "bench", groups, argc, argv, &err);
     if (rc) {
         gs_cli_free(&cli);
         return gs_report(&err);
     }
     if (cli.help) {
-        printf("usage: gptscope bench [-c CONFIG] [--model M] [--batch B] [--prompt-len P] [--gen-len G] [--json] [--profile]\n\n"
+        printf("usage: gptscope bench [-c CONFIG] [--model M] [--batch B] [--prompt-len P] [--gen-len G] [--repeat N] [--json] [--profile]\n\n"
                "Runs B requests of P prompt tokens generating G tokens each, and prints\n"
-               "prefill and decode throughput, ms/token and memory next to their floors.\n"
+               "prefill and decode throughput, ms/token and memory next to their floors\n"
+               "(--repeat N: the workload timed N times, each phase from its fastest run).\n"
                "--profile adds per-op and per-kernel tables and the roofline: times measured,\n"
                "FLOPs modeled, bytes measured (m) where the device gives counters, else modeled.\n"
                "After the timed run, the run's variant is compared with the model's fp32 baseline\n"
@@ -361,40 +362,60 @@ int cmd_bench(int argc, char **argv)
     if (rc == GS_OK && profiling)
         rc = profile_begin(&prof, &s, &err);
     int n_req = wl->requests > 0 ? wl->requests : wl->batch;
-    /* Arrivals: all at once, or arrival_rate new requests per engine step. */
-    gs_workload_runner runner;
-    int have_runner = 0;
-    if (rc == GS_OK) {
+    /* --repeat N: the same workload (same seed) timed N times; each phase
+     * reports its fastest run, as the transformers side of
+     * tests/bench/bench_vs_hf.py takes the best of its runs. One prefill of a
+     * millisecond is one sample, and host and clock jitter move it by a few
+     * percent. The metrics steps of every run are counted. */
+    const int n_runs = cli.repeat > 0 ? cli.repeat : 1;
+    for (int run = 0; rc == GS_OK && run < n_runs; run++) {
+        bench_result one;
+        memset(&one, 0, sizeof one);
+        /* Arrivals: all at once, or arrival_rate new requests per engine step. */
+        gs_workload_runner runner;
         rc = gs_workload_runner_init(&runner, &s.engine, wl, s.model.shape.vocab, cfg.seed, 0, &err);
-        have_runner = rc == GS_OK;
-    }
-    while (rc == GS_OK) {
-        int done = 0;
-        if ((rc = gs_workload_runner_feed(&runner, &done, &err)) || done)
-            break;
-        int sampled = prof.profiler ? gs_profiler_step_begin(prof.profiler) : 0;
-        rc = gs_engine_step(&s.engine, &err);
-        if (rc == GS_OK && prof.profiler)
-            gs_profiler_step_end(prof.profiler, &s.engine);
-        const gs_step_info *st = &s.engine.last;
-        if (sampled) {
-            /* Replayed for hardware counters: its time says nothing about speed. */
-            r.metrics_steps++;
-            r.metrics_tokens += st->n_tokens;
-            r.metrics_prefill_tokens += st->n_prefill_tokens;
-            r.metrics_s += (double)st->ns * 1e-9;
-        } else if (st->n_prefill_tokens > 0) {
-            r.prefill_tokens += st->n_prefill_tokens;
-            r.decode_tokens_in_prefill += st->n_decode_tokens;
-            r.prefill_s += (double)st->ns * 1e-9;
-        } else if (st->n_decode_tokens > 0) {
-            r.decode_tokens += st->n_decode_tokens;
-            r.decode_steps++;
-            r.decode_s += (double)st->ns * 1e-9;
+        int have_runner = rc == GS_OK;
+        while (rc == GS_OK) {
+            int done = 0;
+            if ((rc = gs_workload_runner_feed(&runner, &done, &err)) || done)
+                break;
+            int sampled = prof.profiler ? gs_profiler_step_begin(prof.profiler) : 0;
+            rc = gs_engine_step(&s.engine, &err);
+            if (rc == GS_OK && prof.profiler)
+                gs_profiler_step_end(prof.profiler, &s.engine);
+            const gs_step_info *st = &s.engine.last;
+            if (sampled) {
+                /* Replayed for hardware counters: its time says nothing about speed. */
+                r.metrics_steps++;
+                r.metrics_tokens += st->n_tokens;
+                r.metrics_prefill_tokens += st->n_prefill_tokens;
+                r.metrics_s += (double)st->ns * 1e-9;
+            } else if (st->n_prefill_tokens > 0) {
+                one.prefill_tokens += st->n_prefill_tokens;
+                one.decode_tokens_in_prefill += st->n_decode_tokens;
+                one.prefill_s += (double)st->ns * 1e-9;
+            } else if (st->n_decode_tokens > 0) {
+                one.decode_tokens += st->n_decode_tokens;
+                one.decode_steps++;
+                one.decode_s += (double)st->ns * 1e-9;
+            }
+        }
+        if (have_runner)
+            gs_workload_runner_free(&runner);
+        /* Per token, since sampled steps can leave runs with different counts. */
+        if (run == 0 || (one.prefill_tokens > 0 && (r.prefill_tokens == 0 || one.prefill_s / one.prefill_tokens <
+                                                                                 r.prefill_s / r.prefill_tokens))) {
+            r.prefill_tokens = one.prefill_tokens;
+            r.decode_tokens_in_prefill = one.decode_tokens_in_prefill;
+            r.prefill_s = one.prefill_s;
+        }
+        if (run == 0 || (one.decode_tokens > 0 &&
+                         (r.decode_tokens == 0 || one.decode_s / one.decode_tokens < r.decode_s / r.decode_tokens))) {
+            r.decode_tokens = one.decode_tokens;
+            r.decode_steps = one.decode_steps;
+            r.decode_s = one.decode_s;
         }
     }
-    if (have_runner)
-        gs_workload_runner_free(&runner);
     if (rc == GS_OK && cli.profile && profile_end(&prof, &s, cli.remeasure_peaks) != 0)
         rc = gs_error_set(&err, GS_ERR_RUNTIME, "out of memory building the profile");
     if (rc) {
@@ -432,11 +453,11 @@ int cmd_bench(int argc, char **argv)
                "\"weight_bytes\":%zu,\"kv_cache_bytes\":%zu,\"activation_bytes\":%zu,"
                "\"measured_matvec_gb_per_s\":%.3f,\"measured_matmul_gflops\":%.3f,"
                "\"decode_floor_ms_per_step\":%.4f,\"prefill_floor_tokens_per_s\":%.3f,"
-               "\"metrics_steps\":%ld,\"metrics_step_tokens\":%ld,\"metrics_step_s\":%.6f",
+               "\"metrics_steps\":%ld,\"metrics_step_tokens\":%ld,\"metrics_step_s\":%.6f,\"timed_runs\":%d",
                cfg.model, gs_dtype_name(s.engine.fwd.w.wdt), s.be->ops->name, s.be->device_name, params, wl->batch, wl->prompt_len, wl->gen_len,
                n_req, r.prefill_tokens, r.prefill_s, prefill_tps, r.decode_tokens, r.decode_s, decode_tps,
                ms_per_step, r.weight_bytes, r.kv_bytes, r.act_bytes, r.bw_gbs, r.gflops, decode_floor_ms,
-               prefill_floor_tps, r.metrics_steps, r.metrics_tokens, r.metrics_s);
+               prefill_floor_tps, r.metrics_steps, r.metrics_tokens, r.metrics_s, n_runs);
         /* The KV precision and what a token costs in it (int8 scales included). */
         printf(",\"kv\":\"%s\",\"kv_bytes_per_token\":%zu", gs_kv_dtype_name(s.engine.fwd.kv_dtype),
                gs_forward_kv_bytes_per_token(sh, s.engine.fwd.kv_dtype));
@@ -480,19 +501,23 @@ int cmd_bench(int argc, char **argv)
                sh->arch == GS_ARCH_GPT2 ? "GPT-2 style" : "Llama style", params / 1e6,
                gs_dtype_name(s.engine.fwd.w.wdt));
         printf("backend  %s: %s\n", s.be->ops->name, s.be->device_name);
-        printf("workload %d request(s), batch %d, prompt %d, generate %d, %s\n\n", n_req, wl->batch,
+        printf("workload %d request(s), batch %d, prompt %d, generate %d, %s\n", n_req, wl->batch,
                wl->prompt_len, wl->gen_len, wl->arrival_rate > 0 ? "arriving over time" : "all at once");
+        if (n_runs > 1)
+            printf("timing   %d timed runs of the workload; prefill and decode each from its fastest run\n",
+                   n_runs);
+        printf("\n");
         if (r.decode_tokens_in_prefill)
             printf("(%ld decode tokens ran inside mixed prefill steps and are counted with prefill)\n\n",
                    r.decode_tokens_in_prefill);
         printf("machine  matrix-vector read %.1f GB/s, matmul %.1f GFLOP/s (%s weights, measured now, best of 8)\n\n",
                r.bw_gbs, r.gflops, gs_dtype_name(s.engine.fwd.w.wdt));
         printf("%-10s %10s %10s %14s %14s\n", "phase", "tokens", "ms", "tokens/s", "floor");
-        printf("%-10s %10ld %10.1f %14.1f %11.1f t/s  (FLOPs / matmul rate)\n", "prefill", r.prefill_tokens,
+        printf("%-10s %10ld %10.3f %14.1f %11.1f t/s  (FLOPs / matmul rate)\n", "prefill", r.prefill_tokens,
                r.prefill_s * 1e3, prefill_tps, prefill_floor_tps);
-        printf("%-10s %10ld %10.1f %14.1f %11.2f ms   (weight bytes / read bandwidth, per step)\n", "decode",
+        printf("%-10s %10ld %10.3f %14.1f %11.3f ms   (weight bytes / read bandwidth, per step)\n", "decode",
                r.decode_tokens, r.decode_s * 1e3, decode_tps, decode_floor_ms);
-        printf("decode step %.2f ms (%.1f%% of the bandwidth floor's speed)\n", ms_per_step,
+        printf("decode step %.3f ms (%.1f%% of the bandwidth floor's speed)\n", ms_per_step,
                ms_per_step > 0 ? 100.0 * decode_floor_ms / ms_per_step : 0.0);
         if (r.metrics_steps)
             printf("(%ld steps replayed for hardware metrics are left out above: %.1f ms each)\n", r.metrics_steps,

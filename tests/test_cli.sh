@@ -168,6 +168,15 @@ expect 0 '' "bench on a preset" -- "$GS" bench --model gpt2-tiny --batch 2 --pro
 grep -q '^quality  vs fp32 baseline, 128 tokens sampled by the baseline: .*illustrative only: synthetic weights' "$TMP/out"
 ok $? "bench on a preset marks its quality figures illustrative"
 expect 2 "quality-tokens" "bench --quality-tokens 0" -- "$GS" bench --model gpt2-tiny --quality-tokens 0
+# --repeat N: the workload timed N times, each phase's figures from one run (its fastest), not summed.
+expect 0 '' "bench --repeat 3 --json" -- "$GS" bench --model gpt2-tiny --batch 2 --prompt-len 8 --gen-len 4 --repeat 3 --no-quality --json
+grep -q '"prefill_tokens":16,' "$TMP/out" && grep -q '"decode_tokens":6,' "$TMP/out" && grep -q '"timed_runs":3' "$TMP/out"
+ok $? "bench --repeat 3: one run's 16 prompt and 6 decode tokens, timed_runs 3"
+expect 0 '' "bench --repeat 2" -- "$GS" bench --model gpt2-tiny --batch 2 --prompt-len 8 --gen-len 4 --repeat 2 --no-quality
+grep -q '^timing   2 timed runs of the workload; prefill and decode each from its fastest run' "$TMP/out"
+ok $? "bench --repeat 2 says how its figures were taken"
+expect 2 "gptscope bench: --repeat: expected an integer 1..1000, got '0'" "bench --repeat 0" -- "$GS" bench --model gpt2-tiny --repeat 0
+expect 2 "unknown option '--repeat'" "--repeat is bench's alone" -- "$GS" generate --model gpt2-tiny --repeat 2
 # Model transforms: the options and the YAML keys spell them the same.
 expect 0 '' "generate with --sparsity heads:0.25 --kv-heads 1 (GPT-2 MHA -> MQA, a head pruned)" -- "$GS" generate --model gpt2-tiny -n 4 --sparsity heads:0.25 --kv-heads 1
 expect 0 '' "generate with --sparsity neurons:0.5 --kv-heads 2 (Llama GQA 4 -> 2)" -- "$GS" generate --model llama-tiny -n 4 --sparsity neurons:0.5 --kv-heads 2

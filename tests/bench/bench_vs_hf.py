@@ -4,6 +4,8 @@ For each case (model, batch, prompt, generated tokens) it runs
 `gptscope bench --json` and the same workload in transformers (PyTorch eager,
 fp16, random weights, KV cache on), and prints tokens/s side by side with the
 floor gptscope measured (weight bytes over its measured read bandwidth).
+Prefill cases (one generated token) take each side's best of three runs;
+decode cases one run of each (gen - 1 steps averaged).
 
 usage: python3 bench_vs_hf.py GPTSCOPE [--backend cuda] [--quick]
 """
@@ -67,6 +69,8 @@ print(f"{'case':<34} {'gptscope':>12} {'transformers':>13} {'floor':>12}  notes"
 for model_name, batch, prompt, gen in CASES:
     cmd = [args.gptscope, "bench", "--backend", args.backend, "--model", model_name, "--batch", str(batch),
            "--prompt-len", str(prompt), "--gen-len", str(gen), "--json", "--no-quality"] + (["-c", args.config] if args.config else [])
+    if gen == 1:  # a prefill case: the best of three runs on both sides, as hf_case times transformers' prefill
+        cmd += ["--repeat", "3"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         print(f"{model_name} b{batch}: gptscope failed: {r.stderr.strip()}")
