@@ -63,7 +63,22 @@ def hf_case(model_name, batch, prompt, gen):
     return prefill_s, (batch * (gen - 1) / decode_s) if decode_s > 0 else 0.0
 
 
-print(f"transformers {transformers.__version__}, torch {torch.__version__}, {torch.cuda.get_device_name()}")
+def host_cpu():
+    """The host CPU's model name: transformers' eager decode is launch-bound, so its
+    figures follow the host that drives the GPU (the same H100 behind two hosts
+    gave 1.5x apart), and a table is only comparable with one from the same host."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+print(f"transformers {transformers.__version__}, torch {torch.__version__}, {torch.cuda.get_device_name()}, "
+      f"host {host_cpu()}")
 print(f"gptscope configuration: {args.config or 'defaults (fp32 weights, naive attention)'}")
 print(f"{'case':<34} {'gptscope':>12} {'transformers':>13} {'floor':>12}  notes")
 for model_name, batch, prompt, gen in CASES:
