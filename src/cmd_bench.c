@@ -262,6 +262,14 @@ static void quality_print(const bench_quality *bq, const gs_cli *cli)
            q->illustrative ? "; illustrative only: synthetic weights" : "");
 }
 
+/* --repeat: whether a run's phase (s seconds over n tokens) beats the best so
+ * far, per token (sampled steps can leave runs with different counts); a
+ * phase with no tokens never does, and any beats an empty best. */
+static int phase_faster(double s, long n, double best_s, long best_n)
+{
+    return n > 0 && (best_n == 0 || s / n < best_s / best_n);
+}
+
 int cmd_bench(int argc, char **argv)
 {
     gs_cli cli;
@@ -402,15 +410,12 @@ int cmd_bench(int argc, char **argv)
         }
         if (have_runner)
             gs_workload_runner_free(&runner);
-        /* Per token, since sampled steps can leave runs with different counts. */
-        if (run == 0 || (one.prefill_tokens > 0 && (r.prefill_tokens == 0 || one.prefill_s / one.prefill_tokens <
-                                                                                 r.prefill_s / r.prefill_tokens))) {
+        if (run == 0 || phase_faster(one.prefill_s, one.prefill_tokens, r.prefill_s, r.prefill_tokens)) {
             r.prefill_tokens = one.prefill_tokens;
             r.decode_tokens_in_prefill = one.decode_tokens_in_prefill;
             r.prefill_s = one.prefill_s;
         }
-        if (run == 0 || (one.decode_tokens > 0 &&
-                         (r.decode_tokens == 0 || one.decode_s / one.decode_tokens < r.decode_s / r.decode_tokens))) {
+        if (run == 0 || phase_faster(one.decode_s, one.decode_tokens, r.decode_s, r.decode_tokens)) {
             r.decode_tokens = one.decode_tokens;
             r.decode_steps = one.decode_steps;
             r.decode_s = one.decode_s;

@@ -99,6 +99,18 @@ template <int V> static __device__ __forceinline__ wraw<V> load_w(const uint16_t
     return r;
 }
 
+// A lane's batch: U steps (v, v + stride, ...) of its R rows.
+template <int V, int U, int R>
+static __device__ __forceinline__ void load_batch(wraw<V> (&raw)[U][R], const uint16_t *const (&wr)[R], int v,
+                                                  int stride)
+{
+#pragma unroll
+    for (int u = 0; u < U; u++)
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            raw[u][r] = load_w<V>(wr[r] + (long)(v + u * stride) * V);
+}
+
 template <bool BF16, int V> static __device__ __forceinline__ void widen(const wraw<V> &r, float (&f)[V])
 {
     if constexpr (V == 8) {
@@ -202,7 +214,6 @@ __global__ void __launch_bounds__(GEMV_THREADS)
     constexpr int R = GEMV_R;
     constexpr int NV = R * NB;           // partial sums per lane
     constexpr int U = NB <= 4 ? 2 : 1;   // steps of loads issued before the first use
-    constexpr int HOLD = NV >= 32 ? NV / 32 : 1;  // totals per lane after the reduce-scatter
     __shared__ float part[GEMV_WARPS][NV];
     __shared__ gs_row_stats stats[NB];  // a folded norm's statistics, one per token row
 
@@ -233,11 +244,7 @@ __global__ void __launch_bounds__(GEMV_THREADS)
     wraw<V> raw[U][R];
     bool batch = v + (U - 1) * stride < nsteps;
     if (batch)
-#pragma unroll
-        for (int u = 0; u < U; u++)
-#pragma unroll
-            for (int r = 0; r < R; r++)
-                raw[u][r] = load_w<V>(wr[r] + (long)(v + u * stride) * V);
+        load_batch(raw, wr, v, stride);
     gs_pdl_trigger();
     gs_pdl_wait();
 
@@ -279,11 +286,7 @@ __global__ void __launch_bounds__(GEMV_THREADS)
         v += U * stride;
         batch = v + (U - 1) * stride < nsteps;
         if (batch)
-#pragma unroll
-            for (int u = 0; u < U; u++)
-#pragma unroll
-                for (int r = 0; r < R; r++)
-                    raw[u][r] = load_w<V>(wr[r] + (long)(v + u * stride) * V);
+            load_batch(raw, wr, v, stride);
     }
     if constexpr (U > 1) {
         if (v < nsteps) {  // at most one step left over
@@ -295,49 +298,13 @@ __global__ void __launch_bounds__(GEMV_THREADS)
         }
     }
 
-    // Reduce-scatter over the warp (see the head of the file). idx: the index
-    // of acc[0] after it; lanes that differ only in bits of the non-halving
-    // steps hold the same totals, and the lowest of them stores.
-    int idx = 0;
-    reduce_scatter<NV, 0>(acc, lane, idx);
-    constexpr int COPIES = NV >= 32 ? 1 : 32 / NV;
-    const bool holder = lane % COPIES == 0;
-
-    if (S == 1) {
-        if (holder) {
-#pragma unroll
-            for (int i = 0; i < HOLD; i++) {
-                const int q = idx + i, j = q / R;
-                const long row = row0 + q % R;
-                if (j < n && row < m) {
-                    const float v = acc[i] + (bias ? __ldg(bias + row) : 0.0f);
-                    store_out(out + (long)j * m + row, v, epi);
-                    store_kv(kv, j, row, v);
-                }
-            }
-        }
-        return;
-    }
-    if (holder) {
-#pragma unroll
-        for (int i = 0; i < HOLD; i++)
-            part[warp][idx + i] = acc[i];
-    }
-    __syncthreads();
-    // One thread per (row group, partial): the S slices added in slice order.
-    const int t = threadIdx.x;
-    if (t < G * NV) {
-        const int g = t / NV, q = t % NV, j = q / R;
-        const long row = ((long)blockIdx.x * G + g) * R + q % R;
-        if (j < n && row < m) {
-            float sum = part[g * S][q];
-            for (int i = 1; i < S; i++)
-                sum += part[g * S + i][q];
-            const float v = sum + (bias ? __ldg(bias + row) : 0.0f);
-            store_out(out + (long)j * m + row, v, epi);
-            store_kv(kv, j, row, v);
-        }
-    }
+    // Reduce-scatter over the warp (see the head of the file), then the bias,
+    // the epilogue and the folded KV store on each total.
+    gemv_reduce_store<R>(acc, part, lane, warp, S, G, row0, n, m, [&](int j, long row, float total) {
+        const float v = total + (bias ? __ldg(bias + row) : 0.0f);
+        store_out(out + (long)j * m + row, v, epi);
+        store_kv(kv, j, row, v);
+    });
 }
 
 // ---- fp32 -> fp16 / bf16 ----

@@ -354,7 +354,6 @@ __global__ void __launch_bounds__(QG_THREADS, (FMT == FMT_I8 && NB <= 2) || (NB 
     constexpr int R = QG_R;
     constexpr int NV = R * NB;
     constexpr int U = NB <= 4 ? 2 : 1;
-    constexpr int HOLD = NV >= 32 ? NV / 32 : 1;
     constexpr int E = qstep<FMT, VEC>::E;
     __shared__ float part[QG_WARPS][NV];
     extern __shared__ float4 xs_dyn[];  // XS: the staged inputs, n rows of ld floats
@@ -443,40 +442,9 @@ __global__ void __launch_bounds__(QG_THREADS, (FMT == FMT_I8 && NB <= 2) || (NB 
         }
     }
 
-    int idx = 0;
-    reduce_scatter<NV, 0>(acc, lane, idx);
-    constexpr int COPIES = NV >= 32 ? 1 : 32 / NV;
-    const bool holder = lane % COPIES == 0;
-
-    if (S == 1) {
-        if (holder) {
-#pragma unroll
-            for (int i = 0; i < HOLD; i++) {
-                const int q = idx + i, j = q / R;
-                const long row = row0 + q % R;
-                if (j < n && row < m)
-                    gemvq_store<FMT>(out, acc[i], rscale, bias, row, j, m, epi);
-            }
-        }
-        return;
-    }
-    if (holder) {
-#pragma unroll
-        for (int i = 0; i < HOLD; i++)
-            part[warp][idx + i] = acc[i];
-    }
-    __syncthreads();
-    const int t = threadIdx.x;
-    if (t < G * NV) {
-        const int g = t / NV, q = t % NV, j = q / R;
-        const long row = ((long)blockIdx.x * G + g) * R + q % R;
-        if (j < n && row < m) {
-            float sum = part[g * S][q];
-            for (int i = 1; i < S; i++)
-                sum += part[g * S + i][q];
-            gemvq_store<FMT>(out, sum, rscale, bias, row, j, m, epi);
-        }
-    }
+    gemv_reduce_store<R>(acc, part, lane, warp, S, G, row0, n, m, [&](int j, long row, float total) {
+        gemvq_store<FMT>(out, total, rscale, bias, row, j, m, epi);
+    });
 }
 
 // ---- prefill: the tensor-core tile kernel ----

@@ -22,6 +22,17 @@
 #define GUARD 16 /* 64 bytes: keeps alignment */
 #endif
 
+/* 1 when there is a CUDA device; else prints the TAP plan that skips the
+ * whole program ("1..0 # SKIP no CUDA device") and returns 0. */
+static __attribute__((unused)) int gpu_test_device_or_skip(void)
+{
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0)
+        return 1;
+    printf("1..0 # SKIP no CUDA device\n");
+    return 0;
+}
+
 /* ---- random data: xorshift64*, seeded per run ---- */
 
 static uint64_t rng_state;

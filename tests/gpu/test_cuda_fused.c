@@ -113,11 +113,8 @@ static void check_shape(int n, int C, int rms)
 
 int main(void)
 {
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-        printf("1..0 # SKIP no CUDA device\n");
+    if (!gpu_test_device_or_skip())
         return 0;
-    }
     const unsigned long long seed = rng_seed_from_env();
     tap_diag("seed %llu (GS_TEST_SEED=%llu replays)", seed, seed);
 

@@ -517,12 +517,8 @@ static int bench(void)
 
 int main(int argc, char **argv)
 {
-    int devices = 0;
-    cudaError_t rc = cudaGetDeviceCount(&devices);
-    if (rc != cudaSuccess || devices == 0) {
-        printf("1..0 # SKIP no CUDA device\n");
+    if (!gpu_test_device_or_skip())
         return 0;
-    }
     /* This file checks the fp32-input GEMV (gemv.cu) at every n: keep 5-16
      * rows off the tensor-core GEMV, which test_cuda_gemv_mma checks. */
     setenv("GS_GEMV_MMA", "0", 1);

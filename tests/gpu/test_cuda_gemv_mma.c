@@ -592,12 +592,8 @@ static int sweep(void)
 
 int main(int argc, char **argv)
 {
-    int devices = 0;
-    cudaError_t rc = cudaGetDeviceCount(&devices);
-    if (rc != cudaSuccess || devices == 0) {
-        printf("1..0 # SKIP no CUDA device\n");
+    if (!gpu_test_device_or_skip())
         return 0;
-    }
     const uint64_t seed = rng_seed_from_env();
     if (argc > 1 && strcmp(argv[1], "--bench") == 0)
         return bench();

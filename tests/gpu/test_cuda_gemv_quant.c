@@ -253,12 +253,8 @@ static void test_bad_group(void)
 
 int main(int argc, char **argv)
 {
-    int devices = 0;
-    cudaError_t rc = cudaGetDeviceCount(&devices);
-    if (rc != cudaSuccess || devices == 0) {
-        printf("1..0 # SKIP no CUDA device\n");
+    if (!gpu_test_device_or_skip())
         return 0;
-    }
     const uint64_t seed = rng_seed_from_env();
     const int small = argc > 1 && strcmp(argv[1], "--small") == 0;
     tap_diag("seed %llu (replay with GS_TEST_SEED=%llu)", (unsigned long long)seed, (unsigned long long)seed);
